@@ -1,0 +1,38 @@
+// The run context bindings reach through the registry: the runner (journal
+// of steps and world calls), the reporter (progress) and the world seam.
+// Absent outside a run (e.g. while loading hoist.lua or `describe`).
+#pragma once
+
+#include <lua.hpp>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/reporter.h"
+#include "engine/runner.h"
+#include "engine/world.h"
+
+namespace hoist::bind {
+
+struct Context {
+  engine::World* world = nullptr;
+  engine::Runner* runner = nullptr;      // null until the run starts
+  engine::Reporter* reporter = nullptr;
+  bool assume_yes = false;               // --yes
+  bool interactive = false;              // stdin is a TTY
+  std::string project_root;
+};
+
+/// The context stored in L's registry, or nullptr.
+Context* GetContext(lua_State* L);
+void SetContext(lua_State* L, Context* ctx);
+
+/// The world for this state; a real world when no context is set.
+engine::World& WorldOf(lua_State* L);
+
+/// Journals a world call when a run is active (no-op otherwise).
+void RecordWorld(lua_State* L, const std::string& kind, const std::string& name, const nlohmann::json& data,
+                 double seconds);
+
+}  // namespace hoist::bind

@@ -1,0 +1,149 @@
+// hoist.fs: files for playbooks — read, atomic and in-place writes, dirs,
+// stat, glob, remove, free space. Mutations are journaled as world calls.
+#include <lua.hpp>
+
+#include <cstdlib>
+
+#include "bind/context.h"
+#include "bind/modules.h"
+#include "core/error.h"
+#include "lua/boundary.h"
+#include "lua/check.h"
+#include "sys/fs.h"
+
+namespace hoist::bind {
+namespace {
+
+// Modes are octal strings ("0600") because Lua has no octal literals; an
+// integer is taken as the already-converted value.
+mode_t ModeOption(lua_State* L, int idx, mode_t fallback) {
+  if (!lua_istable(L, idx)) return fallback;
+  lua_getfield(L, idx, "mode");
+  mode_t mode = fallback;
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    std::string s = lua_tostring(L, -1);
+    char* end = nullptr;
+    long v = std::strtol(s.c_str(), &end, 8);
+    if (s.empty() || *end != '\0' || v < 0 || v > 07777) {
+      lua_pop(L, 1);
+      throw Error("fs", "invalid", "mode must be an octal string like \"0644\", got \"" + s + "\"");
+    }
+    mode = static_cast<mode_t>(v);
+  } else if (lua_isinteger(L, -1)) {
+    mode = static_cast<mode_t>(lua_tointeger(L, -1));
+  } else if (!lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    throw Error("fs", "invalid", "mode must be an octal string like \"0644\"");
+  }
+  lua_pop(L, 1);
+  return mode;
+}
+
+void PushStrings(lua_State* L, const std::vector<std::string>& v) {
+  lua_createtable(L, static_cast<int>(v.size()), 0);
+  for (size_t i = 0; i < v.size(); ++i) {
+    lua::PushString(L, v[i]);
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+}
+
+int l_read(lua_State* L) {
+  std::string path = lua::CheckString(L, 1, "path");
+  lua::PushString(L, sys::ReadFile(path));
+  return 1;
+}
+
+int l_write_atomic(lua_State* L) {
+  std::string path = lua::CheckString(L, 1, "path");
+  std::string data = lua::CheckString(L, 2, "data");
+  lua::CheckKeys(L, 3, "fs.write_atomic", {"mode"});
+  mode_t mode = ModeOption(L, 3, 0644);
+  sys::WriteAtomic(path, data, mode);
+  RecordWorld(L, "fs", "write_atomic " + path, {{"path", path}, {"bytes", data.size()}, {"mode", mode}}, 0);
+  return 0;
+}
+
+int l_write_inplace(lua_State* L) {
+  std::string path = lua::CheckString(L, 1, "path");
+  std::string data = lua::CheckString(L, 2, "data");
+  sys::WriteInPlace(path, data);
+  RecordWorld(L, "fs", "write_inplace " + path, {{"path", path}, {"bytes", data.size()}}, 0);
+  return 0;
+}
+
+int l_mkdir_p(lua_State* L) {
+  std::string path = lua::CheckString(L, 1, "path");
+  lua::CheckKeys(L, 2, "fs.mkdir_p", {"mode"});
+  sys::MkdirP(path, ModeOption(L, 2, 0755));
+  RecordWorld(L, "fs", "mkdir_p " + path, {{"path", path}}, 0);
+  return 0;
+}
+
+int l_list(lua_State* L) {
+  PushStrings(L, sys::ListDir(lua::CheckString(L, 1, "dir")));
+  return 1;
+}
+
+int l_glob(lua_State* L) {
+  PushStrings(L, sys::Glob(lua::CheckString(L, 1, "pattern")));
+  return 1;
+}
+
+int l_stat(lua_State* L) {
+  sys::Stat st = sys::StatPath(lua::CheckString(L, 1, "path"));
+  if (!st.exists) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, 0, 5);
+  lua::SetField(L, "type", st.type);
+  lua::SetField(L, "size", static_cast<lua_Integer>(st.size));
+  lua::SetField(L, "mode", static_cast<lua_Integer>(st.mode));
+  lua::SetFieldNumber(L, "mtime", st.mtime);
+  lua::SetField(L, "inode", static_cast<lua_Integer>(st.inode));
+  return 1;
+}
+
+int l_exists(lua_State* L) {
+  lua_pushboolean(L, sys::StatPath(lua::CheckString(L, 1, "path")).exists);
+  return 1;
+}
+
+int l_remove(lua_State* L) {
+  std::string path = lua::CheckString(L, 1, "path");
+  lua::CheckKeys(L, 2, "fs.remove", {"recursive"});
+  bool recursive = lua::OptBooleanField(L, 2, "recursive").value_or(false);
+  bool removed = sys::Remove(path, recursive);
+  RecordWorld(L, "fs", "remove " + path, {{"path", path}, {"recursive", recursive}, {"removed", removed}}, 0);
+  lua_pushboolean(L, removed);
+  return 1;
+}
+
+int l_disk_free(lua_State* L) {
+  sys::DiskFree d = sys::DiskFreeOf(lua::CheckString(L, 1, "path"));
+  lua_createtable(L, 0, 3);
+  lua::SetField(L, "total", static_cast<lua_Integer>(d.total));
+  lua::SetField(L, "free", static_cast<lua_Integer>(d.free));
+  lua::SetField(L, "available", static_cast<lua_Integer>(d.available));
+  return 1;
+}
+
+}  // namespace
+
+int OpenFs(lua_State* L) {
+  const luaL_Reg fns[] = {{"read", lua::Protect<l_read>},
+                          {"write_atomic", lua::Protect<l_write_atomic>},
+                          {"write_inplace", lua::Protect<l_write_inplace>},
+                          {"mkdir_p", lua::Protect<l_mkdir_p>},
+                          {"list", lua::Protect<l_list>},
+                          {"glob", lua::Protect<l_glob>},
+                          {"stat", lua::Protect<l_stat>},
+                          {"exists", lua::Protect<l_exists>},
+                          {"remove", lua::Protect<l_remove>},
+                          {"disk_free", lua::Protect<l_disk_free>},
+                          {nullptr, nullptr}};
+  luaL_newlib(L, fns);
+  return 1;
+}
+
+}  // namespace hoist::bind

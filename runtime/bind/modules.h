@@ -1,0 +1,17 @@
+// luaopen_* functions of the native modules (one binding file each); the
+// table that serves them to require is in lua/modules.cpp.
+#pragma once
+
+#include <lua.hpp>
+
+namespace hoist::bind {
+
+int OpenCore(lua_State* L);    // hoist.core
+int OpenJson(lua_State* L);    // hoist.json
+int OpenLog(lua_State* L);     // hoist.log
+int OpenTime(lua_State* L);    // hoist.time
+int OpenCrypto(lua_State* L);  // hoist.crypto
+int OpenProc(lua_State* L);    // hoist.proc
+int OpenFs(lua_State* L);      // hoist.fs
+
+}  // namespace hoist::bind

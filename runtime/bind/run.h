@@ -1,0 +1,71 @@
+// One playbook run, end to end: find the project and its hoist.lua, resolve
+// and validate the playbook, check params, take the lease, run the steps
+// through the engine, unwind on failure, journal everything.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/params.h"
+#include "engine/reporter.h"
+
+namespace hoist::bind {
+
+struct Project {
+  std::string root;         // absolute
+  std::string config_path;  // root + "/hoist.lua", "" when absent
+};
+
+/// Walks up from start_dir to the first dir holding hoist.lua; without
+/// one, the project is start_dir itself with no config.
+Project FindProject(const std::string& start_dir);
+
+struct PlaybookInfo {
+  std::string name, version, summary, requires_hoist;
+  std::string origin;        // "project", "canned" or "file"
+  std::string display_path;  // "playbooks/deploy.lua"
+  std::vector<engine::ParamSpec> params;
+  bool lock = true;
+};
+
+/// Loads and validates a playbook's description (no run). Throws
+/// Error{"playbook", "not_found"|"invalid", ...}.
+PlaybookInfo DescribePlaybook(const Project& project, const std::string& ref);
+
+/// Every playbook reachable: the project's playbooks/ first, then canned
+/// ones not shadowed. Broken ones are listed with their error as summary.
+std::vector<PlaybookInfo> ListPlaybooks(const Project& project);
+/// Names only (for "did you mean").
+std::vector<std::string> PlaybookNames(const Project& project);
+
+/// The source of a canned playbook, or nullopt.
+std::optional<std::string> CannedSource(const std::string& name);
+
+struct RunOptions {
+  std::string playbook;      // name or path
+  engine::ParamInput params;
+  std::string env;           // "" = default
+  bool assume_yes = false;
+  std::string reason;
+  bool verbose = false;
+};
+
+struct RunOutcome {
+  int exit_code = 0;
+  std::string status;        // ok, failed, failed_undo, interrupted, lease_held, invalid
+  int64_t run_id = 0;
+};
+
+/// Runs a playbook. Never throws for playbook failures: they become the
+/// outcome and reporter events. Validation problems are reported and give
+/// exit code 2 before anything runs.
+RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine::Reporter& reporter);
+
+/// The state store location for the project (after reading hoist.lua).
+std::string StatePath(const Project& project);
+
+/// Environment names declared in hoist.lua (sorted).
+std::vector<std::string> EnvironmentNames(const Project& project);
+
+}  // namespace hoist::bind

@@ -1,0 +1,59 @@
+#include "engine/lease.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "core/log.h"
+
+namespace hoist::engine {
+
+LeaseKeeper::LeaseKeeper(StoreFactory open_store, Lease lease, double ttl)
+    : open_store_(std::move(open_store)), lease_(std::move(lease)), ttl_(ttl), thread_([this] { Loop(); }) {}
+
+LeaseKeeper::~LeaseKeeper() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+bool LeaseKeeper::lost() const {
+  std::lock_guard lock(mu_);
+  return lost_;
+}
+
+void LeaseKeeper::Loop() {
+  std::unique_ptr<StateStore> store;  // opened at the first beat: keeps start-up fast
+  auto period = std::chrono::duration<double>(ttl_ / 3.0);
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    if (cv_.wait_for(lock, period, [this] { return stop_; })) break;
+    lock.unlock();
+    bool ok = true;
+    try {
+      if (!store) store = open_store_();
+      ok = store->Heartbeat(lease_.env, lease_.token, ttl_);
+    } catch (const std::exception& e) {
+      log::Warn(fmt::format("lease heartbeat failed (will retry): {}", e.what()));
+    }
+    lock.lock();
+    if (!ok && !lost_) {
+      lost_ = true;
+      log::Warn(fmt::format("the lease on environment '{}' was released by someone else (hoist lock release)",
+                            lease_.env));
+    }
+  }
+}
+
+std::string NewLeaseToken() {
+  std::random_device rd;
+  return fmt::format("{}-{:08x}{:08x}", getpid(), rd(), rd());
+}
+
+}  // namespace hoist::engine

@@ -1,0 +1,184 @@
+#include "engine/runner.h"
+
+#include <chrono>
+#include <thread>
+
+#include "core/error.h"
+#include "core/interrupt.h"
+#include "core/secrets.h"
+#include "sys/clock.h"
+
+namespace hoist::engine {
+namespace {
+
+std::string CodeOf(const std::exception& e) {
+  if (const auto* he = dynamic_cast<const Error*>(&e)) return he->code();
+  return "error";
+}
+
+// Sleeps up to `seconds`, waking early on Ctrl-C or the step deadline.
+void InterruptibleSleep(double seconds) {
+  auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  while (Clock::now() < until && StopReason().empty()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
+Runner::Runner(StateStore& store, Reporter& reporter, int64_t run_id)
+    : store_(store), reporter_(reporter), run_id_(run_id) {}
+
+std::optional<int64_t> Runner::CurrentStep() const {
+  if (stack_.empty()) return std::nullopt;
+  return stack_.back().seq;
+}
+
+void Runner::AnnounceParents() {
+  // A parent's start line is shown only once it has children, so flat runs
+  // print exactly one line per step.
+  for (auto& f : stack_) {
+    if (f.announced) continue;
+    f.announced = true;
+    reporter_.Emit({{"event", "step_group"}, {"step", f.seq}, {"name", f.name}, {"depth", &f - stack_.data()}});
+  }
+}
+
+json Runner::Step(const std::string& name, const std::function<json()>& body, StepOptions options) {
+  AnnounceParents();
+  std::optional<int64_t> parent = CurrentStep();
+  int64_t seq = store_.StepStarted(run_id_, parent, name, "step");
+  size_t depth = stack_.size();
+  reporter_.Emit({{"event", "step_started"},
+                  {"step", seq},
+                  {"parent", parent ? json(*parent) : json(nullptr)},
+                  {"name", Mask(name)},
+                  {"depth", depth}});
+  stack_.push_back({seq, name});
+  double start = sys::Monotonic();
+  int attempts = 0;
+  double delay = options.retry_delay;
+  while (true) {
+    ++attempts;
+    try {
+      json result;
+      if (options.timeout) {
+        DeadlineScope deadline(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*options.timeout)));
+        result = body();
+        // The body may have swallowed a timeout with pcall: it still counts.
+        ThrowIfStopped("run");
+      } else {
+        result = body();
+        if (Interrupted()) ThrowIfStopped("run");
+      }
+      double secs = sys::Monotonic() - start;
+      store_.StepFinished(run_id_, seq, "ok", attempts, result, "", secs);
+      bool announced = stack_.back().announced;
+      stack_.pop_back();
+      reporter_.Emit({{"event", "step_finished"},
+                      {"step", seq},
+                      {"name", Mask(name)},
+                      {"depth", depth},
+                      {"status", "ok"},
+                      {"attempts", attempts},
+                      {"seconds", secs},
+                      {"group", announced}});
+      if (options.undo) undo_stack_.push_back({seq, name, std::move(options.undo), result});
+      return result;
+    } catch (const std::exception& e) {
+      std::string code = CodeOf(e);
+      std::string msg = Mask(e.what());
+      bool retry = attempts <= options.retries && code != "interrupted" && !Interrupted();
+      if (retry) {
+        store_.Event(run_id_, seq, "retry", name, {{"attempt", attempts}, {"error", msg}}, 0);
+        reporter_.Emit({{"event", "step_retry"},
+                        {"step", seq},
+                        {"name", Mask(name)},
+                        {"depth", depth},
+                        {"attempt", attempts},
+                        {"delay", delay},
+                        {"error", msg}});
+        InterruptibleSleep(delay);
+        delay *= 2;
+        continue;
+      }
+      double secs = sys::Monotonic() - start;
+      store_.StepFinished(run_id_, seq, "failed", attempts, nullptr, msg, secs);
+      bool announced = stack_.back().announced;
+      stack_.pop_back();
+      reporter_.Emit({{"event", "step_finished"},
+                      {"step", seq},
+                      {"name", Mask(name)},
+                      {"depth", depth},
+                      {"status", "failed"},
+                      {"attempts", attempts},
+                      {"seconds", secs},
+                      {"error", msg},
+                      {"code", code},
+                      {"group", announced}});
+      throw;
+    }
+  }
+}
+
+void Runner::World(const std::string& kind, const std::string& name, const json& data, double seconds) {
+  store_.Event(run_id_, CurrentStep(), kind, name, data, seconds);
+  reporter_.Emit({{"event", "world"},
+                  {"step", CurrentStep() ? json(*CurrentStep()) : json(nullptr)},
+                  {"kind", kind},
+                  {"name", Mask(name)},
+                  {"data", json::parse(Mask(data.dump(-1, ' ', false, json::error_handler_t::replace)))},
+                  {"seconds", seconds}});
+}
+
+void Runner::Note(const std::string& kind, const std::string& name, const json& data) {
+  store_.Event(run_id_, CurrentStep(), kind, name, data, 0);
+}
+
+UnwindResult Runner::Unwind() {
+  UnwindResult out;
+  stack_.clear();
+  while (!undo_stack_.empty()) {
+    UndoEntry entry = std::move(undo_stack_.back());
+    undo_stack_.pop_back();
+    int64_t seq = store_.StepStarted(run_id_, std::nullopt, "undo " + entry.name, "undo");
+    reporter_.Emit({{"event", "undo_started"}, {"step", seq}, {"for_step", entry.seq}, {"name", Mask(entry.name)}});
+    stack_.push_back({seq, "undo " + entry.name, true});
+    double start = sys::Monotonic();
+    try {
+      entry.undo(entry.result);
+      double secs = sys::Monotonic() - start;
+      store_.StepFinished(run_id_, seq, "ok", 1, nullptr, "", secs);
+      reporter_.Emit({{"event", "undo_finished"},
+                      {"step", seq},
+                      {"for_step", entry.seq},
+                      {"name", Mask(entry.name)},
+                      {"status", "ok"},
+                      {"seconds", secs}});
+      out.undone.push_back(entry.name);
+      stack_.pop_back();
+    } catch (const std::exception& e) {
+      double secs = sys::Monotonic() - start;
+      std::string msg = Mask(e.what());
+      store_.StepFinished(run_id_, seq, "failed", 1, nullptr, msg, secs);
+      reporter_.Emit({{"event", "undo_finished"},
+                      {"step", seq},
+                      {"for_step", entry.seq},
+                      {"name", Mask(entry.name)},
+                      {"status", "failed"},
+                      {"seconds", secs},
+                      {"error", msg}});
+      stack_.pop_back();
+      out.failed_step = entry.name;
+      out.failed_error = msg;
+      out.not_undone.push_back(entry.name);
+      while (!undo_stack_.empty()) {
+        out.not_undone.push_back(undo_stack_.back().name);
+        undo_stack_.pop_back();
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace hoist::engine

@@ -1,0 +1,83 @@
+// The step runner: nested steps with retries and timeouts, each journaled,
+// and the undo (compensation) stack run in reverse when the run fails.
+// Plain C++: step bodies and undos are std::functions (bind/ wraps Lua).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/reporter.h"
+#include "engine/state_store.h"
+
+namespace hoist::engine {
+
+using json = nlohmann::json;
+
+struct StepOptions {
+  int retries = 0;                 // extra attempts after a failure
+  double retry_delay = 1.0;        // seconds, doubled after each attempt
+  std::optional<double> timeout;   // seconds per attempt
+  /// Registered when the step succeeds; receives the step's result.
+  std::function<void(const json& result)> undo;
+};
+
+struct UnwindResult {
+  std::vector<std::string> undone;      // steps whose undo succeeded, in the order run
+  std::string failed_step;              // the step whose undo failed ("" if none)
+  std::string failed_error;
+  std::vector<std::string> not_undone;  // left as they are (undo not attempted)
+  bool ok() const { return failed_step.empty(); }
+};
+
+class Runner {
+ public:
+  /// store and reporter must outlive the runner.
+  Runner(StateStore& store, Reporter& reporter, int64_t run_id);
+
+  /// Runs body as a journaled step. Returns its result; rethrows the last
+  /// failure after the retries (interrupts are never retried).
+  json Step(const std::string& name, const std::function<json()>& body, StepOptions options);
+
+  /// Records a call to the outside world (process, file, HTTP...) in the
+  /// current step. data is masked when stored.
+  void World(const std::string& kind, const std::string& name, const json& data, double seconds);
+  /// Records a note (log line, confirmation) in the current step.
+  void Note(const std::string& kind, const std::string& name, const json& data);
+
+  /// Runs the registered undos in reverse order, stopping at the first that
+  /// fails (later ones could make things worse, e.g. stopping the colour
+  /// that still serves traffic).
+  UnwindResult Unwind();
+
+  bool HasUndo() const { return !undo_stack_.empty(); }
+  std::optional<int64_t> CurrentStep() const;
+  int64_t run_id() const { return run_id_; }
+  Reporter& reporter() { return reporter_; }
+
+ private:
+  struct Frame {
+    int64_t seq;
+    std::string name;
+    bool announced = false;
+  };
+  struct UndoEntry {
+    int64_t seq;
+    std::string name;
+    std::function<void(const json&)> undo;
+    json result;
+  };
+
+  void AnnounceParents();
+
+  StateStore& store_;
+  Reporter& reporter_;
+  int64_t run_id_;
+  std::vector<Frame> stack_;
+  std::vector<UndoEntry> undo_stack_;
+};
+
+}  // namespace hoist::engine

@@ -1,0 +1,322 @@
+#include "engine/state_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fmt/format.h>
+
+#include "core/secrets.h"
+#include "db/sqlite.h"
+#include "sys/clock.h"
+
+namespace hoist::engine {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  playbook TEXT NOT NULL, version TEXT NOT NULL, origin TEXT,
+  source_sha256 TEXT NOT NULL, source TEXT NOT NULL,
+  params TEXT NOT NULL, operator TEXT, host TEXT, env TEXT,
+  hoist_version TEXT, sandbox INTEGER NOT NULL DEFAULT 0,
+  started_at TEXT NOT NULL, ended_at TEXT, status TEXT NOT NULL,
+  exit_code INTEGER, error TEXT);
+CREATE INDEX IF NOT EXISTS runs_env ON runs(env, id);
+CREATE TABLE IF NOT EXISTS steps (
+  run_id INTEGER NOT NULL REFERENCES runs(id), seq INTEGER NOT NULL, parent_seq INTEGER,
+  name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER,
+  started_at TEXT NOT NULL, ended_at TEXT, seconds REAL, result TEXT, error TEXT,
+  PRIMARY KEY (run_id, seq));
+CREATE TABLE IF NOT EXISTS events (
+  run_id INTEGER NOT NULL REFERENCES runs(id), seq INTEGER NOT NULL, step_seq INTEGER,
+  at TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, data TEXT, seconds REAL,
+  PRIMARY KEY (run_id, seq));
+CREATE TABLE IF NOT EXISTS leases (
+  env TEXT PRIMARY KEY, owner TEXT, host TEXT, pid INTEGER, run_id INTEGER,
+  reason TEXT, token TEXT NOT NULL, started_at REAL, heartbeat_at REAL, expires_at REAL NOT NULL);
+)sql";
+
+std::string Dump(const json& j) {
+  return Mask(j.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+json Parse(const std::string& s) {
+  if (s.empty()) return nullptr;
+  return json::parse(s, nullptr, false);
+}
+
+void EnsurePrivateDir(const std::string& dir) {
+  if (dir.empty()) return;
+  struct stat st {};
+  if (stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) throw Error("state", "invalid", dir + " exists and is not a directory");
+    return;
+  }
+  // Parents first (like mkdir -p), the state dir itself 0700.
+  auto slash = dir.find_last_of('/');
+  if (slash != std::string::npos && slash > 0) EnsurePrivateDir(dir.substr(0, slash));
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    throw Error("state", "failed", fmt::format("cannot create {}: {}", dir, std::strerror(errno)));
+  }
+}
+
+Lease ReadLease(db::Stmt& s) {
+  Lease l;
+  l.env = s.Text(0);
+  l.owner = s.Text(1);
+  l.host = s.Text(2);
+  l.pid = s.Int(3);
+  l.run_id = s.Int(4);
+  l.reason = s.Text(5);
+  l.token = s.Text(6);
+  l.started_at = s.Double(7);
+  l.heartbeat_at = s.Double(8);
+  l.expires_at = s.Double(9);
+  return l;
+}
+
+constexpr const char* kLeaseCols =
+    "env, owner, host, pid, run_id, reason, token, started_at, heartbeat_at, expires_at";
+
+class SqliteStateStore final : public StateStore {
+ public:
+  explicit SqliteStateStore(const std::string& path) : db_(Open(path)) {
+    db_.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON");
+    auto v = db_.Prepare("PRAGMA user_version");
+    v.Step();
+    if (v.Int(0) < kSchemaVersion) {
+      db::Transaction tx(db_, true);
+      db_.Exec(kSchema);
+      db_.Exec(fmt::format("PRAGMA user_version={}", kSchemaVersion));
+      tx.Commit();
+    }
+  }
+
+  int64_t BeginRun(const RunMeta& m) override {
+    auto s = db_.Prepare(
+        "INSERT INTO runs(playbook, version, origin, source_sha256, source, params, operator, host, env, "
+        "hoist_version, sandbox, started_at, status) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,'running')");
+    s.Bind(1, m.playbook).Bind(2, m.version).Bind(3, m.origin).Bind(4, m.source_sha256).Bind(5, Mask(m.source));
+    s.Bind(6, Dump(m.params)).Bind(7, m.operator_name).Bind(8, m.host).Bind(9, m.env).Bind(10, m.hoist_version);
+    s.Bind(11, static_cast<int64_t>(m.sandbox ? 1 : 0)).Bind(12, sys::NowIso());
+    s.Run();
+    int64_t id = db_.LastInsertId();
+    step_seq_ = 0;
+    event_seq_ = 0;
+    return id;
+  }
+
+  void FinishRun(int64_t run, const std::string& status, int exit_code, const std::string& error) override {
+    auto s = db_.Prepare("UPDATE runs SET ended_at=?, status=?, exit_code=?, error=? WHERE id=?");
+    s.Bind(1, sys::NowIso()).Bind(2, status).Bind(3, static_cast<int64_t>(exit_code));
+    if (error.empty()) {
+      s.BindNull(4);
+    } else {
+      s.Bind(4, Mask(error));
+    }
+    s.Bind(5, run).Run();
+  }
+
+  int64_t StepStarted(int64_t run, std::optional<int64_t> parent, const std::string& name,
+                      const std::string& kind) override {
+    int64_t seq = ++step_seq_;
+    if (!step_insert_) {
+      step_insert_.emplace(db_.Prepare(
+          "INSERT INTO steps(run_id, seq, parent_seq, name, kind, status, started_at) VALUES(?,?,?,?,?,'running',?)"));
+    }
+    step_insert_->Bind(1, run).Bind(2, seq).Bind(3, parent).Bind(4, Mask(name)).Bind(5, kind).Bind(6, sys::NowIso());
+    step_insert_->Run();
+    return seq;
+  }
+
+  void StepFinished(int64_t run, int64_t seq, const std::string& status, int attempts, const json& result,
+                    const std::string& error, double seconds) override {
+    if (!step_update_) {
+      step_update_.emplace(db_.Prepare(
+          "UPDATE steps SET status=?, attempts=?, result=?, error=?, ended_at=?, seconds=? WHERE run_id=? AND seq=?"));
+    }
+    auto& s = *step_update_;
+    s.Bind(1, status).Bind(2, static_cast<int64_t>(attempts));
+    if (result.is_null()) {
+      s.BindNull(3);
+    } else {
+      s.Bind(3, Dump(result));
+    }
+    if (error.empty()) {
+      s.BindNull(4);
+    } else {
+      s.Bind(4, Mask(error));
+    }
+    s.Bind(5, sys::NowIso()).Bind(6, seconds).Bind(7, run).Bind(8, seq);
+    s.Run();
+  }
+
+  void Event(int64_t run, std::optional<int64_t> step, const std::string& kind, const std::string& name,
+             const json& data, double seconds) override {
+    if (!event_insert_) {
+      event_insert_.emplace(db_.Prepare(
+          "INSERT INTO events(run_id, seq, step_seq, at, kind, name, data, seconds) VALUES(?,?,?,?,?,?,?,?)"));
+    }
+    auto& s = *event_insert_;
+    s.Bind(1, run).Bind(2, ++event_seq_).Bind(3, step).Bind(4, sys::NowIso()).Bind(5, kind).Bind(6, Mask(name));
+    s.Bind(7, Dump(data)).Bind(8, seconds);
+    s.Run();
+  }
+
+  std::vector<json> History(const std::optional<std::string>& env, int limit) override {
+    std::string sql =
+        "SELECT id, playbook, version, env, status, exit_code, operator, host, started_at, ended_at, error, sandbox "
+        "FROM runs";
+    if (env) sql += " WHERE env = ?";
+    sql += " ORDER BY id DESC LIMIT ?";
+    auto s = db_.Prepare(sql);
+    int i = 1;
+    if (env) s.Bind(i++, *env);
+    s.Bind(i, static_cast<int64_t>(limit));
+    std::vector<json> out;
+    while (s.Step()) out.push_back(RunRow(s));
+    return out;
+  }
+
+  std::optional<json> GetRun(int64_t id) override {
+    auto s = db_.Prepare(
+        "SELECT id, playbook, version, env, status, exit_code, operator, host, started_at, ended_at, error, sandbox, "
+        "origin, source_sha256, params, hoist_version, source FROM runs WHERE id = ?");
+    s.Bind(1, id);
+    if (!s.Step()) return std::nullopt;
+    json run = RunRow(s);
+    run["origin"] = s.Text(12);
+    run["source_sha256"] = s.Text(13);
+    run["params"] = Parse(s.Text(14));
+    run["hoist_version"] = s.Text(15);
+    run["source"] = s.Text(16);
+    json steps = json::array();
+    auto st = db_.Prepare(
+        "SELECT seq, parent_seq, name, kind, status, attempts, started_at, ended_at, seconds, result, error "
+        "FROM steps WHERE run_id = ? ORDER BY seq");
+    st.Bind(1, id);
+    while (st.Step()) {
+      json j = {{"seq", st.Int(0)},       {"name", st.Text(2)},       {"kind", st.Text(3)},
+                {"status", st.Text(4)},   {"started_at", st.Text(6)}, {"seconds", st.Double(8)}};
+      j["parent"] = st.IsNull(1) ? json(nullptr) : json(st.Int(1));
+      j["attempts"] = st.IsNull(5) ? json(nullptr) : json(st.Int(5));
+      j["ended_at"] = st.IsNull(7) ? json(nullptr) : json(st.Text(7));
+      j["result"] = st.IsNull(9) ? json(nullptr) : Parse(st.Text(9));
+      j["error"] = st.IsNull(10) ? json(nullptr) : json(st.Text(10));
+      steps.push_back(std::move(j));
+    }
+    run["steps"] = std::move(steps);
+    json events = json::array();
+    auto ev = db_.Prepare(
+        "SELECT seq, step_seq, at, kind, name, data, seconds FROM events WHERE run_id = ? ORDER BY seq");
+    ev.Bind(1, id);
+    while (ev.Step()) {
+      json j = {{"seq", ev.Int(0)}, {"at", ev.Text(2)}, {"kind", ev.Text(3)}, {"name", ev.Text(4)},
+                {"data", Parse(ev.Text(5))}, {"seconds", ev.Double(6)}};
+      j["step"] = ev.IsNull(1) ? json(nullptr) : json(ev.Int(1));
+      events.push_back(std::move(j));
+    }
+    run["events"] = std::move(events);
+    return run;
+  }
+
+  void AcquireLease(const Lease& want, double ttl) override {
+    db::Transaction tx(db_, true);  // BEGIN IMMEDIATE: one writer decides
+    double now = sys::NowEpoch();
+    auto sel = db_.Prepare(fmt::format("SELECT {} FROM leases WHERE env = ?", kLeaseCols));
+    sel.Bind(1, want.env);
+    if (sel.Step()) {
+      Lease cur = ReadLease(sel);
+      if (cur.expires_at > now && cur.token != want.token) throw LeaseHeldError(cur);
+    }
+    auto up = db_.Prepare(fmt::format("INSERT OR REPLACE INTO leases({}) VALUES(?,?,?,?,?,?,?,?,?,?)", kLeaseCols));
+    up.Bind(1, want.env).Bind(2, want.owner).Bind(3, want.host).Bind(4, want.pid).Bind(5, want.run_id);
+    up.Bind(6, Mask(want.reason)).Bind(7, want.token).Bind(8, now).Bind(9, now).Bind(10, now + ttl);
+    up.Run();
+    tx.Commit();
+  }
+
+  bool Heartbeat(const std::string& env, const std::string& token, double ttl) override {
+    double now = sys::NowEpoch();
+    auto s = db_.Prepare("UPDATE leases SET heartbeat_at = ?, expires_at = ? WHERE env = ? AND token = ?");
+    s.Bind(1, now).Bind(2, now + ttl).Bind(3, env).Bind(4, token).Run();
+    return db_.Changes() == 1;
+  }
+
+  void ReleaseLease(const std::string& env, const std::string& token) override {
+    db_.Prepare("DELETE FROM leases WHERE env = ? AND token = ?").Bind(1, env).Bind(2, token).Run();
+  }
+
+  std::optional<Lease> ForceRelease(const std::string& env) override {
+    db::Transaction tx(db_, true);
+    auto sel = db_.Prepare(fmt::format("SELECT {} FROM leases WHERE env = ?", kLeaseCols));
+    sel.Bind(1, env);
+    std::optional<Lease> cur;
+    if (sel.Step()) cur = ReadLease(sel);
+    db_.Prepare("DELETE FROM leases WHERE env = ?").Bind(1, env).Run();
+    tx.Commit();
+    return cur;
+  }
+
+  std::vector<Lease> Leases() override {
+    auto s = db_.Prepare(fmt::format("SELECT {} FROM leases ORDER BY env", kLeaseCols));
+    std::vector<Lease> out;
+    while (s.Step()) out.push_back(ReadLease(s));
+    return out;
+  }
+
+ private:
+  static db::Sqlite Open(const std::string& path) {
+    auto slash = path.find_last_of('/');
+    if (slash != std::string::npos) EnsurePrivateDir(path.substr(0, slash));
+    // Create the file 0600 ourselves so SQLite never makes it world-readable.
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) throw Error("state", "failed", fmt::format("cannot open state store {}: {}", path, std::strerror(errno)));
+    ::close(fd);
+    try {
+      return db::Sqlite(path);
+    } catch (const Error& e) {
+      throw Error("state", "failed", e.message());
+    }
+  }
+
+  static json RunRow(db::Stmt& s) {
+    json j = {{"id", s.Int(0)},         {"playbook", s.Text(1)}, {"version", s.Text(2)},
+              {"env", s.Text(3)},       {"status", s.Text(4)},   {"operator", s.Text(6)},
+              {"host", s.Text(7)},      {"started_at", s.Text(8)}, {"sandbox", s.Int(11) != 0}};
+    j["exit_code"] = s.IsNull(5) ? json(nullptr) : json(s.Int(5));
+    j["ended_at"] = s.IsNull(9) ? json(nullptr) : json(s.Text(9));
+    j["error"] = s.IsNull(10) ? json(nullptr) : json(s.Text(10));
+    return j;
+  }
+
+  db::Sqlite db_;
+  int64_t step_seq_ = 0;
+  int64_t event_seq_ = 0;
+  std::optional<db::Stmt> step_insert_, step_update_, event_insert_;
+};
+
+}  // namespace
+
+LeaseHeldError::LeaseHeldError(Lease holder)
+    : Error("lease", "lease_held",
+            fmt::format("environment '{}' is locked by {}@{} (pid {}, run {}{}) since {}, lease expires {}",
+                        holder.env, holder.owner, holder.host, holder.pid, holder.run_id,
+                        holder.reason.empty() ? "" : ", reason: " + holder.reason, sys::IsoUtc(holder.started_at),
+                        sys::IsoUtc(holder.expires_at))),
+      holder_(std::move(holder)) {}
+
+std::unique_ptr<StateStore> OpenStateStore(const std::string& location) {
+  if (location.rfind("postgres://", 0) == 0 || location.rfind("postgresql://", 0) == 0) {
+    throw Error("state", "unsupported",
+                "a PostgreSQL state store is not available in this version; use a file path for state");
+  }
+  return std::make_unique<SqliteStateStore>(location);
+}
+
+}  // namespace hoist::engine

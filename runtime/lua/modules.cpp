@@ -1,0 +1,16 @@
+#include "lua/modules.h"
+
+#include "bind/modules.h"
+
+namespace hoist::lua {
+
+std::span<const NativeModule> NativeModules() {
+  static const NativeModule kModules[] = {
+      {"hoist.core", bind::OpenCore},     {"hoist.json", bind::OpenJson}, {"hoist.log", bind::OpenLog},
+      {"hoist.time", bind::OpenTime},     {"hoist.crypto", bind::OpenCrypto},
+      {"hoist.proc", bind::OpenProc},     {"hoist.fs", bind::OpenFs},
+  };
+  return kModules;
+}
+
+}  // namespace hoist::lua

@@ -1,0 +1,18 @@
+// Wall-clock helpers: UTC timestamps for journals and file names.
+#pragma once
+
+#include <string>
+
+namespace hoist::sys {
+
+/// Seconds since the epoch, with sub-second precision.
+double NowEpoch();
+/// "2026-11-21T10:15:00.123Z"
+std::string IsoUtc(double epoch);
+inline std::string NowIso() { return IsoUtc(NowEpoch()); }
+/// "20261121T101500Z", for file names.
+std::string CompactUtc(double epoch);
+/// Monotonic seconds (for durations).
+double Monotonic();
+
+}  // namespace hoist::sys

@@ -1,0 +1,282 @@
+// Filesystem primitives over plain POSIX calls; every fd and DIR* is owned by
+// a guard so a throw in the middle leaks nothing and leaves no temp file.
+#include "sys/fs.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <utility>
+
+#include "core/error.h"
+
+namespace hoist::sys {
+namespace {
+
+/// "<what> <path>: <strerror>", coded not_found for ENOENT.
+[[noreturn]] void Throw(const std::string& what, const std::string& path, int err) {
+  throw Error("fs", err == ENOENT ? "not_found" : "failed", what + " " + path + ": " + std::strerror(err));
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  /// close(2) whose error matters (NFS reports write errors here).
+  int Close() { return ::close(std::exchange(fd_, -1)); }
+
+ private:
+  int fd_;
+};
+
+struct DirCloser {
+  void operator()(DIR* d) const { ::closedir(d); }
+};
+using DirPtr = std::unique_ptr<DIR, DirCloser>;
+
+/// Unlinks the temp file unless the rename consumed it.
+class TempFile {
+ public:
+  explicit TempFile(std::string path) : path_(std::move(path)) {}
+  ~TempFile() {
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  void Release() { path_.clear(); }
+
+ private:
+  std::string path_;
+};
+
+void WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Throw("cannot write", path, errno);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+std::string RandomSuffix() {
+  unsigned char bytes[6];
+  if (::getrandom(bytes, sizeof bytes, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof bytes)) {
+    // Uniqueness comes from O_EXCL and the retry loop; randomness only avoids retries.
+    static unsigned counter = 0;
+    unsigned v = static_cast<unsigned>(::getpid()) * 2654435761u + ++counter;
+    std::memcpy(bytes, &v, sizeof v);
+    bytes[4] = bytes[5] = 0;
+  }
+  char hex[sizeof bytes * 2 + 1];
+  for (size_t i = 0; i < sizeof bytes; ++i) std::snprintf(hex + 2 * i, 3, "%02x", bytes[i]);
+  return hex;
+}
+
+/// Removes `name` under parent_fd without following symlinks, so a link in
+/// the tree can never lead the removal outside it.
+void RemoveTreeAt(int parent_fd, const std::string& name, const std::string& display) {
+  int fd = ::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOTDIR && errno != ELOOP) Throw("cannot remove", display, errno);
+    if (::unlinkat(parent_fd, name.c_str(), 0) != 0 && errno != ENOENT) Throw("cannot remove", display, errno);
+    return;
+  }
+  DirPtr dir(::fdopendir(fd));
+  if (!dir) {
+    int err = errno;
+    ::close(fd);
+    Throw("cannot remove", display, err);
+  }
+  // Names first: unlinking while readdir walks the same directory may skip entries.
+  std::vector<std::string> names;
+  errno = 0;
+  while (dirent* entry = ::readdir(dir.get())) {
+    std::string_view n = entry->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  if (errno != 0) Throw("cannot remove", display, errno);
+  for (const auto& child : names) RemoveTreeAt(::dirfd(dir.get()), child, display + "/" + child);
+  dir.reset();
+  if (::unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+    Throw("cannot remove", display, errno);
+}
+
+}  // namespace
+
+std::string ReadFile(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) Throw("cannot read", path, errno);
+  std::string data;
+  struct stat st;
+  if (::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode)) data.reserve(static_cast<size_t>(st.st_size));
+  char buf[64 * 1024];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Throw("cannot read", path, errno);
+    }
+    data.append(buf, static_cast<size_t>(n));
+  }
+  return data;
+}
+
+void WriteAtomic(const std::string& path, std::string_view data, mode_t mode) {
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  std::string prefix = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (base.empty()) Throw("cannot write", path, EISDIR);
+
+  // Hidden and short enough for NAME_MAX however long the real name is.
+  std::string stem = prefix + "." + base.substr(0, 200) + ".tmp-";
+  std::string tmp;
+  int raw = -1;
+  for (int attempt = 0; raw < 0; ++attempt) {
+    tmp = stem + RandomSuffix();
+    raw = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
+    if (raw < 0 && (errno != EEXIST || attempt >= 8)) Throw("cannot write", path, errno);
+  }
+  Fd fd(raw);
+  TempFile guard(tmp);
+  // open() applied the umask; the caller asked for this exact mode.
+  if (::fchmod(fd.get(), mode & 07777) != 0) Throw("cannot write", path, errno);
+  WriteAll(fd.get(), data, path);
+  if (::fsync(fd.get()) != 0) Throw("cannot write", path, errno);
+  if (fd.Close() != 0) Throw("cannot write", path, errno);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) Throw("cannot write", path, errno);
+  guard.Release();
+  FsyncDir(dir);
+}
+
+void WriteInPlace(const std::string& path, std::string_view data) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (fd.get() < 0) Throw("cannot write", path, errno);
+  WriteAll(fd.get(), data, path);
+  // Truncating after writing (not before) never shows readers an empty file.
+  if (::ftruncate(fd.get(), static_cast<off_t>(data.size())) != 0) Throw("cannot write", path, errno);
+  if (::fsync(fd.get()) != 0) Throw("cannot write", path, errno);
+  if (fd.Close() != 0) Throw("cannot write", path, errno);
+}
+
+void MkdirP(const std::string& path, mode_t mode) {
+  if (path.empty()) Throw("cannot create directory", "''", ENOENT);
+  size_t pos = 0;
+  while (pos < path.size()) {
+    size_t slash = path.find('/', pos + 1);
+    if (slash == std::string::npos) slash = path.size();
+    std::string prefix = path.substr(0, slash);
+    pos = slash;
+    // "/" and the empty components of "a//b" or "a/" need no mkdir.
+    if (prefix.empty() || prefix.back() == '/') continue;
+    if (::mkdir(prefix.c_str(), mode) == 0) continue;
+    if (errno != EEXIST) Throw("cannot create directory", path, errno);
+    struct stat st;
+    if (::stat(prefix.c_str(), &st) != 0) Throw("cannot create directory", path, errno);
+    if (!S_ISDIR(st.st_mode))
+      throw Error("fs", "conflict", "cannot create directory " + path + ": " + prefix + " exists and is not a directory");
+  }
+}
+
+Stat StatPath(const std::string& path) {
+  Stat out;
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return out;
+    Throw("cannot stat", path, errno);
+  }
+  out.exists = true;
+  out.type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir" : S_ISLNK(st.st_mode) ? "link" : "other";
+  out.size = static_cast<uint64_t>(st.st_size);
+  out.mode = st.st_mode & 07777;
+  out.mtime = static_cast<double>(st.st_mtim.tv_sec) + static_cast<double>(st.st_mtim.tv_nsec) / 1e9;
+  out.inode = static_cast<uint64_t>(st.st_ino);
+  return out;
+}
+
+std::vector<std::string> ListDir(const std::string& path) {
+  DirPtr dir(::opendir(path.c_str()));
+  if (!dir) Throw("cannot list", path, errno);
+  std::vector<std::string> names;
+  errno = 0;
+  while (dirent* entry = ::readdir(dir.get())) {
+    std::string_view n = entry->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  if (errno != 0) Throw("cannot list", path, errno);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::vector<std::string> Glob(const std::string& pattern) {
+  glob_t g{};
+  int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
+  std::unique_ptr<glob_t, void (*)(glob_t*)> guard(&g, ::globfree);
+  if (rc == GLOB_NOMATCH) return {};
+  if (rc != 0) throw Error("fs", "failed", "cannot glob " + pattern + ": " + (rc == GLOB_NOSPACE ? "out of memory" : "read error"));
+  std::vector<std::string> out(g.gl_pathv, g.gl_pathv + g.gl_pathc);
+  // glob(3) sorts by locale collation; playbooks need the same order everywhere.
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool Remove(const std::string& path, bool recursive) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return false;
+    Throw("cannot remove", path, errno);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlink(path.c_str()) != 0) {
+      if (errno == ENOENT) return false;
+      Throw("cannot remove", path, errno);
+    }
+    return true;
+  }
+  if (!recursive) {
+    if (::rmdir(path.c_str()) != 0) {
+      if (errno == ENOENT) return false;
+      Throw("cannot remove", path, errno);
+    }
+    return true;
+  }
+  RemoveTreeAt(AT_FDCWD, path, path);
+  return true;
+}
+
+DiskFree DiskFreeOf(const std::string& path) {
+  struct statvfs vfs;
+  if (::statvfs(path.c_str(), &vfs) != 0) Throw("cannot get disk space of", path, errno);
+  DiskFree out;
+  out.total = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
+  out.free = static_cast<uint64_t>(vfs.f_bfree) * vfs.f_frsize;
+  out.available = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  return out;
+}
+
+void FsyncDir(const std::string& dir) {
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) Throw("cannot sync directory", dir, errno);
+  // Some filesystems cannot fsync a directory (EINVAL); their renames are as
+  // durable as they get, so that is not a failure.
+  if (::fsync(fd.get()) != 0 && errno != EINVAL) Throw("cannot sync directory", dir, errno);
+}
+
+}  // namespace hoist::sys

@@ -1,0 +1,75 @@
+// Filesystem primitives for playbooks: reads, crash-safe writes, directory
+// trees, stat and disk space. Errors are hoist::Error{"fs", code, message}
+// with code "not_found" (ENOENT), "conflict" (a non-directory in the way) or
+// "failed" (anything else, with strerror).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hoist::sys {
+
+/// The whole file. Throws {"fs","not_found","cannot read <path>: No such file
+/// or directory"}, or "failed" with strerror for other errors.
+std::string ReadFile(const std::string& path);
+
+/// Atomic replace: a temp file in the same directory (O_EXCL), written,
+/// fsynced, renamed over path, then the directory fsynced, so a crash leaves
+/// either the old or the new contents, never a mix. The new file gets exactly
+/// `mode` (umask does not apply; pass 0600 for state/backups) and is owned by
+/// us; a symlink at path is replaced, not followed. No temp file survives a
+/// failure. Throws "not_found" when the directory is missing, else "failed".
+void WriteAtomic(const std::string& path, std::string_view data, mode_t mode = 0644);
+
+/// In-place rewrite that keeps the inode (bind-mounted files, hard links):
+/// open O_WRONLY, write, ftruncate, fsync. Not atomic: a crash can leave a
+/// mix. Throws "not_found" when path does not exist, else "failed".
+void WriteInPlace(const std::string& path, std::string_view data);
+
+/// Like mkdir -p: creates missing parents with mode (less the umask, as
+/// mkdir(1) does); an existing directory (or a symlink to one) is fine. Throws "conflict" when a component exists and is
+/// not a directory, else "failed".
+void MkdirP(const std::string& path, mode_t mode = 0755);
+
+struct Stat {
+  bool exists = false;
+  std::string type;  ///< "file", "dir", "link" or "other"
+  uint64_t size = 0;
+  unsigned mode = 0;  ///< permission bits (07777)
+  double mtime = 0;   ///< seconds since the epoch, with the fraction
+  uint64_t inode = 0;
+};
+
+/// lstat(2): a symlink is reported as "link". A missing path (or a parent
+/// that is not a directory) gives exists=false; other errors throw "failed".
+Stat StatPath(const std::string& path);
+
+/// Entry names, sorted bytewise, without "." and "..".
+/// Throws "not_found" or "failed" (e.g. "Not a directory").
+std::vector<std::string> ListDir(const std::string& path);
+
+/// glob(3) matches, sorted bytewise; no match gives an empty list.
+/// Unreadable directories are skipped, as the shell does.
+std::vector<std::string> Glob(const std::string& pattern);
+
+/// Removes a file, a symlink (never its target) or an empty directory; with
+/// recursive=true a whole tree, never following symlinks inside it.
+/// Returns false when path did not exist. Throws "failed" otherwise.
+bool Remove(const std::string& path, bool recursive = false);
+
+struct DiskFree {
+  uint64_t total = 0, free = 0, available = 0;  ///< bytes; available = for unprivileged users
+};
+
+/// statvfs(3) of the filesystem holding path. Throws "not_found" / "failed".
+DiskFree DiskFreeOf(const std::string& path);
+
+/// fsync(2) on a directory, making renames and creations in it durable.
+/// Throws "not_found" / "failed".
+void FsyncDir(const std::string& dir);
+
+}  // namespace hoist::sys

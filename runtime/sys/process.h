@@ -1,0 +1,63 @@
+// Child processes from an argv array, never through a shell (unless a playbook
+// opts in with ShellSpec). The child runs in its own process group so a
+// timeout or Ctrl-C can take down everything it started.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hoist::sys {
+
+/// Designated initializers work: `RunProcess({.argv = {"ls"}, .cwd = dir})`;
+/// the `{}` initializers keep -Wextra quiet about the fields left out.
+struct ProcessSpec {
+  /// argv[0] is looked up in PATH (the child's PATH when env sets one) if it
+  /// has no '/'; a relative path with '/' is relative to cwd.
+  std::vector<std::string> argv{};
+  /// Added to, or overriding, the inherited environment.
+  std::map<std::string, std::string> env{};
+  bool inherit_env = true;
+  /// "" runs in the current directory.
+  std::string cwd{};
+  /// nullopt connects stdin to /dev/null.
+  std::optional<std::string> stdin_data{};
+  /// 0 means none; the thread's step deadline (core/interrupt.h) applies anyway.
+  std::chrono::milliseconds timeout{0};
+  /// On timeout/interrupt: SIGTERM to the process group, SIGKILL after this.
+  std::chrono::milliseconds kill_grace{2000};
+  /// false: the child writes straight to our stdout/stderr.
+  bool capture = true;
+  /// Per stream; bytes beyond it are dropped and truncated is set.
+  size_t max_output = 64 << 20;
+};
+
+struct ProcessResult {
+  int exit_code = -1;        ///< -1 when killed by a signal
+  int signal = 0;            ///< the terminating signal, 0 on a normal exit
+  bool timed_out = false;    ///< we stopped it: spec.timeout or the step deadline
+  bool interrupted = false;  ///< we stopped it: Ctrl-C
+  bool truncated = false;    ///< some output went past max_output
+  std::string out, err;
+  double seconds = 0;        ///< wall time from spawn to exit
+  bool ok() const { return exit_code == 0; }
+};
+
+/// Runs spec.argv to completion and always reaps it (no zombies, also when
+/// this throws). A non-zero exit, a signal or a timeout are data in the
+/// result, not exceptions. Throws hoist::Error:
+///   {"proc","invalid"}   empty argv;
+///   {"proc","not_found"} argv[0] cannot be found or executed
+///                        ("no such program: foo (searched PATH)");
+///   {"proc","failed"}    any other spawn/system error, with strerror.
+/// Once the direct child exits, output still buffered is collected, but
+/// processes it left behind holding the pipes are waited for at most 200 ms.
+ProcessResult RunProcess(const ProcessSpec& spec);
+
+/// The explicit opt-in to a shell: argv {"/bin/sh", "-c", command}.
+ProcessSpec ShellSpec(const std::string& command);
+
+}  // namespace hoist::sys

@@ -1,0 +1,27 @@
+--- hoist: the entry module of playbooks.
+-- `require "hoist"` gives hoist.playbook (the description marker),
+-- hoist.secret (masked secrets) and hoist.version.
+local core = require "hoist.core"
+
+local M = {}
+
+--- The running hoist's version ("0.1.0").
+M.version = core.version
+
+--- Declares a playbook. The runtime validates the description (name,
+-- semver version, summary, requires, params, lock, run) before anything runs.
+-- @param desc table the playbook description
+-- @return desc, marked as a playbook
+M.playbook = core.playbook
+
+--- Reads secret NAME from the environment variable NAME or the file named by
+-- NAME_FILE. The value is masked in every log line, journal entry and error.
+-- @param name string
+-- @return string the secret
+-- @raise secret/not_found when neither is set
+M.secret = core.secret
+
+--- Replaces every registered secret in text with "***".
+M.mask = core.mask
+
+return M
