@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
-#include <regex>
 #include <set>
 
 #include <fmt/format.h>
@@ -55,6 +54,21 @@ struct Config {
 
 [[noreturn]] void Invalid(const std::string& where, const std::string& msg) {
   throw Error("playbook", "invalid", where + ": " + msg);
+}
+
+// Param names: [A-Za-z_][A-Za-z0-9_-]*; playbook names: [a-z0-9][a-z0-9_.-]*.
+bool IsIdentifier(const std::string& s, bool lowercase) {
+  if (s.empty()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool digit = c >= '0' && c <= '9';
+    bool lower = c >= 'a' && c <= 'z';
+    bool alpha = lower || (!lowercase && c >= 'A' && c <= 'Z');
+    bool first_ok = lowercase ? (lower || digit) : (alpha || c == '_');
+    bool rest_ok = alpha || digit || c == '_' || c == '-' || (lowercase && c == '.');
+    if (!(i == 0 ? first_ok : rest_ok)) return false;
+  }
+  return true;
 }
 
 bool ReadFile(const std::string& path, std::string* out) {
@@ -209,7 +223,7 @@ std::vector<engine::ParamSpec> ReadParams(lua_State* L, int desc, const std::str
     engine::ParamSpec s;
     s.name = lua_tostring(L, -2);
     std::string pw = fmt::format("{}: param '{}'", where, s.name);
-    if (!std::regex_match(s.name, std::regex("^[A-Za-z_][A-Za-z0-9_-]*$"))) {
+    if (!IsIdentifier(s.name, /*lowercase=*/false)) {
       throw Error("playbook", "invalid", pw + ": name must be letters, digits, '_' or '-'");
     }
     if (!lua_istable(L, -1)) throw Error("playbook", "invalid", pw + ": spec must be a table like { type = \"string\" }");
@@ -289,7 +303,7 @@ PlaybookInfo LoadDescription(lua::State& vm, const PlaybookRef& ref) {
   } catch (const Error& e) {
     Invalid(where, e.message());
   }
-  if (!std::regex_match(info.name, std::regex("^[a-z0-9][a-z0-9_.-]*$"))) {
+  if (!IsIdentifier(info.name, /*lowercase=*/true)) {
     Invalid(where, fmt::format("playbook name '{}' must be lowercase letters, digits, '-', '_' or '.'", info.name));
   }
   if (!engine::ParseSemver(info.version)) {

@@ -3,7 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <random>
+#include <sys/random.h>
 
 #include <fmt/format.h>
 
@@ -52,8 +52,9 @@ void LeaseKeeper::Loop() {
 }
 
 std::string NewLeaseToken() {
-  std::random_device rd;
-  return fmt::format("{}-{:08x}{:08x}", getpid(), rd(), rd());
+  uint64_t r = 0;
+  if (getrandom(&r, sizeof r, 0) != sizeof r) r = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  return fmt::format("{}-{:016x}", getpid(), r);
 }
 
 }  // namespace hoist::engine

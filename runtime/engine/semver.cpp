@@ -1,7 +1,6 @@
 #include "engine/semver.h"
 
 #include <cctype>
-#include <regex>
 #include <sstream>
 
 #include "core/error.h"
@@ -18,29 +17,61 @@ std::string Trim(const std::string& s) {
 
 }  // namespace
 
-std::optional<Semver> ParseSemver(const std::string& s) {
-  static const std::regex re(R"(^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$)");
-  std::smatch m;
-  if (!std::regex_match(s, m, re)) return std::nullopt;
+namespace {
+
+// Reads a numeric identifier at s[*i] (no leading zeros unless "0").
+bool Number(const std::string& s, size_t* i, int* out) {
+  size_t start = *i;
+  while (*i < s.size() && s[*i] >= '0' && s[*i] <= '9') ++*i;
+  size_t n = *i - start;
+  if (n == 0 || n > 9 || (n > 1 && s[start] == '0')) return false;
+  *out = std::stoi(s.substr(start, n));
+  return true;
+}
+
+bool Ident(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// parts: how many of MAJOR.MINOR.PATCH are required (3 strict, 1 loose).
+std::optional<Semver> Parse(const std::string& s, int required, bool allow_build) {
   Semver v;
-  v.major = std::stoi(m[1]);
-  v.minor = std::stoi(m[2]);
-  v.patch = std::stoi(m[3]);
-  v.pre = m[4];
+  int* fields[] = {&v.major, &v.minor, &v.patch};
+  size_t i = 0;
+  for (int f = 0; f < 3; ++f) {
+    if (f > 0) {
+      if (i >= s.size() || s[i] != '.') {
+        if (f < required) return std::nullopt;
+        break;
+      }
+      ++i;
+    }
+    if (!Number(s, &i, fields[f])) return std::nullopt;
+  }
+  if (i < s.size() && s[i] == '-') {
+    size_t end = s.find('+', i);
+    v.pre = s.substr(i + 1, end == std::string::npos ? std::string::npos : end - i - 1);
+    if (!Ident(v.pre)) return std::nullopt;
+    i = end == std::string::npos ? s.size() : end;
+  }
+  if (i < s.size() && s[i] == '+' && allow_build) {
+    if (!Ident(s.substr(i + 1))) return std::nullopt;
+    i = s.size();
+  }
+  if (i != s.size()) return std::nullopt;
   return v;
 }
 
-std::optional<Semver> ParseVersionLoose(const std::string& s) {
-  static const std::regex re(R"(^(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?$)");
-  std::smatch m;
-  if (!std::regex_match(s, m, re)) return std::nullopt;
-  Semver v;
-  v.major = std::stoi(m[1]);
-  v.minor = m[2].matched ? std::stoi(m[2]) : 0;
-  v.patch = m[3].matched ? std::stoi(m[3]) : 0;
-  v.pre = m[4];
-  return v;
-}
+}  // namespace
+
+std::optional<Semver> ParseSemver(const std::string& s) { return Parse(s, 3, true); }
+
+std::optional<Semver> ParseVersionLoose(const std::string& s) { return Parse(s, 1, false); }
 
 bool SatisfiesConstraint(const Semver& version, const std::string& constraint) {
   std::stringstream ss(constraint);

@@ -49,12 +49,15 @@ struct ProcessResult {
 /// Runs spec.argv to completion and always reaps it (no zombies, also when
 /// this throws). A non-zero exit, a signal or a timeout are data in the
 /// result, not exceptions. Throws hoist::Error:
-///   {"proc","invalid"}   empty argv;
+///   {"proc","invalid"}   empty argv or program name, a NUL byte in argv/env,
+///                        an env name that is empty or contains '=';
 ///   {"proc","not_found"} argv[0] cannot be found or executed
 ///                        ("no such program: foo (searched PATH)");
 ///   {"proc","failed"}    any other spawn/system error, with strerror.
 /// Once the direct child exits, output still buffered is collected, but
 /// processes it left behind holding the pipes are waited for at most 200 ms.
+/// If Ctrl-C or the step deadline has already happened, nothing is spawned:
+/// the result has interrupted/timed_out set and exit_code -1.
 ProcessResult RunProcess(const ProcessSpec& spec);
 
 /// The explicit opt-in to a shell: argv {"/bin/sh", "-c", command}.

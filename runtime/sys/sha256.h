@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-struct evp_md_ctx_st;
+struct SHA256state_st;
 
 namespace hoist::sys {
 
@@ -32,9 +32,9 @@ class Sha256 {
 
  private:
   struct CtxFree {
-    void operator()(evp_md_ctx_st* ctx) const;
+    void operator()(SHA256state_st* ctx) const;
   };
-  std::unique_ptr<evp_md_ctx_st, CtxFree> ctx_;
+  std::unique_ptr<SHA256state_st, CtxFree> ctx_;
 };
 
 }  // namespace hoist::sys
