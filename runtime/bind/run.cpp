@@ -460,6 +460,7 @@ void PushRunObject(lua_State* L, int64_t run_id, const PlaybookInfo& info, int e
   lua::SetField(L, "playbook", info.name);
   lua::SetField(L, "version", info.version);
   lua::SetFieldBool(L, "sandbox", sandbox);
+  if (Context* ctx = GetContext(L)) lua::SetField(L, "project_root", ctx->project_root);
   if (luaL_newmetatable(L, "hoist.Run")) {
     lua_createtable(L, 0, 2);
     lua_pushcfunction(L, lua::Protect<l_step>);
@@ -591,8 +592,8 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   std::unique_ptr<engine::StateStore> store;
   try {
     store = engine::OpenStateStore(config.state_path);
-  } catch (const std::exception& e) {
-    return usage_error(ErrorText(e), "check the 'state' setting in hoist.lua and the directory's permissions");
+  } catch (const Error& e) {
+    return usage_error(ErrorText(e), e.code() == "busy" ? "" : "check the 'state' setting in hoist.lua and the directory's permissions");
   }
 
   engine::RunMeta meta;

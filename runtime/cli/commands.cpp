@@ -213,8 +213,8 @@ int CmdShow(const Globals& g, const std::string& id_text) {
              r["env"].get<std::string>(), r["status"].get<std::string>());
   fmt::print("  by {}@{}, {} → {}\n", r["operator"].get<std::string>(), r["host"].get<std::string>(),
              r["started_at"].get<std::string>(), r["ended_at"].is_null() ? "(running or crashed)" : r["ended_at"].get<std::string>());
-  fmt::print("  source {} ({}), sha256 {}\n", r["origin"].get<std::string>(), r["hoist_version"].get<std::string>(),
-             r["source_sha256"].get<std::string>().substr(0, 16));
+  fmt::print("  source {}, sha256 {}, hoist {}\n", r["origin"].get<std::string>(),
+             r["source_sha256"].get<std::string>().substr(0, 16), r["hoist_version"].get<std::string>());
   fmt::print("  params {}\n", r["params"].dump());
   if (!r["error"].is_null()) fmt::print("  error: {}\n", r["error"].get<std::string>());
   std::map<int64_t, int> depth;
@@ -230,14 +230,12 @@ int CmdShow(const Globals& g, const std::string& id_text) {
     int d = s["parent"].is_null() ? 0 : depth[s["parent"].get<int64_t>()] + 1;
     depth[seq] = d;
     std::string mark = s["status"] == "ok" ? "✓" : s["status"] == "failed" ? "✗" : "…";
-    std::string kind = s["kind"] == "undo" ? "" : "";
     fmt::print("  {:>3} {}{} {} ({}{}{})\n", seq, std::string(2 * d, ' '), mark, s["name"].get<std::string>(),
                engine::FormatDuration(s["seconds"].is_number() ? s["seconds"].get<double>() : 0.0),
                s["attempts"].is_number() && s["attempts"].get<int64_t>() > 1
                    ? fmt::format(", {} attempts", s["attempts"].get<int64_t>())
                    : "",
-               world_count[seq] ? fmt::format(", {} world calls", world_count[seq]) : "");
-    (void)kind;
+               world_count[seq] ? fmt::format(", {} world call{}", world_count[seq], world_count[seq] == 1 ? "" : "s") : "");
     if (!s["result"].is_null() && g.verbose) fmt::print("        result: {}\n", s["result"].dump());
     if (!s["error"].is_null()) fmt::print("        error: {}\n", s["error"].get<std::string>());
   }

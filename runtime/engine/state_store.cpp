@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <fmt/format.h>
 
@@ -92,10 +94,32 @@ class SqliteStateStore final : public StateStore {
     // checkpoint on close (it would fsync twice and delete the WAL each run);
     // a small auto-checkpoint keeps the WAL, which the next open scans, short.
     sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
-    db_.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=64; PRAGMA foreign_keys=ON");
+    // Two hoist processes may create the store at the same moment; switching
+    // to WAL takes an exclusive lock that SQLite's busy handler does not wait
+    // for, so retry the set-up for as long as the busy timeout.
+    for (int attempt = 0;; ++attempt) {
+      try {
+        Setup();
+        break;
+      } catch (const Error& e) {
+        if (e.code() != "busy" || attempt >= 250) throw Error("state", "busy", "state store " + path + " stays locked: " + e.message());
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+  }
+
+  void Setup() {
+    auto mode = db_.Prepare("PRAGMA journal_mode");
+    mode.Step();
+    bool wal = mode.Text(0) == "wal";
+    mode.Reset();
+    if (!wal) db_.Exec("PRAGMA journal_mode=WAL");
+    db_.Exec("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=64; PRAGMA foreign_keys=ON");
     auto v = db_.Prepare("PRAGMA user_version");
     v.Step();
-    if (v.Int(0) < kSchemaVersion) {
+    int64_t version = v.Int(0);
+    v.Reset();
+    if (version < kSchemaVersion) {
       db::Transaction tx(db_, true);
       db_.Exec(kSchema);
       db_.Exec(fmt::format("PRAGMA user_version={}", kSchemaVersion));

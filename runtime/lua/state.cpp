@@ -18,8 +18,9 @@ namespace {
 constexpr int kHookEvery = 1000;  // VM instructions between Ctrl-C/timeout checks
 
 // Runs every kHookEvery instructions. Raising from a hook is allowed and no
-// C++ object lives in this frame. The condition stays true, so a playbook's
-// pcall that swallows the error is hit again at its next tick.
+// C++ object lives in this frame. Once a stop is pending the hook re-arms at
+// every instruction: a playbook loop that pcalls the error away is hit again
+// by the first instruction it runs outside the pcall.
 void StopHook(lua_State* L, lua_Debug*) {
   const char* code = nullptr;
   if (Interrupted()) {
@@ -28,7 +29,11 @@ void StopHook(lua_State* L, lua_Debug*) {
     auto d = CurrentDeadline();
     if (d != Clock::time_point::max() && Clock::now() >= d) code = "timeout";
   }
-  if (!code) return;
+  if (!code) {
+    if (lua_gethookcount(L) != kHookEvery) lua_sethook(L, StopHook, LUA_MASKCOUNT, kHookEvery);
+    return;
+  }
+  lua_sethook(L, StopHook, LUA_MASKCOUNT, 1);
   // Only C values below: lua_error longjmps out of this frame.
   luaL_where(L, 1);
   size_t n = 0;

@@ -1,0 +1,553 @@
+// CLI smoke tests: the real hoist binary on real temp projects. Each test
+// asserts an exit code and the message a user sees, and checks the journal
+// through `hoist show --json` rather than trusting the output.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "support/support.h"
+#include "sys/clock.h"
+#include "sys/fs.h"
+
+namespace hoist::test {
+namespace {
+
+using json = nlohmann::json;
+
+// A project with hoist.lua and the given playbooks.
+struct Project {
+  TempDir dir{"cli"};
+  explicit Project(const std::string& config = "") {
+    if (!config.empty()) WriteFile(dir / "hoist.lua", config);
+  }
+  void Playbook(const std::string& name, const std::string& body) { WriteFile(dir / ("playbooks/" + name + ".lua"), body); }
+  sys::ProcessResult Run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+    return RunHoist(dir.path, std::move(args), std::move(env));
+  }
+  json Show(int64_t id) {
+    auto r = Run({"show", std::to_string(id), "--json"});
+    REQUIRE(r.exit_code == 0);
+    return json::parse(r.out);
+  }
+  std::vector<json> History() {
+    auto r = Run({"history", "--json"});
+    REQUIRE(r.exit_code == 0);
+    std::vector<json> out;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+    return out;
+  }
+};
+
+const char* kStepsPlaybook = R"lua(local hoist = require "hoist"
+return hoist.playbook {
+  name = "steps", version = "1.0.0", summary = "three steps, the third may fail",
+  params = {
+    fail = { type = "boolean", default = false, help = "make the last step fail" },
+    undo_fails = { type = "boolean", default = false },
+  },
+  run = function(run, p)
+    run:step("one", function() return "r1" end, { undo = function(r) assert(r == "r1") end })
+    run:step("two", function() return { n = 2 } end, {
+      undo = function(r)
+        assert(r.n == 2)
+        if p.undo_fails then error("cannot undo two") end
+      end })
+    run:step("three", function()
+      if p.fail then error("step three broke") end
+    end)
+  end,
+})lua";
+
+TEST_SUITE("cli") {
+
+TEST_CASE("version prints the version") {
+  Project p;
+  auto r = p.Run({"version"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == std::string("hoist ") + HOIST_VERSION + "\n");
+  CHECK(p.Run({"--version"}).out == std::string("hoist ") + HOIST_VERSION + "\n");
+}
+
+TEST_CASE("a runtime error in a playbook prints file and line and exits 1") {
+  Project p;
+  p.Playbook("broken", R"lua(return require("hoist").playbook {
+  name = "broken", version = "0.1.0",
+  run = function(run)
+    local t = nil
+    return t.field
+  end,
+})lua");
+  auto r = p.Run({"run", "broken"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("error: playbooks/broken.lua:5: attempt to index a nil value (local 't')") != std::string::npos);
+  // The one-line message by default; the traceback only with -v.
+  CHECK(r.err.find("stack traceback") == std::string::npos);
+  auto v = p.Run({"-v", "run", "broken"});
+  CHECK(v.exit_code == 1);
+  CHECK(v.err.find("stack traceback") != std::string::npos);
+}
+
+TEST_CASE("a syntax error names the file and line and exits 2") {
+  Project p;
+  p.Playbook("syntax", "return require('hoist').playbook {\n  name = 'syntax',\n  version = = '1',\n}\n");
+  auto r = p.Run({"run", "syntax"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("playbooks/syntax.lua:3: unexpected symbol near '='") != std::string::npos);
+  CHECK(p.History().empty());
+}
+
+TEST_CASE("a failing step runs the earlier undos in reverse order") {
+  Project p;
+  p.Playbook("steps", kStepsPlaybook);
+  auto r = p.Run({"steps", "-e", "fail=true"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("error: playbooks/steps.lua:16: step three broke") != std::string::npos);
+  json run = p.Show(1);
+  CHECK(run["status"] == "failed");
+  CHECK(run["exit_code"] == 1);
+  std::vector<std::string> seen;
+  for (const auto& s : run["steps"]) seen.push_back(s["kind"].get<std::string>() + ":" + s["name"].get<std::string>() + ":" + s["status"].get<std::string>());
+  std::vector<std::string> want = {"step:one:ok", "step:two:ok", "step:three:failed", "undo:undo two:ok",
+                                   "undo:undo one:ok"};
+  CHECK(seen == want);
+  CHECK(run["steps"][0]["result"] == "r1");
+  CHECK(run["steps"][1]["result"] == json({{"n", 2}}));
+}
+
+TEST_CASE("a failing undo exits 3 and says what is still in effect") {
+  Project p;
+  p.Playbook("steps", kStepsPlaybook);
+  auto r = p.Run({"steps", "-e", "fail=true", "-e", "undo_fails=true"});
+  CHECK(r.exit_code == 3);
+  CHECK(r.err.find("undo FAILED:  two — playbooks/steps.lua:13: cannot undo two") != std::string::npos);
+  CHECK(r.err.find("still in effect: two") != std::string::npos);
+  CHECK(r.err.find("still in effect: one") != std::string::npos);
+  json run = p.Show(1);
+  CHECK(run["status"] == "failed_undo");
+  // The undo of "one" was not attempted after "two" failed to undo.
+  CHECK(run["steps"].size() == 4);
+  CHECK(run["steps"][3]["name"] == "undo two");
+  CHECK(run["steps"][3]["status"] == "failed");
+}
+
+TEST_CASE("a successful run exits 0 and journals every step") {
+  Project p;
+  p.Playbook("steps", kStepsPlaybook);
+  auto r = p.Run({"steps"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("✓ one") != std::string::npos);
+  CHECK(r.out.find("✓ three") != std::string::npos);
+  json run = p.Show(1);
+  CHECK(run["status"] == "ok");
+  CHECK(run["steps"].size() == 3);
+  CHECK(run["playbook"] == "steps");
+  CHECK(run["version"] == "1.0.0");
+  CHECK(run["source"] == kStepsPlaybook);
+  CHECK(run["source_sha256"].get<std::string>().size() == 64);
+  CHECK(run["params"] == json({{"fail", false}, {"undo_fails", false}}));
+}
+
+TEST_CASE("unknown, missing and mistyped params exit 2 with help and run nothing") {
+  Project p;
+  p.Playbook("deploy", R"lua(return require("hoist").playbook {
+  name = "deploy", version = "1.0.0",
+  params = {
+    version = { type = "string", required = true, help = "release to deploy" },
+    replicas = { type = "integer", default = 1, help = "instances per colour" },
+    mode = { type = "enum", values = { "fast", "safe" }, default = "safe" },
+  },
+  run = function(run) run:step("deploy", function() end) end,
+})lua");
+  auto unknown = p.Run({"deploy", "-e", "version=1", "-e", "replcas=2"});
+  CHECK(unknown.exit_code == 2);
+  CHECK(unknown.err.find("unknown param 'replcas' (did you mean 'replicas'?)") != std::string::npos);
+  CHECK(unknown.err.find("hint: hoist describe deploy lists its params") != std::string::npos);
+
+  auto missing = p.Run({"deploy"});
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.err.find("missing required param 'version' (string: release to deploy)") != std::string::npos);
+
+  auto mistyped = p.Run({"deploy", "-e", "version=1", "-e", "replicas=two"});
+  CHECK(mistyped.exit_code == 2);
+  CHECK(mistyped.err.find("param 'replicas': 'two' is not an integer (integer: instances per colour)") !=
+        std::string::npos);
+
+  auto bad_enum = p.Run({"deploy", "-e", "version=1", "-e", "mode=yolo"});
+  CHECK(bad_enum.exit_code == 2);
+  CHECK(bad_enum.err.find("param 'mode': 'yolo' is not one of fast, safe") != std::string::npos);
+
+  CHECK(p.History().empty());  // nothing ran, nothing journaled
+}
+
+TEST_CASE("params come from a JSON file and -e overrides it") {
+  Project p;
+  p.Playbook("echo", R"lua(return require("hoist").playbook {
+  name = "echo", version = "1.0.0", lock = false,
+  params = { n = { type = "number" }, tags = { type = "list" }, who = { type = "string" } },
+  run = function(run, p)
+    run:step("echo", function() return { n = p.n, tags = p.tags, who = p.who } end)
+  end,
+})lua");
+  WriteFile(p.dir / "params.json", R"({"n": 1.5, "tags": ["a", "b"], "who": "file"})");
+  auto r = p.Run({"echo", "--params", "params.json", "-e", "who=cli"});
+  REQUIRE(r.exit_code == 0);
+  CHECK(p.Show(1)["steps"][0]["result"] == json({{"n", 1.5}, {"tags", {"a", "b"}}, {"who", "cli"}}));
+  auto bad = p.Run({"echo", "--params", "missing.json"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("--params: cannot read missing.json") != std::string::npos);
+}
+
+TEST_CASE("a second concurrent run exits 4 naming the holder") {
+  Project p;
+  p.Playbook("hold", R"lua(local fs = require "hoist.fs"
+local time = require "hoist.time"
+return require("hoist").playbook {
+  name = "hold", version = "1.0.0",
+  run = function(run)
+    run:step("wait for release file", function()
+      while not fs.exists("release") do time.sleep(0.02) end
+    end, { timeout = 30 })
+  end,
+})lua");
+  sys::ProcessResult first;
+  std::thread holder([&] { first = p.Run({"hold", "--reason", "deploy v2"}, {{"HOIST_OPERATOR", "alice"}}); });
+  // Wait (bounded) until the first run holds the lease.
+  bool locked = false;
+  for (int i = 0; i < 500 && !locked; ++i) {
+    locked = p.Run({"lock", "status", "--json"}).out.find("\"owner\":\"alice\"") != std::string::npos;
+    if (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(locked);
+  auto second = p.Run({"hold"}, {{"HOIST_OPERATOR", "bob"}});
+  WriteFile(p.dir / "release", "");
+  holder.join();
+  CHECK(second.exit_code == 4);
+  CHECK(second.err.find("environment 'default' is locked by alice@") != std::string::npos);
+  CHECK(second.err.find("reason: deploy v2") != std::string::npos);
+  CHECK(second.err.find("hint: wait for run 1 to finish") != std::string::npos);
+  CHECK(first.exit_code == 0);
+  // The lease is gone once the holder finished.
+  CHECK(p.Run({"lock", "status"}).out == "no environment is locked\n");
+}
+
+TEST_CASE("a SIGKILLed run's lease expires after its TTL") {
+  Project p("return { lease = { ttl = 1 } }\n");
+  p.Playbook("hang", R"lua(local time = require "hoist.time"
+return require("hoist").playbook {
+  name = "hang", version = "1.0.0",
+  run = function(run) run:step("hang", function() time.sleep(60) end) end,
+})lua");
+  std::thread victim([&] { p.Run({"hang"}); });
+  json lease;
+  for (int i = 0; i < 500 && lease.is_null(); ++i) {
+    auto out = p.Run({"lock", "status", "--json"}).out;
+    if (!out.empty()) lease = json::parse(out);
+    if (lease.is_null()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(!lease.is_null());
+  REQUIRE(::kill(static_cast<pid_t>(lease["pid"].get<int64_t>()), SIGKILL) == 0);
+  victim.join();
+  // Still held right after the kill...
+  auto refused = p.Run({"hang"});
+  CHECK(refused.exit_code == 4);
+  // ...and free once the TTL passed without heartbeats.
+  p.Playbook("quick", "return require('hoist').playbook { name = 'quick', version = '1.0.0', run = function() end }");
+  auto status = json::parse(p.Run({"lock", "status", "--json"}).out);
+  double deadline = sys::NowEpoch() + 10;
+  sys::ProcessResult after;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    after = p.Run({"quick"});
+  } while (after.exit_code == 4 && sys::NowEpoch() < deadline);
+  CHECK(after.exit_code == 0);
+  CHECK(status["expired"] == false);
+}
+
+TEST_CASE("lock release needs force and a reason and is journaled") {
+  Project p;
+  auto no_force = p.Run({"lock", "release", "--reason", "x"});
+  CHECK(no_force.exit_code == 2);
+  CHECK(no_force.err.find("lock release needs --force") != std::string::npos);
+  auto ok = p.Run({"lock", "release", "--force", "--reason", "holder crashed"});
+  CHECK(ok.exit_code == 0);
+  auto h = p.History();
+  REQUIRE(h.size() == 1);
+  CHECK(h[0]["playbook"] == "lock-release");
+  CHECK(p.Show(h[0]["id"].get<int64_t>())["params"]["reason"] == "holder crashed");
+}
+
+TEST_CASE("--json is valid NDJSON with the documented events") {
+  Project p;
+  p.Playbook("steps", kStepsPlaybook);
+  auto r = p.Run({"--json", "steps", "-e", "fail=true"});
+  CHECK(r.exit_code == 1);
+  std::istringstream in(r.out);
+  std::vector<std::string> kinds;
+  for (std::string line; std::getline(in, line);) {
+    json ev = json::parse(line);  // throws (fails the test) on invalid JSON
+    REQUIRE(ev.contains("event"));
+    REQUIRE(ev.contains("ts"));
+    kinds.push_back(ev["event"]);
+  }
+  std::vector<std::string> want = {"run_started",  "step_started",  "step_finished", "step_started",
+                                   "step_finished", "step_started", "step_finished", "undo_started",
+                                   "undo_finished", "undo_started", "undo_finished", "run_finished"};
+  CHECK(kinds == want);
+  CHECK(r.err.empty());
+}
+
+TEST_CASE("a secret never appears in output, journal or errors") {
+  const std::string secret = "s3cr3t-Pa55w0rd";
+  Project p(R"lua(local hoist = require "hoist"
+return { environments = { prod = { db_password = hoist.secret("APP_DB_PASSWORD") } } }
+)lua");
+  p.Playbook("leak", R"lua(local hoist = require "hoist"
+local log = require "hoist.log"
+local proc = require "hoist.proc"
+return hoist.playbook {
+  name = "leak", version = "1.0.0",
+  params = { token = { type = "string", secret = true } },
+  run = function(run, p)
+    local pw = run.env.db_password
+    log.info("connecting with " .. pw)
+    run:step("use " .. pw, function()
+      proc.run({ "echo", pw, p.token })
+      return { password = pw, token = p.token }
+    end)
+    error("failed with password " .. pw .. " and token " .. p.token)
+  end,
+})lua");
+  auto r = p.Run({"-v", "leak", "--env", "prod", "-e", "token=tok-123456"}, {{"APP_DB_PASSWORD", secret}});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("failed with password *** and token ***") != std::string::npos);
+  auto j = p.Run({"--json", "leak", "--env", "prod", "-e", "token=tok-123456"}, {{"APP_DB_PASSWORD", secret}});
+  for (const auto& text : {r.out, r.err, j.out, j.err, p.Run({"show", "1", "--json"}).out,
+                           p.Run({"-v", "show", "1"}).out}) {
+    CHECK(text.find(secret) == std::string::npos);
+    CHECK(text.find("tok-123456") == std::string::npos);
+  }
+  // Not in the state store's bytes either (database and WAL).
+  for (const char* f : {".hoist/state.db", ".hoist/state.db-wal"}) {
+    std::string bytes = ReadAll(p.dir / f);
+    CHECK(bytes.find(secret) == std::string::npos);
+    CHECK(bytes.find("tok-123456") == std::string::npos);
+  }
+  auto missing = p.Run({"leak", "--env", "prod", "-e", "token=x"});
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.err.find("secret APP_DB_PASSWORD is not set (set the environment variable APP_DB_PASSWORD or "
+                         "APP_DB_PASSWORD_FILE to a file holding it)") != std::string::npos);
+}
+
+TEST_CASE("a playbook cannot reach io, os.execute or load") {
+  Project p;
+  for (const char* expr : {"io.open('/etc/passwd')", "os.execute('true')", "load('return 1')",
+                           "dofile('/etc/passwd')", "require('io')", "debug.getinfo(1)", "io.popen('id')"}) {
+    p.Playbook("escape", std::string("return require('hoist').playbook { name = 'escape', version = '1.0.0', lock = false,\n"
+                                     "  run = function() local r = ") + expr + " end }\n");
+    auto r = p.Run({"escape"});
+    CAPTURE(expr);
+    CHECK(r.exit_code == 1);
+    bool blocked = r.err.find("undeclared global") != std::string::npos ||
+                   r.err.find("attempt to call a nil value") != std::string::npos ||
+                   r.err.find("no module 'io'") != std::string::npos;
+    CHECK(blocked);
+  }
+}
+
+TEST_CASE("Ctrl-C interrupts a step, runs the undos and exits 130") {
+  Project p;
+  p.Playbook("slow", R"lua(local time = require "hoist.time"
+local fs = require "hoist.fs"
+return require("hoist").playbook {
+  name = "slow", version = "1.0.0",
+  run = function(run)
+    run:step("prepare", function() end, { undo = function() fs.write_atomic("undone", "yes") end })
+    run:step("wait", function()
+      fs.write_atomic("waiting", "")
+      -- pcall cannot swallow the interrupt
+      while true do pcall(function() time.sleep(0.01) end) end
+    end)
+  end,
+})lua");
+  sys::ProcessSpec spec;
+  spec.argv = {HOIST_BINARY, "slow"};
+  spec.cwd = p.dir.path;
+  sys::ProcessResult r;
+  std::thread t([&] { r = sys::RunProcess(spec); });
+  for (int i = 0; i < 500 && !sys::StatPath(p.dir / "waiting").exists; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  json lease = json::parse(p.Run({"lock", "status", "--json"}).out);
+  ::kill(static_cast<pid_t>(lease["pid"].get<int64_t>()), SIGINT);
+  t.join();
+  CHECK(r.exit_code == 130);
+  CHECK(ReadAll(p.dir / "undone") == "yes");
+  CHECK(p.Show(1)["status"] == "interrupted");
+}
+
+TEST_CASE("a step timeout fails the step even when the playbook pcalls") {
+  Project p;
+  p.Playbook("spin", R"lua(local proc = require "hoist.proc"
+return require("hoist").playbook {
+  name = "spin", version = "1.0.0", lock = false,
+  run = function(run)
+    run:step("spin", function() while true do pcall(function() for i = 1, 1000 do end end) end end, { timeout = 0.2 })
+  end,
+})lua");
+  p.Playbook("sleepy", R"lua(local proc = require "hoist.proc"
+return require("hoist").playbook {
+  name = "sleepy", version = "1.0.0", lock = false,
+  run = function(run)
+    run:step("sleep", function() proc.run({ "sleep", "30" }) end, { timeout = 0.3 })
+  end,
+})lua");
+  auto start = sys::Monotonic();
+  auto spin = p.Run({"spin"});
+  CHECK(spin.exit_code == 1);
+  CHECK(spin.err.find("run: step timeout reached") != std::string::npos);
+  auto sleepy = p.Run({"sleepy"});
+  CHECK(sleepy.exit_code == 1);
+  CHECK(sleepy.err.find("proc: sleep 30: step timeout reached") != std::string::npos);
+  CHECK(sys::Monotonic() - start < 10);
+}
+
+TEST_CASE("retries run a step again until it succeeds") {
+  Project p;
+  p.Playbook("flaky", R"lua(local n = 0
+return require("hoist").playbook {
+  name = "flaky", version = "1.0.0", lock = false,
+  run = function(run)
+    run:step("flaky", function() n = n + 1; if n < 3 then error("not yet") end; return n end,
+      { retries = 3, retry_delay = 0.01 })
+  end,
+})lua");
+  auto r = p.Run({"flaky"});
+  CHECK(r.exit_code == 0);
+  auto s = p.Show(1)["steps"][0];
+  CHECK(s["attempts"] == 3);
+  CHECK(s["result"] == 3);
+}
+
+TEST_CASE("unknown commands suggest the nearest command or playbook") {
+  Project p;
+  p.Playbook("deploy", "return require('hoist').playbook { name = 'deploy', version = '1.0.0', run = function() end }");
+  auto r = p.Run({"deplyo"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "hoist: 'deplyo' is neither a command nor a playbook — did you mean 'deploy'?\n");
+  auto h = p.Run({"histroy"});
+  CHECK(h.err == "hoist: 'histroy' is neither a command nor a playbook — did you mean 'history'?\n");
+  auto pb = p.Run({"run", "deplo"});
+  CHECK(pb.exit_code == 2);
+  CHECK(pb.err.find("no playbook 'deplo' in") != std::string::npos);
+  CHECK(pb.err.find("(did you mean 'deploy'?)") != std::string::npos);
+}
+
+TEST_CASE("describe and list show playbooks with their params") {
+  Project p;
+  p.Playbook("deploy", R"lua(return require("hoist").playbook {
+  name = "deploy", version = "1.2.0", summary = "Blue/green deploy",
+  requires = { hoist = ">=0.1" },
+  params = { version = { type = "string", required = true, help = "release to deploy" } },
+  run = function() end,
+})lua");
+  auto d = p.Run({"describe", "deploy"});
+  CHECK(d.exit_code == 0);
+  CHECK(d.out.find("deploy 1.2.0 (playbooks/deploy.lua)") != std::string::npos);
+  CHECK(d.out.find("-e version=<string>  (required)") != std::string::npos);
+  CHECK(d.out.find("release to deploy") != std::string::npos);
+  auto l = p.Run({"list"});
+  CHECK(l.out.find("deploy") != std::string::npos);
+  CHECK(l.out.find("Blue/green deploy") != std::string::npos);
+  CHECK(l.out.find("doctor") != std::string::npos);  // a canned playbook
+}
+
+TEST_CASE("invalid playbook descriptions are refused before running") {
+  Project p;
+  p.Playbook("v", "return require('hoist').playbook { name = 'v', version = '1.2', run = function() end }");
+  auto r = p.Run({"v"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("playbooks/v.lua: version '1.2' is not semver (expected MAJOR.MINOR.PATCH, e.g. 1.2.0)") !=
+        std::string::npos);
+  p.Playbook("req", "return require('hoist').playbook { name = 'req', version = '1.0.0', requires = { hoist = '>=9.0' }, run = function() end }");
+  auto q = p.Run({"req"});
+  CHECK(q.exit_code == 2);
+  CHECK(q.err.find(std::string("playbooks/req.lua: requires hoist >=9.0 but this is hoist ") + HOIST_VERSION) !=
+        std::string::npos);
+  p.Playbook("typo", "return require('hoist').playbook { name = 'typo', version = '1.0.0', prams = {}, run = function() end }");
+  auto t = p.Run({"typo"});
+  CHECK(t.err.find("playbooks/typo.lua: unknown playbook field 'prams' (did you mean 'params'?)") != std::string::npos);
+  p.Playbook("plain", "return { name = 'plain' }");
+  CHECK(p.Run({"plain"}).err.find("playbooks/plain.lua: must return hoist.playbook{ ... } (got a table)") !=
+        std::string::npos);
+}
+
+TEST_CASE("environments come from hoist.lua and --env picks one") {
+  Project p(R"lua(return {
+  environments = {
+    staging = { port = 5001 },
+    prod = { port = 6001 },
+  },
+})lua");
+  p.Playbook("port", R"lua(return require("hoist").playbook {
+  name = "port", version = "1.0.0",
+  run = function(run) run:step("port", function() return run.env.name .. ":" .. run.env.port end) end,
+})lua");
+  auto none = p.Run({"port"});
+  CHECK(none.exit_code == 2);
+  CHECK(none.err.find("hoist.lua defines several environments (prod, staging): choose one with --env NAME") !=
+        std::string::npos);
+  auto typo = p.Run({"port", "--env", "prdo"});
+  CHECK(typo.err.find("unknown environment 'prdo' (did you mean 'prod'?)") != std::string::npos);
+  REQUIRE(p.Run({"port", "--env", "prod"}).exit_code == 0);
+  CHECK(p.Show(1)["steps"][0]["result"] == "prod:6001");
+  CHECK(p.Show(1)["env"] == "prod");
+}
+
+TEST_CASE("the state store is private to its owner") {
+  Project p;
+  p.Playbook("noop", "return require('hoist').playbook { name = 'noop', version = '1.0.0', run = function() end }");
+  REQUIRE(p.Run({"noop"}).exit_code == 0);
+  struct stat st {};
+  REQUIRE(::stat((p.dir / ".hoist").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  REQUIRE(::stat((p.dir / ".hoist/state.db").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("playbook export writes a canned playbook that then takes precedence") {
+  Project p;
+  auto r = p.Run({"playbook", "export", "doctor"});
+  CHECK(r.exit_code == 0);
+  CHECK(sys::StatPath(p.dir / "playbooks/doctor.lua").exists);
+  auto again = p.Run({"playbook", "export", "doctor"});
+  CHECK(again.exit_code == 2);
+  CHECK(again.err.find("exists; pass --force to overwrite it") != std::string::npos);
+  CHECK(p.Run({"describe", "doctor"}).out.find("(playbooks/doctor.lua)") != std::string::npos);
+  auto missing = p.Run({"playbook", "export", "nope"});
+  CHECK(missing.exit_code == 2);
+}
+
+TEST_CASE("confirm refuses without a terminal and accepts --yes") {
+  Project p;
+  p.Playbook("ask", R"lua(return require("hoist").playbook {
+  name = "ask", version = "1.0.0", lock = false,
+  run = function(run) run:step("ask", function() return run:confirm("Restore over prod?") end) end,
+})lua");
+  auto no = p.Run({"ask"});
+  CHECK(no.exit_code == 1);
+  CHECK(no.err.find("cannot ask \"Restore over prod?\": no terminal to answer on; pass --yes to confirm") !=
+        std::string::npos);
+  auto yes = p.Run({"ask", "--yes"});
+  CHECK(yes.exit_code == 0);
+  CHECK(p.Show(2)["steps"][0]["result"] == true);
+}
+
+}  // TEST_SUITE
+
+}  // namespace
+}  // namespace hoist::test
