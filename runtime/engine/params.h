@@ -21,8 +21,8 @@ struct ParamSpec {
   ParamType type = ParamType::kString;
   bool required = false;
   std::optional<json> default_value;
-  std::string help;
-  std::vector<std::string> choices;  // kEnum
+  std::string help{};
+  std::vector<std::string> choices{};  // kEnum
   bool secret = false;               // masked in journal and output
 };
 

@@ -20,9 +20,9 @@ using json = nlohmann::json;
 struct StepOptions {
   int retries = 0;                 // extra attempts after a failure
   double retry_delay = 1.0;        // seconds, doubled after each attempt
-  std::optional<double> timeout;   // seconds per attempt
+  std::optional<double> timeout{};  // seconds per attempt
   /// Registered when the step succeeds; receives the step's result.
-  std::function<void(const json& result)> undo;
+  std::function<void(const json& result)> undo{};
 };
 
 struct UnwindResult {

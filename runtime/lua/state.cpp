@@ -34,8 +34,9 @@ void StopHook(lua_State* L, lua_Debug*) {
     return;
   }
   lua_sethook(L, StopHook, LUA_MASKCOUNT, 1);
-  // Only C values below: lua_error longjmps out of this frame.
-  luaL_where(L, 1);
+  // Only C values below: lua_error longjmps out of this frame. Level 0 in a
+  // hook is the Lua function that was running.
+  luaL_where(L, 0);
   size_t n = 0;
   const char* where = lua_tolstring(L, -1, &n);
   if (n > 0 && where[n - 1] == ' ') --n;

@@ -1,0 +1,164 @@
+// The journal and the lease against a real SQLite state file.
+#include "engine/state_store.h"
+
+#include <sys/stat.h>
+
+#include <thread>
+
+#include "core/secrets.h"
+#include "support/support.h"
+#include "sys/clock.h"
+
+namespace hoist::engine {
+namespace {
+
+RunMeta Meta(const std::string& env = "prod") {
+  RunMeta m;
+  m.playbook = "deploy";
+  m.version = "1.0.0";
+  m.source = "return 1";
+  m.source_sha256 = "abc";
+  m.origin = "project:playbooks/deploy.lua";
+  m.params = {{"version", "1.2.0"}};
+  m.operator_name = "alice";
+  m.host = "web1";
+  m.env = env;
+  m.hoist_version = "0.1.0";
+  return m;
+}
+
+Lease L(const std::string& token, const std::string& owner = "alice") {
+  Lease l;
+  l.env = "prod";
+  l.owner = owner;
+  l.host = "web1";
+  l.pid = 42;
+  l.run_id = 7;
+  l.reason = "deploy 1.2.0";
+  l.token = token;
+  return l;
+}
+
+TEST_SUITE("engine/state_store") {
+
+TEST_CASE("a run with nested steps and events round-trips") {
+  test::TempDir dir;
+  auto store = OpenStateStore(dir / ".hoist/state.db");
+  int64_t run = store->BeginRun(Meta());
+  int64_t outer = store->StepStarted(run, std::nullopt, "outer", "step");
+  int64_t inner = store->StepStarted(run, outer, "inner", "step");
+  store->Event(run, inner, "proc", "echo hi", {{"exit_code", 0}}, 0.01);
+  store->StepFinished(run, inner, "ok", 1, {{"n", 1}}, "", 0.02);
+  store->StepFinished(run, outer, "failed", 2, nullptr, "boom", 0.03);
+  store->FinishRun(run, "failed", 1, "boom");
+
+  auto r = store->GetRun(run);
+  REQUIRE(r);
+  CHECK((*r)["status"] == "failed");
+  CHECK((*r)["exit_code"] == 1);
+  CHECK((*r)["source"] == "return 1");
+  CHECK((*r)["params"] == json({{"version", "1.2.0"}}));
+  REQUIRE((*r)["steps"].size() == 2);
+  CHECK((*r)["steps"][1]["parent"] == outer);
+  CHECK((*r)["steps"][1]["result"] == json({{"n", 1}}));
+  CHECK((*r)["steps"][0]["error"] == "boom");
+  CHECK((*r)["steps"][0]["attempts"] == 2);
+  REQUIRE((*r)["events"].size() == 1);
+  CHECK((*r)["events"][0]["step"] == inner);
+  CHECK((*r)["events"][0]["name"] == "echo hi");
+  CHECK(!store->GetRun(run + 1));
+}
+
+TEST_CASE("history is newest first and filters by environment") {
+  test::TempDir dir;
+  auto store = OpenStateStore(dir / "state.db");
+  store->BeginRun(Meta("prod"));
+  store->BeginRun(Meta("staging"));
+  store->BeginRun(Meta("prod"));
+  auto all = store->History(std::nullopt, 10);
+  REQUIRE(all.size() == 3);
+  CHECK(all[0]["id"] == 3);
+  auto prod = store->History(std::string("prod"), 10);
+  CHECK(prod.size() == 2);
+  CHECK(store->History(std::nullopt, 1).size() == 1);
+}
+
+TEST_CASE("stored text is masked for secrets") {
+  ClearSecrets();
+  RegisterSecret("hunter2-secret");
+  test::TempDir dir;
+  auto store = OpenStateStore(dir / "state.db");
+  RunMeta m = Meta();
+  m.params = {{"pw", "hunter2-secret"}};
+  int64_t run = store->BeginRun(m);
+  store->FinishRun(run, "failed", 1, "bad password hunter2-secret");
+  auto r = store->GetRun(run);
+  CHECK((*r)["params"]["pw"] == "***");
+  CHECK((*r)["error"] == "bad password ***");
+  ClearSecrets();
+}
+
+TEST_CASE("the store is created 0600 in a 0700 directory") {
+  test::TempDir dir;
+  OpenStateStore(dir / "deep/state/state.db");
+  struct stat st {};
+  REQUIRE(::stat((dir / "deep/state").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  REQUIRE(::stat((dir / "deep/state/state.db").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("a live lease refuses a second holder and names the first") {
+  test::TempDir dir;
+  auto a = OpenStateStore(dir / "state.db");
+  auto b = OpenStateStore(dir / "state.db");
+  a->AcquireLease(L("t1"), 60);
+  try {
+    b->AcquireLease(L("t2", "bob"), 60);
+    FAIL("second lease was granted");
+  } catch (const LeaseHeldError& e) {
+    CHECK(e.code() == "lease_held");
+    CHECK(e.holder().owner == "alice");
+    CHECK(e.holder().run_id == 7);
+    CHECK(std::string(e.what()).find("environment 'prod' is locked by alice@web1 (pid 42, run 7, reason: deploy 1.2.0)") !=
+          std::string::npos);
+  }
+  a->ReleaseLease("prod", "t1");
+  CHECK_NOTHROW(b->AcquireLease(L("t2", "bob"), 60));
+  CHECK(b->Leases().at(0).owner == "bob");
+}
+
+TEST_CASE("an expired lease is taken over and heartbeats extend a live one") {
+  test::TempDir dir;
+  auto a = OpenStateStore(dir / "state.db");
+  auto b = OpenStateStore(dir / "state.db");
+  a->AcquireLease(L("t1"), 0.2);
+  CHECK(a->Heartbeat("prod", "t1", 0.2));
+  CHECK_THROWS_AS(b->AcquireLease(L("t2", "bob"), 60), LeaseHeldError);
+  double expires = a->Leases().at(0).expires_at;
+  while (sys::NowEpoch() <= expires) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK_NOTHROW(b->AcquireLease(L("t2", "bob"), 60));
+  // The old holder's heartbeat now finds the lease gone.
+  CHECK_FALSE(a->Heartbeat("prod", "t1", 60));
+}
+
+TEST_CASE("force release returns what it removed") {
+  test::TempDir dir;
+  auto s = OpenStateStore(dir / "state.db");
+  CHECK(!s->ForceRelease("prod"));
+  s->AcquireLease(L("t1"), 60);
+  auto removed = s->ForceRelease("prod");
+  REQUIRE(removed);
+  CHECK(removed->token == "t1");
+  CHECK(s->Leases().empty());
+}
+
+TEST_CASE("a postgres state URL is refused clearly for now") {
+  auto e = test::CatchError([] { OpenStateStore("postgres://db/hoist"); });
+  CHECK(e.code() == "unsupported");
+}
+
+}  // TEST_SUITE
+
+}  // namespace
+}  // namespace hoist::engine
