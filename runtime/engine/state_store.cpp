@@ -263,6 +263,18 @@ class SqliteStateStore final : public StateStore {
     if (sel.Step()) {
       Lease cur = ReadLease(sel);
       if (cur.expires_at > now && cur.token != want.token) throw LeaseHeldError(cur);
+      // The holder stopped heart-beating (killed, host down): its run would
+      // otherwise stay "running" in the journal forever.
+      if (cur.token != want.token && cur.run_id > 0) {
+        auto up = db_.Prepare(
+            "UPDATE runs SET status = 'abandoned', ended_at = ?, error = ? WHERE id = ? AND status = 'running'");
+        up.Bind(1, sys::IsoUtc(cur.expires_at))
+            .Bind(2, fmt::format("lease expired at {}: the run stopped heart-beating (killed or host down); taken over "
+                                 "by {}@{}",
+                                 sys::IsoUtc(cur.expires_at), want.owner, want.host))
+            .Bind(3, cur.run_id)
+            .Run();
+      }
     }
     auto up = db_.Prepare(fmt::format("INSERT OR REPLACE INTO leases({}) VALUES(?,?,?,?,?,?,?,?,?,?)", kLeaseCols));
     up.Bind(1, want.env).Bind(2, want.owner).Bind(3, want.host).Bind(4, want.pid).Bind(5, want.run_id);

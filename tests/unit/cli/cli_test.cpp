@@ -266,6 +266,11 @@ return require("hoist").playbook {
   } while (after.exit_code == 4 && sys::NowEpoch() < deadline);
   CHECK(after.exit_code == 0);
   CHECK(status["expired"] == false);
+  // The killed run is marked abandoned, not left "running".
+  json killed = p.Show(1);
+  CHECK(killed["status"] == "abandoned");
+  CHECK(killed["error"].get<std::string>().find("the run stopped heart-beating (killed or host down)") !=
+        std::string::npos);
 }
 
 TEST_CASE("lock release needs force and a reason and is journaled") {
