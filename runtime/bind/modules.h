@@ -13,5 +13,6 @@ int OpenTime(lua_State* L);    // hoist.time
 int OpenCrypto(lua_State* L);  // hoist.crypto
 int OpenProc(lua_State* L);    // hoist.proc
 int OpenFs(lua_State* L);      // hoist.fs
+int OpenDb(lua_State* L);      // hoist.db
 
 }  // namespace hoist::bind

@@ -44,6 +44,16 @@ void Runner::AnnounceParents() {
   }
 }
 
+void Runner::Finished(int64_t seq, const std::string& name, size_t depth, const char* status, int attempts,
+                      double seconds, json extra) {
+  bool announced = stack_.back().announced;
+  stack_.pop_back();
+  json ev = {{"event", "step_finished"}, {"step", seq},         {"name", Mask(name)}, {"depth", depth},
+             {"status", status},         {"attempts", attempts}, {"seconds", seconds}, {"group", announced}};
+  for (auto& [k, v] : extra.items()) ev[k] = std::move(v);
+  reporter_.Emit(ev);
+}
+
 json Runner::Step(const std::string& name, const std::function<json()>& body, StepOptions options) {
   AnnounceParents();
   std::optional<int64_t> parent = CurrentStep();
@@ -73,16 +83,7 @@ json Runner::Step(const std::string& name, const std::function<json()>& body, St
       }
       double secs = sys::Monotonic() - start;
       store_.StepFinished(run_id_, seq, "ok", attempts, result, "", secs);
-      bool announced = stack_.back().announced;
-      stack_.pop_back();
-      reporter_.Emit({{"event", "step_finished"},
-                      {"step", seq},
-                      {"name", Mask(name)},
-                      {"depth", depth},
-                      {"status", "ok"},
-                      {"attempts", attempts},
-                      {"seconds", secs},
-                      {"group", announced}});
+      Finished(seq, name, depth, "ok", attempts, secs, json::object());
       if (options.undo) undo_stack_.push_back({seq, name, std::move(options.undo), result});
       return result;
     } catch (const std::exception& e) {
@@ -104,18 +105,7 @@ json Runner::Step(const std::string& name, const std::function<json()>& body, St
       }
       double secs = sys::Monotonic() - start;
       store_.StepFinished(run_id_, seq, "failed", attempts, nullptr, msg, secs);
-      bool announced = stack_.back().announced;
-      stack_.pop_back();
-      reporter_.Emit({{"event", "step_finished"},
-                      {"step", seq},
-                      {"name", Mask(name)},
-                      {"depth", depth},
-                      {"status", "failed"},
-                      {"attempts", attempts},
-                      {"seconds", secs},
-                      {"error", msg},
-                      {"code", code},
-                      {"group", announced}});
+      Finished(seq, name, depth, "failed", attempts, secs, {{"error", msg}, {"code", code}});
       throw;
     }
   }

@@ -72,6 +72,9 @@ class Runner {
   };
 
   void AnnounceParents();
+  // Pops the step's frame and reports its end.
+  void Finished(int64_t seq, const std::string& name, size_t depth, const char* status, int attempts, double seconds,
+                json extra);
 
   StateStore& store_;
   Reporter& reporter_;

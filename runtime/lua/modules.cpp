@@ -8,7 +8,7 @@ std::span<const NativeModule> NativeModules() {
   static const NativeModule kModules[] = {
       {"hoist.core", bind::OpenCore},     {"hoist.json", bind::OpenJson}, {"hoist.log", bind::OpenLog},
       {"hoist.time", bind::OpenTime},     {"hoist.crypto", bind::OpenCrypto},
-      {"hoist.proc", bind::OpenProc},     {"hoist.fs", bind::OpenFs},
+      {"hoist.proc", bind::OpenProc},     {"hoist.fs", bind::OpenFs},         {"hoist.db", bind::OpenDb},
   };
   return kModules;
 }

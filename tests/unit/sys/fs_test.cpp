@@ -11,33 +11,17 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "support/support.h"
 
 namespace hoist::sys {
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/hoist-fs-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
+using test::CatchError;
+using test::TempDir;
+
 
 void Put(const std::string& path, const std::string& data) { std::ofstream(path, std::ios::binary) << data; }
 
-template <typename F>
-Error CatchError(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  FAIL("no hoist::Error thrown");
-  return Error("", "", "");
-}
 
 /// Sets a umask for one scope, so mode tests do not depend on the caller's.
 struct UmaskScope {

@@ -16,22 +16,16 @@
 #include <thread>
 
 #include "core/error.h"
+#include "support/support.h"
 #include "core/interrupt.h"
 
 namespace hoist::sys {
 namespace {
 
+using test::TempDir;
+
 using std::chrono::milliseconds;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/hoist-proc-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 /// A pid is gone once kill() says ESRCH, or once it is a zombie: dead, and
 /// reaping orphans is the job of whatever runs as PID 1 here, not ours.
