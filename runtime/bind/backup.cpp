@@ -1,0 +1,306 @@
+// hoist.backup: verified backups of a hoist.db connection — create, list,
+// verify, prune, restore (into the live database, after confirmation) and
+// drill. Results are tables; mutations are journaled as world calls and
+// long phases report progress. The work is in db/backup.h.
+#include <lua.hpp>
+
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "bind/context.h"
+#include "bind/db.h"
+#include "bind/modules.h"
+#include "core/error.h"
+#include "db/backup.h"
+#include "db/connection.h"
+#include "lua/boundary.h"
+#include "lua/check.h"
+#include "sys/clock.h"
+
+namespace hoist::bind {
+namespace {
+
+namespace bk = db::backup;
+using json = nlohmann::json;
+
+/// Progress to the run's reporter (none outside a run).
+bk::ProgressFn ProgressOf(lua_State* L) {
+  Context* ctx = GetContext(L);
+  if (!ctx || !ctx->reporter) return nullptr;
+  engine::Reporter* reporter = ctx->reporter;
+  return [reporter](const std::string& label, double done, double total, const std::string& unit) {
+    reporter->Progress(label, done, total, unit);
+  };
+}
+
+std::optional<int64_t> RunIdOf(lua_State* L) {
+  Context* ctx = GetContext(L);
+  if (ctx && ctx->runner) return ctx->runner->run_id();
+  return std::nullopt;
+}
+
+/// What a backup needs from a connection: the SQLite file, or the libpq
+/// conninfo (password included, never printed) and its printable form.
+struct Source {
+  bool sqlite = true;
+  std::string path;
+  std::string conninfo;
+  std::string redacted;
+};
+
+Source SourceOf(lua_State* L, int idx) {
+  db::Connection& conn = CheckConnection(L, idx);
+  Source s;
+  s.sqlite = conn.url().engine == db::Engine::kSqlite;
+  s.redacted = conn.redacted();
+  if (s.sqlite) {
+    if (conn.url().memory()) throw Error("backup", "invalid", "an in-memory SQLite database has no file to back up");
+    s.path = conn.url().path;
+  } else {
+    s.conninfo = conn.url().conninfo;
+  }
+  return s;
+}
+
+/// compress = true | false | level.
+int CompressOption(lua_State* L, int idx) {
+  if (!lua_istable(L, idx)) return 0;
+  lua_getfield(L, idx, "compress");
+  int level = 0;
+  if (lua_isboolean(L, -1)) {
+    level = lua_toboolean(L, -1) ? -1 : 0;
+  } else if (lua_isinteger(L, -1)) {
+    level = static_cast<int>(lua_tointeger(L, -1));
+  } else if (!lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    throw Error("backup", "invalid", "compress must be a boolean or a compression level");
+  }
+  lua_pop(L, 1);
+  if (level < -1) throw Error("backup", "invalid", "compress must be a boolean or a compression level");
+  return level;
+}
+
+/// A string or a list of strings (smoke_sql).
+std::vector<std::string> StringOrList(lua_State* L, int idx, const char* key) {
+  if (!lua_istable(L, idx)) return {};
+  lua_getfield(L, idx, key);
+  bool is_string = lua_type(L, -1) == LUA_TSTRING;
+  std::string one = is_string ? lua_tostring(L, -1) : "";
+  lua_pop(L, 1);
+  if (is_string) return {one};
+  return lua::OptStringListField(L, idx, key).value_or(std::vector<std::string>{});
+}
+
+/// The optional `conn` field of an options table (a PostgreSQL server for
+/// deep verify and drills).
+std::string ServerOption(lua_State* L, int idx) {
+  if (!lua_istable(L, idx)) return "";
+  lua_getfield(L, idx, "conn");
+  int field = lua_gettop(L);
+  std::string conninfo;
+  if (!lua_isnil(L, field)) {
+    try {
+      Source s = SourceOf(L, field);
+      if (s.sqlite) throw Error("backup", "invalid", "conn must be a PostgreSQL connection");
+      conninfo = s.conninfo;
+    } catch (...) {
+      lua_settop(L, field - 1);
+      throw;
+    }
+  }
+  lua_settop(L, field - 1);
+  return conninfo;
+}
+
+void PushResult(lua_State* L, const json& j) { lua::PushJson(L, j); }
+
+/// backup.create(conn, { dir, label, keep, compress, protect, reason,
+///   format, data_only, schema_only, tables, pg_bin }) -> { path, sha256, size, manifest, pruned, ... }
+int l_create(lua_State* L) {
+  Source src = SourceOf(L, 1);
+  lua::CheckTable(L, 2, "options");
+  lua::CheckKeys(L, 2, "backup.create",
+                 {"dir", "label", "keep", "compress", "protect", "reason", "format", "data_only", "schema_only", "tables",
+                  "pg_bin"});
+  bk::CreateOptions o;
+  o.dir = lua::CheckStringField(L, 2, "dir");
+  if (auto v = lua::OptStringField(L, 2, "label")) o.label = *v;
+  if (auto v = lua::OptIntegerField(L, 2, "keep")) o.keep = static_cast<int>(*v);
+  o.compress = CompressOption(L, 2);
+  o.protect = lua::OptBooleanField(L, 2, "protect").value_or(false);
+  if (auto v = lua::OptStringField(L, 2, "reason")) o.reason = *v;
+  if (auto v = lua::OptStringField(L, 2, "format")) o.format = *v;
+  o.data_only = lua::OptBooleanField(L, 2, "data_only").value_or(false);
+  o.schema_only = lua::OptBooleanField(L, 2, "schema_only").value_or(false);
+  if (auto v = lua::OptStringListField(L, 2, "tables")) o.tables = *v;
+  if (auto v = lua::OptStringField(L, 2, "pg_bin")) o.pg_bin = *v;
+  if (src.sqlite && (o.format != "custom" || o.data_only || o.schema_only || !o.tables.empty())) {
+    throw Error("backup", "invalid", "format, data_only, schema_only and tables apply to PostgreSQL only");
+  }
+  o.run_id = RunIdOf(L);
+  o.progress = ProgressOf(L);
+  double start = sys::Monotonic();
+  bk::CreateResult r = src.sqlite ? bk::CreateSqlite(src.path, o) : bk::CreatePostgres(src.conninfo, src.redacted, o);
+  RecordWorld(L, "backup", "create " + r.path,
+              {{"source", src.redacted}, {"path", r.path}, {"sha256", r.sha256}, {"size", r.size}, {"pruned", r.pruned}},
+              sys::Monotonic() - start);
+  PushResult(L, json{{"path", r.path},
+                     {"manifest_path", r.manifest_path},
+                     {"sha256", r.sha256},
+                     {"size", r.size},
+                     {"seconds", r.seconds},
+                     {"manifest", r.manifest},
+                     {"pruned", r.pruned}});
+  return 1;
+}
+
+/// backup.list(dir) -> { {path, name, engine, source, label, created_at, size, verified, protected, manifest}, ... }
+int l_list(lua_State* L) {
+  std::string dir = lua::CheckString(L, 1, "dir");
+  json out = json::array();
+  for (const auto& e : bk::List(dir)) {
+    out.push_back({{"path", e.path},
+                   {"name", e.name},
+                   {"engine", e.engine},
+                   {"source", e.source},
+                   {"label", e.label},
+                   {"created_at", e.created_at},
+                   {"size", e.size},
+                   {"verified", e.verified},
+                   {"protected", e.is_protected},
+                   {"has_manifest", e.has_manifest},
+                   {"manifest", e.manifest}});
+  }
+  PushResult(L, out);
+  return 1;
+}
+
+/// backup.verify(file, { deep, conn, pg_bin }) -> { ok, problems, message, sha256, integrity, ... }
+/// A damaged backup is an answer (ok = false), not an error.
+int l_verify(lua_State* L) {
+  std::string file = lua::CheckString(L, 1, "file");
+  lua::CheckKeys(L, 2, "backup.verify", {"deep", "conn", "pg_bin"});
+  bk::VerifyOptions o;
+  o.deep = lua::OptBooleanField(L, 2, "deep").value_or(false);
+  o.conninfo = ServerOption(L, 2);
+  if (auto v = lua::OptStringField(L, 2, "pg_bin")) o.pg_bin = *v;
+  o.progress = ProgressOf(L);
+  double start = sys::Monotonic();
+  bk::VerifyResult r = bk::Verify(file, o);
+  json j = r.ToJson();
+  std::string message;
+  for (const auto& p : r.problems) message += (message.empty() ? "" : "; ") + p;
+  j["message"] = r.ok ? "ok" : message;
+  RecordWorld(L, "backup", "verify " + file, {{"ok", r.ok}, {"problems", r.problems}, {"deep", o.deep}},
+              sys::Monotonic() - start);
+  PushResult(L, j);
+  return 1;
+}
+
+/// backup.prune(dir, { keep, older_than = "30d", source, dry_run }) -> { removed, kept, stale }
+int l_prune(lua_State* L) {
+  std::string dir = lua::CheckString(L, 1, "dir");
+  lua::CheckTable(L, 2, "options");
+  lua::CheckKeys(L, 2, "backup.prune", {"keep", "older_than", "source", "dry_run"});
+  bk::PruneOptions o;
+  if (auto v = lua::OptIntegerField(L, 2, "keep")) o.keep = static_cast<int>(*v);
+  lua_getfield(L, 2, "older_than");
+  bool is_number = lua_type(L, -1) == LUA_TNUMBER;
+  double seconds = is_number ? lua_tonumber(L, -1) : 0;
+  lua_pop(L, 1);
+  if (is_number) {
+    o.older_than = seconds;
+  } else if (auto v = lua::OptStringField(L, 2, "older_than")) {
+    o.older_than = bk::ParseAge(*v);
+  }
+  if (auto v = lua::OptStringField(L, 2, "source")) o.source = *v;
+  o.dry_run = lua::OptBooleanField(L, 2, "dry_run").value_or(false);
+  double start = sys::Monotonic();
+  bk::PruneResult r = bk::Prune(dir, o);
+  if (!o.dry_run) {
+    RecordWorld(L, "backup", "prune " + dir, {{"removed", r.removed}, {"stale", r.stale}}, sys::Monotonic() - start);
+  }
+  PushResult(L, json{{"removed", r.removed}, {"kept", r.kept}, {"stale", r.stale}, {"dry_run", o.dry_run}});
+  return 1;
+}
+
+/// Restoring replaces a live database: it needs opts.confirm = true (after
+/// the playbook's own run:confirm), --yes, or a "y" at the prompt.
+void Confirm(lua_State* L, bool confirmed, const std::string& question) {
+  Context* ctx = GetContext(L);
+  auto note = [&](const char* how, bool answer) {
+    if (ctx && ctx->runner) ctx->runner->Note("confirm", question, {{"answer", answer}, {"by", how}});
+  };
+  if (confirmed) {
+    note("confirm option", true);
+    return;
+  }
+  if (ctx && ctx->assume_yes) {
+    note("--yes", true);
+    return;
+  }
+  if (!ctx || !ctx->interactive) {
+    throw Error("backup", "not_confirmed",
+                question + ": needs confirmation: pass --yes, or set confirm = true after run:confirm");
+  }
+  std::fprintf(stderr, "%s [y/N] ", question.c_str());
+  std::fflush(stderr);
+  char buf[64] = {};
+  bool yes = std::fgets(buf, sizeof buf, stdin) && (buf[0] == 'y' || buf[0] == 'Y');
+  note("prompt", yes);
+  if (!yes) throw Error("backup", "not_confirmed", question + ": not confirmed");
+}
+
+/// backup.restore(file, conn, { safety_backup = true, safety_dir, confirm, pg_bin }) -> { target, safety_backup, pages, verified, ... }
+int l_restore(lua_State* L) {
+  std::string file = lua::CheckString(L, 1, "file");
+  Source target = SourceOf(L, 2);
+  lua::CheckKeys(L, 3, "backup.restore", {"safety_backup", "safety_dir", "confirm", "pg_bin"});
+  bk::RestoreOptions o;
+  o.safety_backup = lua::OptBooleanField(L, 3, "safety_backup").value_or(true);
+  if (auto v = lua::OptStringField(L, 3, "safety_dir")) o.safety_dir = *v;
+  if (auto v = lua::OptStringField(L, 3, "pg_bin")) o.pg_bin = *v;
+  bool confirmed = lua::OptBooleanField(L, 3, "confirm").value_or(false);
+  Confirm(L, confirmed, "restore " + file + " into " + target.redacted);
+  o.run_id = RunIdOf(L);
+  o.progress = ProgressOf(L);
+  double start = sys::Monotonic();
+  bk::RestoreResult r = target.sqlite ? bk::RestoreSqlite(file, target.path, o)
+                                      : bk::RestorePostgres(file, target.conninfo, target.redacted, o);
+  r.target = target.redacted;
+  RecordWorld(L, "backup", "restore " + file,
+              {{"file", file}, {"target", target.redacted}, {"safety_backup", r.safety_backup}, {"pages", r.pages}},
+              sys::Monotonic() - start);
+  PushResult(L, r.ToJson());
+  return 1;
+}
+
+/// backup.drill(file, { smoke_sql = "..." | {...}, conn, pg_bin }) -> { ok, integrity, fingerprint_ok, smoke, problems }
+int l_drill(lua_State* L) {
+  std::string file = lua::CheckString(L, 1, "file");
+  lua::CheckKeys(L, 2, "backup.drill", {"smoke_sql", "conn", "pg_bin"});
+  bk::DrillOptions o;
+  o.smoke_sql = StringOrList(L, 2, "smoke_sql");
+  o.conninfo = ServerOption(L, 2);
+  if (auto v = lua::OptStringField(L, 2, "pg_bin")) o.pg_bin = *v;
+  o.progress = ProgressOf(L);
+  double start = sys::Monotonic();
+  bk::DrillResult r = bk::Drill(file, o);
+  RecordWorld(L, "backup", "drill " + file, {{"ok", r.ok}, {"problems", r.problems}}, sys::Monotonic() - start);
+  PushResult(L, r.ToJson());
+  return 1;
+}
+
+}  // namespace
+
+int OpenBackup(lua_State* L) {
+  const luaL_Reg fns[] = {{"create", lua::Protect<l_create>}, {"list", lua::Protect<l_list>},
+                          {"verify", lua::Protect<l_verify>}, {"prune", lua::Protect<l_prune>},
+                          {"restore", lua::Protect<l_restore>}, {"drill", lua::Protect<l_drill>},
+                          {nullptr, nullptr}};
+  luaL_newlib(L, fns);
+  return 1;
+}
+
+}  // namespace hoist::bind

@@ -1,0 +1,843 @@
+// Backup files on disk, engine-neutral: hidden temp outputs, the following
+// hasher, zstd streams, names, sidecars and manifests, list and prune, and
+// the verify/drill dispatch by engine.
+#include "db/backup.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/interrupt.h"
+#include "db/backup_internal.h"
+#include "sys/dynlib.h"
+#include "sys/fs.h"
+#include "sys/sha256.h"
+
+namespace hoist::db::backup {
+
+// Engine entry points implemented in backup_sqlite.cpp / backup_pg.cpp.
+VerifyResult VerifySqliteFile(const std::string& file, const std::optional<json>& manifest, const VerifyOptions& o);
+VerifyResult VerifyPgFile(const std::string& file, const json& manifest, const VerifyOptions& o);
+DrillResult DrillSqlite(const std::string& file, const json& manifest, const DrillOptions& o);
+DrillResult DrillPg(const std::string& file, const json& manifest, const DrillOptions& o);
+
+namespace detail {
+
+void Fail(const std::string& code, const std::string& message) { throw Error("backup", code, message); }
+
+void FailErrno(const std::string& what, const std::string& path, int err) {
+  Fail(err == ENOENT ? "not_found" : "failed", what + " " + path + ": " + std::strerror(err));
+}
+
+void CheckStop() { ThrowIfStopped("backup"); }
+
+Fd& Fd::operator=(Fd&& o) noexcept {
+  if (this != &o) {
+    Reset();
+    fd_ = o.Release();
+  }
+  return *this;
+}
+
+void Fd::Reset() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Fd OpenRead(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) FailErrno("cannot open", path, errno);
+  return Fd(fd);
+}
+
+uint64_t FileSize(int fd, const std::string& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) FailErrno("cannot stat", path, errno);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+size_t PreadFull(int fd, char* buf, size_t n, uint64_t off, const std::string& path) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::pread(fd, buf + got, n - got, static_cast<off_t>(off + got));
+    if (r == 0) break;
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      FailErrno("cannot read", path, errno);
+    }
+    got += static_cast<size_t>(r);
+  }
+  return got;
+}
+
+void PwriteFull(int fd, const char* buf, size_t n, uint64_t off, const std::string& path) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pwrite(fd, buf + done, n - done, static_cast<off_t>(off + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      FailErrno("cannot write", path, errno);
+    }
+    done += static_cast<size_t>(r);
+  }
+}
+
+void WriteFull(int fd, const char* buf, size_t n, const std::string& path) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::write(fd, buf + done, n - done);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      FailErrno("cannot write", path, errno);
+    }
+    done += static_cast<size_t>(r);
+  }
+}
+
+void FsyncFd(int fd, const std::string& path) {
+  if (::fsync(fd) != 0) FailErrno("cannot fsync", path, errno);
+}
+
+namespace {
+
+std::string RandomTag() {
+  static std::atomic<unsigned> counter{0};
+  unsigned v = static_cast<unsigned>(::getpid()) * 2654435761u ^
+               static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+               (++counter * 40503u);
+  return fmt::format("{:08x}", v);
+}
+
+std::string TempStem(const std::string& final_name) {
+  // Hidden, and short enough for NAME_MAX however long the real name is.
+  return "." + final_name.substr(0, 200) + ".tmp-";
+}
+
+}  // namespace
+
+TempOutput::TempOutput(const std::string& dir, const std::string& final_name) : dir_(dir) {
+  for (int attempt = 0;; ++attempt) {
+    path_ = dir + "/" + TempStem(final_name) + RandomTag();
+    int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      fd_ = Fd(fd);
+      break;
+    }
+    if (errno != EEXIST || attempt > 8) FailErrno("cannot create", path_, errno);
+  }
+  // The lock says "a live backup owns this": prune removes only unlocked leftovers.
+  ::flock(fd_.get(), LOCK_EX | LOCK_NB);
+  ::fchmod(fd_.get(), 0600);
+}
+
+TempOutput::~TempOutput() {
+  if (!published_) ::unlink(path_.c_str());
+}
+
+void TempOutput::Publish(const std::string& final_path) {
+  if (::renameat2(AT_FDCWD, path_.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) != 0) {
+    FailErrno("cannot publish", final_path, errno);
+  }
+  published_ = true;
+  sys::FsyncDir(dir_);
+}
+
+TempDirOutput::TempDirOutput(const std::string& dir, const std::string& final_name) : dir_(dir) {
+  for (int attempt = 0;; ++attempt) {
+    path_ = dir + "/" + TempStem(final_name) + RandomTag();
+    if (::mkdir(path_.c_str(), 0700) == 0) break;
+    if (errno != EEXIST || attempt > 8) FailErrno("cannot create", path_, errno);
+  }
+  ::chmod(path_.c_str(), 0700);
+  // The lock lives on the directory itself, so the dump inside stays pristine.
+  int fd = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    lock_ = Fd(fd);
+    ::flock(fd, LOCK_EX | LOCK_NB);
+  }
+}
+
+TempDirOutput::~TempDirOutput() {
+  if (published_) return;
+  try {
+    sys::Remove(path_, /*recursive=*/true);
+  } catch (...) {
+  }
+}
+
+void TempDirOutput::Publish(const std::string& final_path) {
+  if (::renameat2(AT_FDCWD, path_.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) != 0) {
+    FailErrno("cannot publish", final_path, errno);
+  }
+  published_ = true;
+  sys::FsyncDir(dir_);
+}
+
+bool IsTempName(const std::string& name) {
+  if (name.size() < 6 || name[0] != '.') return false;
+  size_t pos = name.rfind(".tmp-");
+  if (pos == std::string::npos || pos == 0 || name.size() - pos - 5 < 6) return false;
+  return std::all_of(name.begin() + static_cast<long>(pos) + 5, name.end(),
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+}
+
+bool IsStaleTemp(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  Fd guard(fd);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return false;
+  // Between open(O_EXCL) and flock a live writer holds no lock yet.
+  if (std::time(nullptr) - st.st_mtime < 60) return false;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) return false;
+  ::flock(fd, LOCK_UN);
+  return true;
+}
+
+// --- FollowHasher / Worker
+
+FollowHasher::FollowHasher(int fd, std::string path) : fd_(fd), path_(std::move(path)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+FollowHasher::~FollowHasher() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancel_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void FollowHasher::Advance(uint64_t available) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    available_ = available;
+  }
+  cv_.notify_all();
+}
+
+void FollowHasher::Finish(uint64_t total) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    available_ = total;
+    finished_ = true;
+  }
+  cv_.notify_all();
+}
+
+std::string FollowHasher::Join() {
+  if (thread_.joinable()) thread_.join();
+  if (error_) std::rethrow_exception(error_);
+  return digest_;
+}
+
+void FollowHasher::Run() {
+  try {
+    constexpr size_t kBuf = 4 << 20;
+    std::unique_ptr<char[]> buf(new char[kBuf]);
+    sys::Sha256 sha;
+    uint64_t off = 0;
+    for (;;) {
+      uint64_t limit;
+      bool done;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return cancel_ || finished_ || available_ > off; });
+        if (cancel_) return;
+        limit = available_;
+        done = finished_;
+      }
+      while (off < limit) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(kBuf, limit - off));
+        size_t got = PreadFull(fd_, buf.get(), n, off, path_);
+        if (got != n) Fail("failed", "short read while hashing " + path_);
+        sha.Update(std::string_view(buf.get(), n));
+        off += n;
+        hashed_.store(off);
+        std::lock_guard<std::mutex> lock(mu_);
+        if (cancel_) return;
+      }
+      if (done && off >= limit) break;
+    }
+    digest_ = sha.FinishHex();
+  } catch (...) {
+    error_ = std::current_exception();
+  }
+}
+
+Worker::Worker(std::function<void()> fn) {
+  thread_ = std::thread([this, fn = std::move(fn)] {
+    try {
+      fn();
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+  });
+}
+
+Worker::~Worker() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::Join() {
+  if (thread_.joinable()) thread_.join();
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+}
+
+// --- zstd, loaded on first use
+
+namespace {
+
+struct ZstdApi {
+  sys::DynLib lib{{"libzstd.so.1"}, "backup", "zstd compression", "libzstd1"};
+  decltype(&ZSTD_createCCtx) createCCtx = lib.Get<decltype(&ZSTD_createCCtx)>("ZSTD_createCCtx");
+  decltype(&ZSTD_freeCCtx) freeCCtx = lib.Get<decltype(&ZSTD_freeCCtx)>("ZSTD_freeCCtx");
+  decltype(&ZSTD_CCtx_setParameter) setParameter = lib.Get<decltype(&ZSTD_CCtx_setParameter)>("ZSTD_CCtx_setParameter");
+  decltype(&ZSTD_compressStream2) compressStream2 = lib.Get<decltype(&ZSTD_compressStream2)>("ZSTD_compressStream2");
+  decltype(&ZSTD_createDCtx) createDCtx = lib.Get<decltype(&ZSTD_createDCtx)>("ZSTD_createDCtx");
+  decltype(&ZSTD_freeDCtx) freeDCtx = lib.Get<decltype(&ZSTD_freeDCtx)>("ZSTD_freeDCtx");
+  decltype(&ZSTD_decompressStream) decompressStream = lib.Get<decltype(&ZSTD_decompressStream)>("ZSTD_decompressStream");
+  decltype(&ZSTD_isError) isError = lib.Get<decltype(&ZSTD_isError)>("ZSTD_isError");
+  decltype(&ZSTD_getErrorName) getErrorName = lib.Get<decltype(&ZSTD_getErrorName)>("ZSTD_getErrorName");
+};
+
+const ZstdApi& Zstd() {
+  static const ZstdApi api;
+  return api;
+}
+
+constexpr size_t kZBuf = 4 << 20;
+
+}  // namespace
+
+uint64_t ZstdCompress(int in_fd, uint64_t size, int out_fd, int level, const std::function<void(const char*, size_t)>& on_out,
+                      const std::function<void(uint64_t)>& on_progress, const std::string& path) {
+  const ZstdApi& z = Zstd();
+  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(z.createCCtx(), z.freeCCtx);
+  if (!cctx) Fail("failed", "zstd: cannot create a compression context");
+  z.setParameter(cctx.get(), ZSTD_c_compressionLevel, level);
+  z.setParameter(cctx.get(), ZSTD_c_checksumFlag, 1);
+  // Two workers overlap compression with our reads and writes; a libzstd
+  // built without threads rejects the parameter and compresses inline.
+  z.setParameter(cctx.get(), ZSTD_c_nbWorkers, 2);
+  std::unique_ptr<char[]> in(new char[kZBuf]), out(new char[kZBuf]);
+  uint64_t off = 0, written = 0;
+  for (;;) {
+    CheckStop();
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kZBuf, size - off));
+    size_t got = n ? PreadFull(in_fd, in.get(), n, off, path) : 0;
+    if (got != n) Fail("failed", "short read while compressing " + path);
+    off += n;
+    bool last = off >= size;
+    ZSTD_inBuffer ib{in.get(), n, 0};
+    for (;;) {
+      ZSTD_outBuffer ob{out.get(), kZBuf, 0};
+      size_t rest = z.compressStream2(cctx.get(), &ob, &ib, last ? ZSTD_e_end : ZSTD_e_continue);
+      if (z.isError(rest)) Fail("failed", std::string("zstd: ") + z.getErrorName(rest));
+      if (ob.pos) {
+        WriteFull(out_fd, out.get(), ob.pos, path);
+        on_out(out.get(), ob.pos);
+        written += ob.pos;
+      }
+      if (last ? rest == 0 : ib.pos == ib.size) break;
+    }
+    if (on_progress) on_progress(off);
+    if (last) break;
+  }
+  return written;
+}
+
+uint64_t ZstdDecompress(int in_fd, int out_fd, const std::function<void(const char*, size_t)>& on_in,
+                        const std::function<void(uint64_t)>& on_progress, const std::string& display) {
+  const ZstdApi& z = Zstd();
+  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(z.createDCtx(), z.freeDCtx);
+  if (!dctx) Fail("failed", "zstd: cannot create a decompression context");
+  std::unique_ptr<char[]> in(new char[kZBuf]), out(new char[kZBuf]);
+  uint64_t read_total = 0, written = 0;
+  size_t last_ret = 1;  // 0 once a frame is completely decoded and flushed
+  bool out_full = false;
+  auto step = [&](ZSTD_inBuffer& ib) {
+    ZSTD_outBuffer ob{out.get(), kZBuf, 0};
+    last_ret = z.decompressStream(dctx.get(), &ob, &ib);
+    if (z.isError(last_ret)) Fail("corrupt", display + ": zstd: " + z.getErrorName(last_ret));
+    if (ob.pos) {
+      WriteFull(out_fd, out.get(), ob.pos, "decompressed copy of " + display);
+      written += ob.pos;
+    }
+    out_full = ob.pos == ob.size;
+  };
+  for (;;) {
+    CheckStop();
+    ssize_t n = ::read(in_fd, in.get(), kZBuf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      FailErrno("cannot read", display, errno);
+    }
+    if (n == 0) break;
+    on_in(in.get(), static_cast<size_t>(n));
+    read_total += static_cast<uint64_t>(n);
+    ZSTD_inBuffer ib{in.get(), static_cast<size_t>(n), 0};
+    do {
+      step(ib);
+    } while (ib.pos < ib.size || out_full);
+    if (on_progress) on_progress(read_total);
+  }
+  if (last_ret != 0) Fail("corrupt", display + ": zstd: the compressed stream is truncated");
+  return written;
+}
+
+bool LooksZstd(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  Fd guard(fd);
+  unsigned char m[4] = {};
+  return ::pread(fd, m, 4, 0) == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd;
+}
+
+// --- names and times
+
+std::string CompactStamp(std::chrono::system_clock::time_point t) {
+  std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+std::string IsoTime(std::chrono::system_clock::time_point t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03d}Z", buf, static_cast<int>(ms % 1000));
+}
+
+std::optional<double> ParseIsoTime(const std::string& s) {
+  std::tm tm{};
+  int frac_ms = 0;
+  int y, mo, d, h, mi, se;
+  char tail[16] = {};
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%15s", &y, &mo, &d, &h, &mi, &se, tail) < 6) return std::nullopt;
+  std::string rest = tail;
+  if (!rest.empty() && rest[0] == '.') {
+    size_t i = 1;
+    std::string digits;
+    while (i < rest.size() && std::isdigit(static_cast<unsigned char>(rest[i]))) digits += rest[i++];
+    while (digits.size() < 3) digits += '0';
+    frac_ms = std::stoi(digits.substr(0, 3));
+    rest = rest.substr(i);
+  }
+  if (rest != "Z" && !rest.empty()) return std::nullopt;
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = se;
+  return static_cast<double>(timegm(&tm)) + frac_ms / 1000.0;
+}
+
+void CheckLabel(const std::string& label) {
+  bool ok = !label.empty() && label.size() <= 64;
+  for (char c : label) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+  if (!ok) Fail("invalid", "label must match [A-Za-z0-9._-]{1,64}, got \"" + label + "\"");
+}
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string BaseName(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  size_t slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+void EnsureDir(const std::string& dir) {
+  if (dir.empty()) Fail("invalid", "dir is required");
+  try {
+    sys::MkdirP(dir, 0700);
+  } catch (const Error& e) {
+    Fail(e.code() == "not_found" ? "not_found" : "failed", "backup directory: " + e.message());
+  }
+}
+
+std::string ChooseName(const std::string& dir, const std::string& stem, const std::string& ext,
+                       std::chrono::system_clock::time_point t) {
+  std::string base = stem + "-" + CompactStamp(t);
+  for (int i = 1;; ++i) {
+    std::string name = i == 1 ? base + ext : fmt::format("{}-{}{}", base, i, ext);
+    std::string p = dir + "/" + name;
+    if (!sys::StatPath(p).exists && !sys::StatPath(p + ".json").exists && !sys::StatPath(p + ".sha256").exists) {
+      return p;
+    }
+  }
+}
+
+std::string SidecarPath(const std::string& path) { return path + ".sha256"; }
+std::string ManifestPath(const std::string& path) { return path + ".json"; }
+
+std::optional<std::string> ReadSidecarDigest(const std::string& path) {
+  std::string text;
+  try {
+    text = sys::ReadFile(SidecarPath(path));
+  } catch (const Error& e) {
+    if (e.code() == "not_found") return std::nullopt;
+    throw;
+  }
+  if (sys::StatPath(path).type == "dir") return sys::Sha256Hex(text);
+  size_t sp = text.find_first_of(" \t\n");
+  std::string hex = text.substr(0, sp);
+  if (hex.size() != 64) Fail("invalid", SidecarPath(path) + ": not a sha256sum line");
+  return hex;
+}
+
+void WriteManifest(const std::string& data_path, const json& manifest) {
+  sys::WriteAtomic(ManifestPath(data_path), manifest.dump(2) + "\n", 0600);
+}
+
+TreeDigest HashTree(const std::string& dir) {
+  TreeDigest out;
+  std::vector<std::string> stack{""};
+  while (!stack.empty()) {
+    std::string rel = stack.back();
+    stack.pop_back();
+    std::string abs = rel.empty() ? dir : dir + "/" + rel;
+    for (const auto& name : sys::ListDir(abs)) {
+      std::string r = rel.empty() ? name : rel + "/" + name;
+      sys::Stat st = sys::StatPath(dir + "/" + r);
+      if (st.type == "dir") {
+        stack.push_back(r);
+      } else if (st.type == "file") {
+        out.files.push_back(r);
+      }
+    }
+  }
+  std::sort(out.files.begin(), out.files.end());
+  std::string base = BaseName(dir);
+  for (const auto& r : out.files) {
+    CheckStop();
+    std::string p = dir + "/" + r;
+    out.sidecar_text += sys::Sha256FileHex(p) + "  " + base + "/" + r + "\n";
+    out.size += sys::StatPath(p).size;
+  }
+  out.digest = sys::Sha256Hex(out.sidecar_text);
+  return out;
+}
+
+json BaseManifest(const std::string& engine, const std::string& final_path, const std::string& source,
+                  const CreateOptions& o, std::chrono::system_clock::time_point created) {
+  json m;
+  m["format"] = "hoist-backup/1";
+  m["engine"] = engine;
+  m["file"] = BaseName(final_path);
+  m["source"] = source;
+  m["label"] = o.label;
+  m["created_at"] = IsoTime(created);
+  m["hoist_version"] = HOIST_VERSION;
+  m["run_id"] = o.run_id ? json(*o.run_id) : json(nullptr);
+  m["protected"] = o.protect;
+  m["reason"] = o.reason.empty() ? json(nullptr) : json(o.reason);
+  return m;
+}
+
+void RemoveBackup(const std::string& path) {
+  sys::Remove(path, /*recursive=*/true);
+  sys::Remove(SidecarPath(path));
+  sys::Remove(ManifestPath(path));
+}
+
+std::vector<std::string> PruneAfterCreate(const std::string& dir, const std::string& source, int keep) {
+  if (keep <= 0) return {};
+  PruneOptions po;
+  po.keep = keep;
+  po.source = source;
+  return Prune(dir, po).removed;
+}
+
+}  // namespace detail
+
+using namespace detail;
+
+// --- results as JSON
+
+json VerifyResult::ToJson() const {
+  return json{{"ok", ok},
+              {"file", file},
+              {"engine", engine},
+              {"sha256", sha256},
+              {"expected_sha256", expected_sha256},
+              {"checksum_ok", checksum_ok},
+              {"integrity", integrity},
+              {"method", method},
+              {"problems", problems},
+              {"seconds", seconds}};
+}
+
+json RestoreResult::ToJson() const {
+  return json{{"file", file},
+              {"target", target},
+              {"safety_backup", safety_backup.empty() ? json(nullptr) : json(safety_backup)},
+              {"verified", verified.ToJson()},
+              {"pages", pages},
+              {"seconds", seconds}};
+}
+
+json DrillResult::ToJson() const {
+  return json{{"ok", ok},
+              {"file", file},
+              {"integrity", integrity},
+              {"fingerprint", fingerprint},
+              {"fingerprint_ok", fingerprint_ok},
+              {"smoke", smoke},
+              {"problems", problems},
+              {"seconds", seconds},
+              {"at", at}};
+}
+
+// --- manifests, list, prune
+
+std::optional<json> ReadManifest(const std::string& file) {
+  std::string text;
+  try {
+    text = sys::ReadFile(ManifestPath(file));
+  } catch (const Error& e) {
+    if (e.code() == "not_found") return std::nullopt;
+    throw;
+  }
+  json m = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (m.is_discarded() || !m.is_object()) Fail("invalid", ManifestPath(file) + ": not a JSON object");
+  return m;
+}
+
+namespace {
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string Str(const json& m, const char* key) {
+  auto it = m.find(key);
+  return it != m.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+bool Bool(const json& m, const char* key) {
+  auto it = m.find(key);
+  return it != m.end() && it->is_boolean() && it->get<bool>();
+}
+
+}  // namespace
+
+std::vector<Entry> List(const std::string& dir) {
+  std::vector<Entry> out;
+  if (!sys::StatPath(dir).exists) return out;
+  std::vector<std::string> names;
+  try {
+    names = sys::ListDir(dir);
+  } catch (const Error& e) {
+    Fail(e.code(), "cannot list " + dir + ": " + e.message());
+  }
+  std::vector<std::string> sorted = names;  // ListDir sorts; binary_search below
+  for (const auto& name : names) {
+    if (name.empty() || name[0] == '.') continue;  // temp files and our lock
+    if (EndsWith(name, ".json") || EndsWith(name, ".sha256")) continue;
+    bool has_manifest = std::binary_search(sorted.begin(), sorted.end(), name + ".json");
+    bool has_sidecar = std::binary_search(sorted.begin(), sorted.end(), name + ".sha256");
+    if (!has_manifest && !has_sidecar) continue;  // not ours
+    Entry e;
+    e.path = dir + "/" + name;
+    e.name = name;
+    e.has_manifest = has_manifest;
+    sys::Stat st = sys::StatPath(e.path);
+    e.size = st.size;
+    if (has_manifest) {
+      try {
+        e.manifest = ReadManifest(e.path).value_or(json::object());
+      } catch (const Error&) {
+        e.manifest = json::object();
+        e.has_manifest = false;
+      }
+    } else {
+      e.manifest = json::object();
+    }
+    const json& m = e.manifest;
+    e.engine = Str(m, "engine");
+    e.source = Str(m, "source");
+    e.label = Str(m, "label");
+    e.created_at = Str(m, "created_at");
+    if (e.created_at.empty()) {
+      std::time_t t = static_cast<std::time_t>(st.mtime);
+      e.created_at = IsoTime(std::chrono::system_clock::from_time_t(t));
+    }
+    if (m.contains("size") && m["size"].is_number_unsigned()) e.size = m["size"].get<uint64_t>();
+    e.verified = Bool(m, "verified");
+    e.is_protected = Bool(m, "protected");
+    out.push_back(std::move(e));
+  }
+  std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) {
+    if (a.created_at != b.created_at) return a.created_at > b.created_at;
+    return a.name > b.name;
+  });
+  return out;
+}
+
+double ParseAge(const std::string& text) {
+  size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+  std::string num = text.substr(0, i), unit = text.substr(i);
+  double mult = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : unit == "w" ? 604800 : 0;
+  char* end = nullptr;
+  double v = num.empty() ? -1 : std::strtod(num.c_str(), &end);
+  if (mult == 0 || num.empty() || *end != '\0' || !(v > 0) || !std::isfinite(v)) {
+    Fail("invalid", "older_than must look like \"30d\", \"12h\", \"90m\", \"45s\" or \"2w\", got \"" + text + "\"");
+  }
+  return v * mult;
+}
+
+PruneResult Prune(const std::string& dir, const PruneOptions& o) {
+  if (o.keep < 0) Fail("invalid", "keep must be >= 0");
+  if (o.keep == 0 && o.older_than <= 0) Fail("invalid", "prune needs keep or older_than");
+  PruneResult r;
+  std::vector<Entry> all = List(dir);
+  double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  // Per source, newest first (List's order).
+  std::map<std::string, std::vector<const Entry*>> by_source;
+  for (const auto& e : all) {
+    if (!e.has_manifest) continue;  // never delete what we cannot describe
+    if (!o.source.empty() && e.source != o.source) continue;
+    by_source[e.source].push_back(&e);
+  }
+  for (auto& [source, entries] : by_source) {
+    const Entry* newest_verified = nullptr;
+    for (const Entry* e : entries) {
+      if (e->verified) {
+        newest_verified = e;
+        break;
+      }
+    }
+    int rank = 0;
+    for (const Entry* e : entries) {
+      if (e->is_protected || e == newest_verified) {
+        r.kept.push_back(e->path);
+        if (!e->is_protected) ++rank;  // the newest verified one still counts towards keep
+        continue;
+      }
+      bool beyond_keep = o.keep == 0 || rank >= o.keep;
+      ++rank;
+      auto created = ParseIsoTime(e->created_at);
+      bool old_enough = o.older_than <= 0 || (created && now - *created > o.older_than);
+      if (beyond_keep && old_enough) {
+        if (!o.dry_run) RemoveBackup(e->path);
+        r.removed.push_back(e->path);
+      } else {
+        r.kept.push_back(e->path);
+      }
+    }
+  }
+  // Leftovers of crashed backups: temp files nobody holds a lock on.
+  if (sys::StatPath(dir).exists) {
+    for (const auto& name : sys::ListDir(dir)) {
+      if (!IsTempName(name)) continue;
+      std::string p = dir + "/" + name;
+      if (!IsStaleTemp(p)) continue;
+      if (!o.dry_run) sys::Remove(p, /*recursive=*/true);
+      r.stale.push_back(p);
+    }
+  }
+  return r;
+}
+
+// --- verify and drill, by engine
+
+namespace {
+
+json ManifestOrGuess(const std::string& file) {
+  if (auto m = ReadManifest(file)) return *m;
+  // No manifest: recognise the data by its first bytes.
+  json m = json::object();
+  sys::Stat st = sys::StatPath(file);
+  if (st.type == "dir") {
+    m["engine"] = "postgres";
+    m["format"] = "directory";
+    return m;
+  }
+  std::string head;
+  {
+    Fd fd = OpenRead(file);
+    char buf[16] = {};
+    size_t n = PreadFull(fd.get(), buf, sizeof buf, 0, file);
+    head.assign(buf, n);
+  }
+  if (head.rfind("SQLite format 3", 0) == 0 || LooksZstd(file)) {
+    m["engine"] = "sqlite";
+  } else if (head.rfind("PGDMP", 0) == 0) {
+    m["engine"] = "postgres";
+    m["format"] = "custom";
+  } else {
+    m["engine"] = EndsWith(file, ".sql") || EndsWith(file, ".tar") ? "postgres" : "sqlite";
+    if (m["engine"] == "postgres") m["format"] = EndsWith(file, ".sql") ? "plain" : "tar";
+  }
+  return m;
+}
+
+void RequireExists(const std::string& file) {
+  if (!sys::StatPath(file).exists) Fail("not_found", "no such backup: " + file);
+}
+
+}  // namespace
+
+VerifyResult Verify(const std::string& file, const VerifyOptions& o) {
+  RequireExists(file);
+  std::optional<json> manifest = ReadManifest(file);
+  if (!manifest && !sys::StatPath(SidecarPath(file)).exists) {
+    Fail("invalid", file + " has neither a checksum (" + BaseName(SidecarPath(file)) + ") nor a manifest (" +
+                        BaseName(ManifestPath(file)) + "): cannot verify it");
+  }
+  json m = manifest ? *manifest : ManifestOrGuess(file);
+  if (Str(m, "engine") == "postgres") return VerifyPgFile(file, m, o);
+  return VerifySqliteFile(file, manifest, o);
+}
+
+VerifyResult VerifyOrThrow(const std::string& file, const VerifyOptions& o) {
+  VerifyResult r = Verify(file, o);
+  if (!r.ok) {
+    std::string msg;
+    for (const auto& p : r.problems) msg += (msg.empty() ? "" : "; ") + p;
+    Fail("corrupt", msg.empty() ? BaseName(file) + ": verification failed" : msg);
+  }
+  return r;
+}
+
+DrillResult Drill(const std::string& file, const DrillOptions& o) {
+  RequireExists(file);
+  json m = ManifestOrGuess(file);
+  if (Str(m, "engine") == "postgres") return DrillPg(file, m, o);
+  return DrillSqlite(file, m, o);
+}
+
+}  // namespace hoist::db::backup

@@ -1,0 +1,141 @@
+#include "support/nginx_server.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include "support/colour_server.h"
+#include "support/support.h"
+#include "sys/probe.h"
+#include "sys/process.h"
+
+namespace hoist::test {
+namespace {
+
+bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return cond();
+}
+
+void Write(const std::string& path, const std::string& data) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
+}
+
+}  // namespace
+
+std::string NginxServer::Binary() {
+  for (const char* p : {"/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"}) {
+    if (::access(p, X_OK) == 0) return p;
+  }
+  return "";
+}
+
+NginxServer::NginxServer(const std::string& dir, NginxOptions o) : dir_(dir) {
+  namespace fs = std::filesystem;
+  for (const char* sub : {"logs", "tmp", "tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"})
+    fs::create_directories(dir_ + "/" + sub);
+  // Workers run as nobody: they must reach the temp dirs.
+  fs::permissions(dir_, fs::perms::all, fs::perm_options::add);
+  fs::permissions(dir_ + "/tmp", fs::perms::all, fs::perm_options::add);
+  main_conf_ = dir_ + "/nginx.conf";
+  upstream_conf_ = dir_ + "/upstream.conf";
+  maintenance_conf_ = dir_ + "/maintenance.conf";
+  pid_file_ = dir_ + "/nginx.pid";
+  error_log_ = dir_ + "/logs/error.log";
+  port_ = FreePort();
+  std::string t = dir_ + "/tmp/";
+  std::string conf;
+  conf += "worker_processes " + std::to_string(o.worker_processes) + ";\n";
+  conf += "pid " + pid_file_ + ";\n";
+  conf += "error_log " + error_log_ + " notice;\n";
+  if (o.worker_shutdown_timeout > 0)
+    conf += "worker_shutdown_timeout " + std::to_string(o.worker_shutdown_timeout) + "s;\n";
+  conf += "events { worker_connections 4096; }\n";
+  conf += "http {\n";
+  conf += "    access_log off;\n";
+  conf += "    client_body_temp_path " + t + "body;\n    proxy_temp_path " + t + "proxy;\n";
+  conf += "    fastcgi_temp_path " + t + "fastcgi;\n    uwsgi_temp_path " + t + "uwsgi;\n";
+  conf += "    scgi_temp_path " + t + "scgi;\n";
+  conf += "    include " + upstream_conf_ + ";\n";
+  conf += "    server {\n";
+  conf += "        listen 127.0.0.1:" + std::to_string(port_) + ";\n";
+  conf += "        include " + maintenance_conf_ + ";\n";
+  conf += o.server_extra;
+  conf += "        location / {\n";
+  conf += "            proxy_pass http://api;\n";
+  conf += "            proxy_next_upstream off;\n";
+  conf += "        }\n";
+  conf += "    }\n";
+  conf += "}\n";
+  Write(main_conf_, conf);
+  Write(upstream_conf_, o.upstream_conf.empty() ? "upstream api {\n    server 127.0.0.1:1;\n}\n" : o.upstream_conf);
+  Write(maintenance_conf_, "");
+}
+
+NginxServer::~NginxServer() { Stop(); }
+
+bool NginxServer::Start(std::string* why) {
+  std::string bin = Binary();
+  if (bin.empty()) {
+    *why = "nginx is not installed (Debian package nginx-light)";
+    return false;
+  }
+  sys::ProcessResult r = sys::RunProcess(
+      {.argv = {bin, "-p", dir_, "-c", main_conf_, "-e", error_log_}, .timeout = std::chrono::milliseconds(10000)});
+  if (!r.ok()) {
+    *why = "nginx did not start: " + r.err + r.out;
+    return false;
+  }
+  started_ = true;
+  bool up = WaitFor([&] { return MasterPid() > 0 && sys::TcpConnect("127.0.0.1", port_, std::chrono::milliseconds(200)).ok; },
+                    std::chrono::milliseconds(5000));
+  if (!up) {
+    *why = "nginx started but does not listen on port " + std::to_string(port_) + ": " + ReadAll(error_log_);
+    Stop();
+    return false;
+  }
+  return true;
+}
+
+void NginxServer::StartOrSkip() {
+  std::string why;
+  bool ok = Start(&why);
+  SkipUnless(ok, why);
+}
+
+pid_t NginxServer::MasterPid() const {
+  auto pid = sys::ReadPidFile(pid_file_);
+  return pid && sys::ProcessAlive(*pid) ? *pid : 0;
+}
+
+std::string NginxServer::url(const std::string& path) const {
+  return "http://127.0.0.1:" + std::to_string(port_) + path;
+}
+
+void NginxServer::Stop() {
+  if (!started_) return;
+  started_ = false;
+  pid_t pid = MasterPid();
+  if (pid <= 0) return;
+  std::vector<pid_t> workers = sys::ChildPids(pid);
+  ::kill(pid, SIGTERM);
+  if (!WaitFor([&] { return !sys::ProcessAlive(pid); }, std::chrono::milliseconds(5000))) {
+    ::kill(pid, SIGKILL);
+    WaitFor([&] { return !sys::ProcessAlive(pid); }, std::chrono::milliseconds(2000));
+  }
+  // Workers of a killed master: nothing else would stop them.
+  for (pid_t w : workers)
+    if (sys::ProcessAlive(w)) ::kill(w, SIGKILL);
+}
+
+}  // namespace hoist::test
