@@ -46,6 +46,7 @@ constexpr size_t kChunk = 8 << 20;  // large sequential I/O: ~page-cache memcpy 
 constexpr uint32_t kWalMagic = 0x377f0682;
 constexpr uint32_t kWalVersion = 3007000;
 constexpr int kRestoreStepPages = 16384;
+constexpr bool kSkipCheckpointed = false;
 
 uint32_t Get4(const unsigned char* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
@@ -179,13 +180,10 @@ struct ShmInfo {
   unsigned char salt[8] = {};
 };
 
-ShmInfo ReadShm(const std::string& shm_path) {
+ShmInfo ReadShmOnce(int fd, const std::string& shm_path) {
   ShmInfo info;
-  int raw = ::open(shm_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (raw < 0) return info;
-  Fd fd(raw);
   unsigned char buf[136];
-  if (PreadFull(fd.get(), reinterpret_cast<char*>(buf), sizeof buf, 0, shm_path) != sizeof buf) return info;
+  if (PreadFull(fd, reinterpret_cast<char*>(buf), sizeof buf, 0, shm_path) != sizeof buf) return info;
   // Two copies of the header: a writer in the middle of an update makes them differ.
   if (std::memcmp(buf, buf + 48, 48) != 0 || buf[12] == 0) return info;
   uint32_t version, mx_frame, backfill;
@@ -199,6 +197,21 @@ ShmInfo ReadShm(const std::string& shm_path) {
   return info;
 }
 
+/// The -shm's view, retried past a writer caught mid-update. exists=false
+/// when there is no -shm (exclusive locking mode: no other connection).
+ShmInfo ReadShm(const std::string& shm_path, bool* exists) {
+  int raw = ::open(shm_path.c_str(), O_RDONLY | O_CLOEXEC);
+  *exists = raw >= 0;
+  if (raw < 0) return {};
+  Fd fd(raw);
+  for (int i = 0; i < 200; ++i) {
+    ShmInfo info = ReadShmOnce(fd.get(), shm_path);
+    if (info.ok) return info;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return {};
+}
+
 struct Overlay {
   Fd scratch;                                      // page images of the frames read
   std::vector<std::pair<uint32_t, uint32_t>> pages;  // (pgno, frame index), latest frame per page, by pgno
@@ -206,6 +219,8 @@ struct Overlay {
   uint64_t frames = 0;                             // frames up to and including that commit
   uint64_t wal_bytes = 0;
   uint64_t skipped = 0;                            // checkpointed frames not read
+  bool header_valid = false;
+  unsigned char salt[8] = {};                      // of the WAL header read
   std::string note;                                // why the WAL contributed nothing
 };
 
@@ -220,6 +235,9 @@ Fd AnonymousFile(const std::string& dir) {
   ::unlink(buf.data());
   return Fd(fd);
 }
+
+Overlay ReadWalFrames(const std::string& wal_path, uint32_t page_size, const std::string& scratch_dir,
+                      const ShmInfo& shm);
 
 /// Reads the committed frames of wal_path exactly as SQLite's WAL recovery
 /// would on a copy: a valid header (magic, version, checksum), then frames
@@ -242,10 +260,35 @@ Fd AnonymousFile(const std::string& dir) {
 /// held back by long readers can be larger than the database): the -shm
 /// says how far the checkpoint got for the WAL generation with a given salt;
 /// when that salt is the one in the WAL header, reading starts after it,
-/// chaining the checksum from that frame's stored value. A restart in
-/// between changes the salt, and the frames read no longer match it.
+/// chaining the checksum from that frame's stored value.
+/// A WAL restart while we read (the -shm's salt before, the WAL header's and
+/// the -shm's after differ, or the count went down) can only happen when
+/// our reader is on read mark 0, i.e. when the main file alone is our
+/// snapshot: then no frame is used at all — the frames of a generation
+/// being overwritten could otherwise be read only in part, and a part of a
+/// fully checkpointed generation is older than the main file.
 Overlay ReadWal(const std::string& wal_path, uint32_t page_size, const std::string& scratch_dir) {
-  const ShmInfo shm = ReadShm(wal_path.substr(0, wal_path.size() - 4) + "-shm");
+  const std::string shm_path = wal_path.substr(0, wal_path.size() - 4) + "-shm";
+  bool shm_exists = false;
+  const ShmInfo shm = ReadShm(shm_path, &shm_exists);
+  if (shm_exists && !shm.ok) Fail("failed", shm_path + ": cannot read a consistent wal-index header");
+  Overlay ov = ReadWalFrames(wal_path, page_size, scratch_dir, shm);
+  bool after_exists = false;
+  const ShmInfo after = ReadShm(shm_path, &after_exists);
+  if (!shm_exists) return ov;
+  bool restarted = !after.ok || std::memcmp(shm.salt, after.salt, 8) != 0 || after.backfill < shm.backfill ||
+                   (ov.header_valid && std::memcmp(shm.salt, ov.salt, 8) != 0);
+  if (restarted) {
+    Overlay none;
+    none.wal_bytes = ov.wal_bytes;
+    none.note = "the WAL restarted during the backup: the main file is the snapshot";
+    return none;
+  }
+  return ov;
+}
+
+Overlay ReadWalFrames(const std::string& wal_path, uint32_t page_size, const std::string& scratch_dir,
+                      const ShmInfo& shm) {
   Overlay ov;
   int raw = ::open(wal_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (raw < 0) {
@@ -268,6 +311,8 @@ Overlay ReadWal(const std::string& wal_path, uint32_t page_size, const std::stri
     ov.note = "WAL header not valid";
     return ov;
   }
+  ov.header_valid = true;
+  std::memcpy(ov.salt, hdr + 16, 8);
   bool big_endian = (magic & 1) != 0;
   uint32_t s1 = 0, s2 = 0;
   WalChecksum(big_endian, hdr, 24, s1, s2);
@@ -282,7 +327,10 @@ Overlay ReadWal(const std::string& wal_path, uint32_t page_size, const std::stri
   const size_t frame_size = 24 + size_t{page_size};
   const uint64_t max_frames = (size - sizeof hdr) / frame_size;
   uint64_t start = 0;
-  if (shm.ok && shm.backfill > 0 && shm.backfill <= max_frames && std::memcmp(shm.salt, hdr + 16, 8) == 0) {
+  // Skipping checkpointed frames (below) is disabled: under a writer at
+  // ~30k commits/s on a 1 GB database it produced copies that failed
+  // quick_check (never published); the cause is not found yet.
+  if (kSkipCheckpointed && shm.ok && shm.backfill > 0 && shm.backfill <= max_frames && std::memcmp(shm.salt, hdr + 16, 8) == 0) {
     unsigned char fh[24];
     uint64_t at = sizeof hdr + (uint64_t{shm.backfill} - 1) * frame_size;
     if (PreadFull(fd.get(), reinterpret_cast<char*>(fh), sizeof fh, at, wal_path) == sizeof fh &&

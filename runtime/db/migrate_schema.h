@@ -1,15 +1,17 @@
 // Cheap schema captures taken inside a migration's transaction, and the
 // diff of two captures. SQLite: the schema cookie plus sqlite_master's rows
-// (one query); only the tables a migration touched are rebuilt in memory and
-// described, so checking 1,000 migrations does not read the whole schema
-// 2,000 times. PostgreSQL: the full schema from the catalogs.
+// (one query; rows unchanged since the previous capture are shared, not
+// copied); only the tables a migration touched are described — rebuilt in
+// a private in-memory database and read with the connection's own schema
+// reader, each distinct definition once — so checking 1,000 migrations does
+// not read the whole schema 2,000 times. PostgreSQL: the full schema from
+// the catalogs.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
-#include <utility>
+#include <vector>
 
 #include "db/connection.h"
 #include "db/schema.h"
@@ -24,27 +26,27 @@ struct SchemaSnapshot {
   std::string engine;  // "sqlite" | "postgres"
   /// SQLite: PRAGMA schema_version when taken (-1 = unknown).
   int64_t cookie = -1;
-  struct Object {
-    std::string tbl_name, sql;
-    bool operator==(const Object&) const = default;
+  /// SQLite: a sqlite_master row (hoist's and SQLite's own objects left out).
+  struct Row {
+    int64_t rowid = 0;
+    std::string type, name, tbl_name, sql;
   };
-  /// SQLite: sqlite_master rows keyed by (type, name), hoist's and SQLite's
-  /// internal objects left out.
-  std::map<std::pair<std::string, std::string>, Object> objects;
+  /// SQLite: the rows in rowid order.
+  std::vector<std::shared_ptr<const Row>> rows;
   /// PostgreSQL: the whole schema, hoist's tables left out.
   Schema schema;
 };
 
 /// The changes between two snapshots and the (possibly reduced) schemas
-/// they were computed from: for SQLite only the touched tables, their
-/// foreign-key parents and the changed views and triggers.
+/// they were computed from: for SQLite only the touched tables and the
+/// changed views and triggers.
 struct SchemaComparison {
   Schema before, after;
   SchemaDiff diff;
 };
 
-/// Takes snapshots of one connection; keeps prepared state between calls,
-/// so it must not outlive the connection.
+/// Takes snapshots of one connection; keeps prepared statements and caches
+/// between calls, so it must not outlive the connection.
 class SchemaProbe {
  public:
   explicit SchemaProbe(Connection& conn);
