@@ -1,5 +1,6 @@
 // hoist.fs: files for playbooks — read, atomic and in-place writes, dirs,
-// stat, glob, remove, free space. Mutations are journaled as world calls.
+// stat, glob, remove, free space — through the world seam (a sandbox run
+// simulates them). Mutations are journaled as world calls.
 #include <lua.hpp>
 
 #include <cstdlib>
@@ -49,7 +50,7 @@ void PushStrings(lua_State* L, const std::vector<std::string>& v) {
 
 int l_read(lua_State* L) {
   std::string path = lua::CheckString(L, 1, "path");
-  lua::PushString(L, sys::ReadFile(path));
+  lua::PushString(L, WorldOf(L).ReadFile(path));
   return 1;
 }
 
@@ -58,7 +59,7 @@ int l_write_atomic(lua_State* L) {
   std::string data = lua::CheckString(L, 2, "data");
   lua::CheckKeys(L, 3, "fs.write_atomic", {"mode"});
   mode_t mode = ModeOption(L, 3, 0644);
-  sys::WriteAtomic(path, data, mode);
+  WorldOf(L).WriteAtomic(path, data, mode);
   RecordWorld(L, "fs", "write_atomic " + path, {{"path", path}, {"bytes", data.size()}, {"mode", mode}}, 0);
   return 0;
 }
@@ -66,7 +67,7 @@ int l_write_atomic(lua_State* L) {
 int l_write_inplace(lua_State* L) {
   std::string path = lua::CheckString(L, 1, "path");
   std::string data = lua::CheckString(L, 2, "data");
-  sys::WriteInPlace(path, data);
+  WorldOf(L).WriteInPlace(path, data);
   RecordWorld(L, "fs", "write_inplace " + path, {{"path", path}, {"bytes", data.size()}}, 0);
   return 0;
 }
@@ -74,23 +75,23 @@ int l_write_inplace(lua_State* L) {
 int l_mkdir_p(lua_State* L) {
   std::string path = lua::CheckString(L, 1, "path");
   lua::CheckKeys(L, 2, "fs.mkdir_p", {"mode"});
-  sys::MkdirP(path, ModeOption(L, 2, 0755));
+  WorldOf(L).MkdirP(path, ModeOption(L, 2, 0755));
   RecordWorld(L, "fs", "mkdir_p " + path, {{"path", path}}, 0);
   return 0;
 }
 
 int l_list(lua_State* L) {
-  PushStrings(L, sys::ListDir(lua::CheckString(L, 1, "dir")));
+  PushStrings(L, WorldOf(L).ListDir(lua::CheckString(L, 1, "dir")));
   return 1;
 }
 
 int l_glob(lua_State* L) {
-  PushStrings(L, sys::Glob(lua::CheckString(L, 1, "pattern")));
+  PushStrings(L, WorldOf(L).Glob(lua::CheckString(L, 1, "pattern")));
   return 1;
 }
 
 int l_stat(lua_State* L) {
-  sys::Stat st = sys::StatPath(lua::CheckString(L, 1, "path"));
+  sys::Stat st = WorldOf(L).StatPath(lua::CheckString(L, 1, "path"));
   if (!st.exists) {
     lua_pushnil(L);
     return 1;
@@ -105,7 +106,7 @@ int l_stat(lua_State* L) {
 }
 
 int l_exists(lua_State* L) {
-  lua_pushboolean(L, sys::StatPath(lua::CheckString(L, 1, "path")).exists);
+  lua_pushboolean(L, WorldOf(L).StatPath(lua::CheckString(L, 1, "path")).exists);
   return 1;
 }
 
@@ -113,7 +114,7 @@ int l_remove(lua_State* L) {
   std::string path = lua::CheckString(L, 1, "path");
   lua::CheckKeys(L, 2, "fs.remove", {"recursive"});
   bool recursive = lua::OptBooleanField(L, 2, "recursive").value_or(false);
-  bool removed = sys::Remove(path, recursive);
+  bool removed = WorldOf(L).Remove(path, recursive);
   RecordWorld(L, "fs", "remove " + path, {{"path", path}, {"recursive", recursive}, {"removed", removed}}, 0);
   lua_pushboolean(L, removed);
   return 1;

@@ -13,6 +13,12 @@ int OpenTime(lua_State* L);    // hoist.time
 int OpenCrypto(lua_State* L);  // hoist.crypto
 int OpenProc(lua_State* L);    // hoist.proc
 int OpenFs(lua_State* L);      // hoist.fs
-int OpenDb(lua_State* L);      // hoist.db
+int OpenDb(lua_State* L);  // hoist.db
+int OpenService(lua_State* L);  // hoist.service (proc.service)
+int OpenTraffic(lua_State* L);  // hoist.traffic (internal to hoist.nginx/hoist.health)
+int OpenHttp(lua_State* L);    // hoist.http
+int OpenDocker(lua_State* L);  // hoist.docker
+int OpenBackup(lua_State* L);  // hoist.backup
+int OpenMigrate(lua_State* L);  // hoist.migrate
 
 }  // namespace hoist::bind

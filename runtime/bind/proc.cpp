@@ -6,6 +6,7 @@
 
 #include "bind/context.h"
 #include "bind/modules.h"
+#include "bind/service.h"
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "lua/boundary.h"
@@ -123,6 +124,7 @@ int l_sh(lua_State* L) {
 int OpenProc(lua_State* L) {
   const luaL_Reg fns[] = {{"run", lua::Protect<l_run>}, {"sh", lua::Protect<l_sh>}, {nullptr, nullptr}};
   luaL_newlib(L, fns);
+  lua_pushcfunction(L, ServiceNew), lua_setfield(L, -2, "service");  // proc.service: bind/service.cpp
   return 1;
 }
 

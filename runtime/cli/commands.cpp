@@ -20,6 +20,8 @@
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/secrets.h"
+#include "db/connection.h"
+#include "db/migrator.h"
 #include "engine/params.h"
 #include "engine/reporter.h"
 #include "engine/state_store.h"
@@ -53,6 +55,7 @@ constexpr Command kCommands[] = {
     {"show", "Show one run: steps, undos, world calls"},
     {"lock", "Inspect or force-release an environment's deploy lease"},
     {"playbook", "Export a canned playbook for customising"},
+    {"migrate", "Migration status of a database (migrate status --db URL --dir DIR)"},
     {"version", "Print hoist's version"},
 };
 
@@ -325,6 +328,21 @@ int CmdLockRelease(const Globals& g, const std::string& env, bool force, const s
   return kExitOk;
 }
 
+int CmdMigrateStatus(const Globals& g, const std::string& url, const std::string& dir) {
+  db::OpenOptions o;
+  o.readonly = true;
+  auto conn = db::Open(url, o);
+  db::MigrationStatus st = db::Status(*conn, dir);
+  if (g.json) {
+    json j = st.ToJson();
+    j["db"] = conn->redacted();
+    PrintJsonLine(j);
+    return kExitOk;
+  }
+  fmt::print("{}: migrations in {}\n{}", conn->redacted(), dir, Mask(st.Text()));
+  return kExitOk;
+}
+
 int CmdExport(const Globals& g, const std::string& name, std::string output, bool force) {
   auto src = bind::CannedSource(name);
   if (!src) {
@@ -430,6 +448,12 @@ int Main(int argc, char** argv) {
   exp->add_option("name", name, "Canned playbook name")->required();
   exp->add_option("-o,--output", output, "Where to write (default: playbooks/NAME.lua)");
   exp->add_flag("--force", force, "Overwrite an existing file");
+  std::string db_url, migrations_dir;
+  auto* mig = sub["migrate"];
+  mig->require_subcommand(1);
+  auto* mig_status = mig->add_subcommand("status", "Applied, pending, changed, missing, failed, out-of-order");
+  mig_status->add_option("--db", db_url, "Database URL (sqlite:path.db, postgres://...)")->required();
+  mig_status->add_option("--dir", migrations_dir, "Migrations directory")->required();
 
   int early = -1;
   std::vector<std::string> args;
@@ -464,6 +488,7 @@ int Main(int argc, char** argv) {
     if (*lock->get_subcommand("status")) return CmdLockStatus(g);
     if (*release) return CmdLockRelease(g, env, force, reason);
     if (*exp) return CmdExport(g, name, output, force);
+    if (*mig_status) return CmdMigrateStatus(g, db_url, migrations_dir);
     if (*sub["version"]) {
       fmt::print("hoist {}\n", HOIST_VERSION);
       return kExitOk;

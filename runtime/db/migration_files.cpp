@@ -52,6 +52,43 @@ bool ParseName(const std::string& file, int64_t* version, std::string* name, std
   return true;
 }
 
+// "-- hoist:phase contract" / "-- hoist:no-transaction" in the comment lines
+// that open a Lua migration (the returned table may say the same).
+void ParseLuaHeader(MigrationFile& m) {
+  int line_no = 0;
+  size_t i = 0;
+  const std::string& src = m.source;
+  while (i < src.size()) {
+    size_t nl = src.find('\n', i);
+    if (nl == std::string::npos) nl = src.size();
+    std::string t = Trim(std::string_view(src).substr(i, nl - i));
+    ++line_no;
+    i = nl + 1;
+    if (t.empty()) continue;
+    if (t.rfind("--", 0) != 0 || t.rfind("--[[", 0) == 0) break;
+    std::string body = Trim(std::string_view(t).substr(2));
+    if (body.rfind("hoist:", 0) != 0) continue;
+    std::string directive = body.substr(6), arg;
+    if (auto sp = directive.find_first_of(" \t"); sp != std::string::npos) {
+      arg = Trim(std::string_view(directive).substr(sp));
+      directive = directive.substr(0, sp);
+    }
+    std::string where = fmt::format("{}:{}", m.file, line_no);
+    if (directive == "phase") {
+      if (arg != "expand" && arg != "contract") {
+        Invalid(where, fmt::format("unknown phase '{}' (expected expand or contract)", arg));
+      }
+      m.phase = arg;
+    } else if (directive == "no-transaction") {
+      m.no_transaction = true;
+    } else {
+      Invalid(where, fmt::format("unknown annotation '-- hoist:{}' in a Lua migration (expected phase, "
+                                 "no-transaction)",
+                                 directive));
+    }
+  }
+}
+
 }  // namespace
 
 std::string NormalizedChecksum(std::string_view text) {
@@ -185,6 +222,7 @@ std::vector<MigrationFile> LoadMigrationDir(const std::string& dir) {
         Invalid(file, "a migration is named NNNN_name.lua (digits, '_', then letters, digits, '_' or '-')");
       }
       m.source = sys::ReadFile(path);
+      ParseLuaHeader(m);
       m.checksum = NormalizedChecksum(m.source);
     }
     if (auto it = seen.find(m.version); it != seen.end()) {

@@ -145,7 +145,7 @@ const std::string& UpsertSql(const Connection& c) {
   return slot;
 }
 
-void Upsert(Connection& c, const AppliedMigration& a) {
+std::vector<Value> RowValues(const AppliedMigration& a) {
   std::vector<Value> p;
   p.reserve(kColumnCount);
   p.emplace_back(a.version);
@@ -167,18 +167,42 @@ void Upsert(Connection& c, const AppliedMigration& a) {
   p.push_back(Opt(a.reason));
   p.push_back(Opt(a.repaired_at));
   p.push_back(Opt(a.repaired_by));
-  c.Exec(UpsertSql(c), p);
+  return p;
 }
+
+void Upsert(Connection& c, const AppliedMigration& a) { c.Exec(UpsertSql(c), RowValues(a)); }
 
 void DeleteRow(Connection& c, int64_t version) {
   c.Exec("DELETE FROM hoist_schema_migrations WHERE version = " + P(c, 1), {Value(version)});
 }
 
-// Whether a migration was applied meanwhile (by a migrator that held the
-// lock before us, or whose lease we outlived): the exactly-once guard.
-bool AppliedMeanwhile(Connection& c, int64_t version) {
+enum class Recorded { kNone, kFailed, kApplied };
+
+// What the table holds for a version. kApplied right before applying means
+// another migrator applied it meanwhile (one that held the lock before us,
+// or whose lease we outlived): the exactly-once guard.
+Recorded RecordOf(Connection& c, int64_t version) {
   auto r = c.Query("SELECT success FROM hoist_schema_migrations WHERE version = " + P(c, 1), {Value(version)});
-  return !r.rows.empty() && AsBool(r.rows[0][0]);
+  if (r.rows.empty()) return Recorded::kNone;
+  return AsBool(r.rows[0][0]) ? Recorded::kApplied : Recorded::kFailed;
+}
+
+// Records a successful migration: a plain INSERT (cheaper to prepare than
+// the upsert, and prepared once per migration on the hot path), replacing
+// a failed attempt's row.
+void RecordApplied(Connection& c, const AppliedMigration& a, Recorded before) {
+  if (before == Recorded::kFailed) DeleteRow(c, a.version);
+  static const std::string kInsertSqlite = [] {
+    std::string v;
+    for (int i = 1; i <= kColumnCount; ++i) v += (i > 1 ? ", ?" : "?") + std::to_string(i);
+    return std::string("INSERT INTO hoist_schema_migrations (") + kColumns + ") VALUES (" + v + ")";
+  }();
+  static const std::string kInsertPg = [] {
+    std::string v;
+    for (int i = 1; i <= kColumnCount; ++i) v += (i > 1 ? ", $" : "$") + std::to_string(i);
+    return std::string("INSERT INTO hoist_schema_migrations (") + kColumns + ") VALUES (" + v + ")";
+  }();
+  c.Exec(IsPg(c) ? kInsertPg : kInsertSqlite, RowValues(a));
 }
 
 std::string Short(const std::string& checksum) { return checksum.substr(0, 12); }
@@ -469,7 +493,8 @@ class Applier {
           }
         }
       }
-      if (AppliedMeanwhile(conn_, m.version)) {
+      const Recorded recorded = RecordOf(conn_, m.version);
+      if (recorded == Recorded::kApplied) {
         skipped = true;
       } else {
         try {
@@ -491,12 +516,13 @@ class Applier {
           Fail("failed", msg);
         }
         row.duration_ms = (sys::Monotonic() - t0) * 1000;
-        conn_.Tx([&] { Upsert(conn_, row); });
+        conn_.Tx([&] { RecordApplied(conn_, row, RecordOf(conn_, m.version)); });
       }
     } else {
       try {
         conn_.Tx([&] {
-          if (AppliedMeanwhile(conn_, m.version)) {
+          const Recorded recorded = RecordOf(conn_, m.version);
+          if (recorded == Recorded::kApplied) {
             skipped = true;
             return;
           }
@@ -512,19 +538,21 @@ class Applier {
             cached_ = std::move(after);
           }
           row.duration_ms = (sys::Monotonic() - t0) * 1000;
-          Upsert(conn_, row);
+          RecordApplied(conn_, row, recorded);
         });
       } catch (const Classification& refused) {
         cached_.reset();
         int at = m.kind == "sql" ? FindRefusedStatement(statements, phase, o.allow_contract) : -1;
         const auto& c = refused.changes.front();
-        std::string declared = phase == "expand" ? " (it is declared expand: the declaration is wrong)" : "";
+        std::string declared = phase == "expand" ? ", although it is declared expand" : "";
+        std::string where = Where(m, statements, at);
         Event("refuse", m.version, m.file, sys::Monotonic() - t0, refused.ToJson());
         Fail("refused",
-             fmt::format("{} is {} ({}: {}){} {}; policy expand refuses it. Declare it '-- hoist:phase contract' and "
+             fmt::format("{} is {} ({}: {}){}{}; policy expand refuses it. Declare it '-- hoist:phase contract' and "
                          "apply it with allow_contract = true once the previous version is gone, or split it into an "
                          "expand and a contract migration. It was rolled back; the database {}",
-                         m.file, ClassName(refused.cls), c.what, c.why, declared, Where(m, statements, at), stays));
+                         m.file, ClassName(refused.cls), c.what, c.why, where.empty() ? "" : " " + where, declared,
+                         stays));
       } catch (const StatementFailure& f) {
         cached_.reset();
         row.success = false;
@@ -545,9 +573,11 @@ class Applier {
     }
     if (!current || m.version > *current) current = m.version;
     result.applied.push_back({m.version, m.file, seconds, measured ? ClassName(cls.cls) : ""});
-    json data = {{"statements", statements.size()}, {"transaction", !no_tx}, {"kind", m.kind}};
-    if (measured) data["class"] = cls.ToJson();
-    Event("apply", m.version, m.file, seconds, std::move(data));
+    if (env_.on_event) {
+      json data = {{"statements", statements.size()}, {"transaction", !no_tx}, {"kind", m.kind}};
+      if (measured) data["class"] = cls.ToJson();
+      Event("apply", m.version, m.file, seconds, std::move(data));
+    }
     return true;
   }
 

@@ -3,8 +3,15 @@
 // RealWorld; sandbox and replay runs wire simulated or recorded worlds.
 #pragma once
 
-#include <memory>
+#include <sys/types.h>
 
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "net/http.h"
+#include "sys/fs.h"
 #include "sys/process.h"
 
 namespace hoist::engine {
@@ -14,8 +21,41 @@ class World {
   virtual ~World() = default;
   /// Runs a process (argv, never a shell unless the spec asks for one).
   virtual sys::ProcessResult RunProcess(const sys::ProcessSpec& spec) = 0;
+  /// Sends an HTTP request (TCP or unix socket; the Docker client too).
+  /// Transport failures are data in the response (net/http.h).
+  virtual net::HttpResponse Http(const net::HttpRequest& request) = 0;
+
+  /// Files a playbook changes (nginx includes, release pointers, ...).
+  /// Reads go through the world too, so a sandbox sees its own writes.
+  /// Same contracts and errors as the sys/fs.h functions of the same names.
+  virtual std::string ReadFile(const std::string& path) = 0;
+  virtual void WriteAtomic(const std::string& path, std::string_view data, mode_t mode) = 0;
+  virtual void WriteInPlace(const std::string& path, std::string_view data) = 0;
+  virtual void MkdirP(const std::string& path, mode_t mode) = 0;
+  virtual bool Remove(const std::string& path, bool recursive) = 0;
+  virtual sys::Stat StatPath(const std::string& path) = 0;
+  virtual std::vector<std::string> ListDir(const std::string& path) = 0;
+  virtual std::vector<std::string> Glob(const std::string& pattern) = 0;
+
   /// "real", "sandbox" or "replay": recorded with each world call.
   virtual const char* mode() const = 0;
+};
+
+/// The real world. Test fakes may derive from it and override only what
+/// they simulate.
+class RealWorld : public World {
+ public:
+  sys::ProcessResult RunProcess(const sys::ProcessSpec& spec) override;
+  net::HttpResponse Http(const net::HttpRequest& request) override;
+  std::string ReadFile(const std::string& path) override;
+  void WriteAtomic(const std::string& path, std::string_view data, mode_t mode) override;
+  void WriteInPlace(const std::string& path, std::string_view data) override;
+  void MkdirP(const std::string& path, mode_t mode) override;
+  bool Remove(const std::string& path, bool recursive) override;
+  sys::Stat StatPath(const std::string& path) override;
+  std::vector<std::string> ListDir(const std::string& path) override;
+  std::vector<std::string> Glob(const std::string& pattern) override;
+  const char* mode() const override { return "real"; }
 };
 
 std::unique_ptr<World> MakeRealWorld();

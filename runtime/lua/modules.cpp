@@ -8,7 +8,14 @@ std::span<const NativeModule> NativeModules() {
   static const NativeModule kModules[] = {
       {"hoist.core", bind::OpenCore},     {"hoist.json", bind::OpenJson}, {"hoist.log", bind::OpenLog},
       {"hoist.time", bind::OpenTime},     {"hoist.crypto", bind::OpenCrypto},
-      {"hoist.proc", bind::OpenProc},     {"hoist.fs", bind::OpenFs},         {"hoist.db", bind::OpenDb},
+      {"hoist.proc", bind::OpenProc},     {"hoist.fs", bind::OpenFs},
+      {"hoist.db", bind::OpenDb},
+      {"hoist.service", bind::OpenService},
+      {"hoist.traffic", bind::OpenTraffic},
+      {"hoist.http", bind::OpenHttp},
+      {"hoist.docker", bind::OpenDocker},
+      {"hoist.backup", bind::OpenBackup},
+      {"hoist.migrate", bind::OpenMigrate},
   };
   return kModules;
 }

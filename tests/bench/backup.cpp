@@ -15,7 +15,9 @@
 // issue's "cp+sync" figure.
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -133,6 +135,7 @@ struct Writer {
     std::fflush(nullptr);
     pid = ::fork();
     if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a bench that crashed
       sqlite3* c = nullptr;
       sqlite3_open_v2(db.c_str(), &c, SQLITE_OPEN_READWRITE, nullptr);
       sqlite3_busy_timeout(c, 0);  // any wait on a lock would show as an error

@@ -453,6 +453,13 @@ inline void CaseExpandPolicy(const Backend& b) {
         "its text decides. Declare it '-- hoist:phase contract' and apply it with allow_contract = true once the "
         "previous version is gone. Nothing of it was applied; the database is at version 4");
   CHECK(HasTable(*c, "notes"));
+  // A wrong declaration is named too.
+  m.Write("0005_drop_notes.sql", "-- hoist:phase expand\n-- hoist:up\nDROP TABLE notes;\n");
+  CHECK(CatchError([&] { db::Up(*c, m.path(), expand); }).message() ==
+        "0005_drop_notes.sql is destructive (drop table notes: its data is deleted) at statement 1 (line 3: DROP "
+        "TABLE notes), although it is declared expand; policy expand refuses it. Declare it '-- hoist:phase "
+        "contract' and apply it with allow_contract = true once the previous version is gone, or split it into an "
+        "expand and a contract migration. It was rolled back; the database is at version 4");
   CHECK(CatchError([&] {
           db::UpOptions bad;
           bad.policy = "expnd";
