@@ -21,6 +21,11 @@ M.playbook = core.playbook
 -- @raise secret/not_found when neither is set
 M.secret = core.secret
 
+--- Builds a hoist error value (area, code, message; extra fields copied on):
+-- `error(hoist.error("deploy", "unhealthy", "green never answered"))` reaches
+-- the user as `playbooks/x.lua:LINE: deploy: green never answered`.
+M.error = require("hoist.traffic").error
+
 --- Replaces every registered secret in text with "***".
 M.mask = core.mask
 

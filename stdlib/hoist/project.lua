@@ -1,0 +1,62 @@
+--- hoist.project: the environment keys the canned playbooks read, resolved.
+-- One place turns `run.env` (the chosen environment of hoist.lua) into
+-- absolute paths and open connections, so every canned playbook and every
+-- custom one agrees on what `database`, `migrations` and `backups` mean.
+-- The keys are documented in docs/config.md.
+local db = require "hoist.db"
+local hoist = require "hoist"
+
+local M = {}
+
+local function fail(code, msg)
+  error(hoist.error("config", code, msg))
+end
+
+--- Absolute form of a path from hoist.lua: relative paths are relative to
+-- the project root (the directory holding hoist.lua), never to the cwd.
+function M.path(run, p)
+  if p == nil then return nil end
+  if type(p) ~= "string" or p == "" then fail("invalid", "expected a path, got " .. tostring(p)) end
+  if p:sub(1, 1) == "/" then return p end
+  return run.project_root .. "/" .. p
+end
+
+--- The database URL with a relative SQLite path made absolute.
+-- `sqlite:data/app.db` and `sqlite:///abs/app.db` are both accepted.
+function M.database_url(run, url)
+  url = url or run.env.database
+  if url == nil then
+    fail("missing", ("environment '%s' has no 'database' (add database = \"sqlite:data/app.db\" or a postgres:// URL to it in hoist.lua)")
+      :format(run.env.name or "?"))
+  end
+  if type(url) ~= "string" then fail("invalid", "environment key 'database' must be a URL string") end
+  local rel = url:match("^sqlite:([^/].*)$")
+  if rel and rel ~= ":memory:" then return "sqlite://" .. M.path(run, rel) end
+  return url
+end
+
+--- Opens the environment's database (close it, or use `<close>`).
+function M.database(run, opts)
+  return db.open(M.database_url(run), opts)
+end
+
+--- The migrations directory (key `migrations`, default "migrations").
+function M.migrations(run)
+  return M.path(run, run.env.migrations or "migrations")
+end
+
+--- Backup settings: `backups = "dir"` or `{ dir, keep, compress, format }`.
+-- Defaults: dir ".hoist/backups", keep 10, no compression.
+function M.backups(run)
+  local b = run.env.backups
+  if type(b) == "string" then b = { dir = b } end
+  b = b or {}
+  if type(b) ~= "table" then fail("invalid", "environment key 'backups' must be a directory or a table") end
+  local out = {}
+  for k, v in pairs(b) do out[k] = v end
+  out.dir = M.path(run, b.dir or ".hoist/backups")
+  if out.keep == nil then out.keep = 10 end
+  return out
+end
+
+return M
