@@ -521,6 +521,25 @@ void WriteManifest(const std::string& data_path, const json& manifest) {
   sys::WriteAtomic(ManifestPath(data_path), manifest.dump(2) + "\n", 0600);
 }
 
+void PublishBackup(CreateResult& r, const std::string& sidecar_text, json manifest, const std::string& sha,
+                   uint64_t size, const std::function<void()>& publish, const std::string& dir,
+                   const std::string& source, int keep) {
+  sys::WriteAtomic(SidecarPath(r.path), sidecar_text, 0600);
+  WriteManifest(r.path, manifest);
+  try {
+    publish();
+  } catch (...) {
+    sys::Remove(SidecarPath(r.path));
+    sys::Remove(ManifestPath(r.path));
+    throw;
+  }
+  r.manifest = std::move(manifest);
+  r.manifest_path = ManifestPath(r.path);
+  r.sha256 = sha;
+  r.size = size;
+  r.pruned = PruneAfterCreate(dir, source, keep);
+}
+
 TreeDigest HashTree(const std::string& dir) {
   TreeDigest out;
   std::vector<std::string> stack{""};

@@ -195,6 +195,14 @@ std::optional<std::string> ReadSidecarDigest(const std::string& path);
 /// Writes the manifest atomically, 0600.
 void WriteManifest(const std::string& data_path, const json& manifest);
 
+/// The last act of create: writes the sidecar and the manifest, then
+/// `publish` renames the data to `r.path`; if that fails the sidecar and
+/// manifest go too, so a backup is complete under its final name or absent.
+/// Then fills r (manifest, checksum, size) and prunes to `keep`.
+void PublishBackup(CreateResult& r, const std::string& sidecar_text, json manifest, const std::string& sha,
+                   uint64_t size, const std::function<void()>& publish, const std::string& dir,
+                   const std::string& source, int keep);
+
 /// sha256 of every regular file under dir, as sha256sum lines (sorted by
 /// relative path, prefixed with the directory's base name), and the size.
 struct TreeDigest {

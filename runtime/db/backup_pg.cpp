@@ -515,25 +515,14 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
     lap("hash_tree");
     m["seconds"] = Since(t0);
     m["timings"] = timings;
-    sys::WriteAtomic(SidecarPath(r.path), sidecar_text, 0600);
-    WriteManifest(r.path, m);
-    try {
+    PublishBackup(r, sidecar_text, std::move(m), sha, size, [&] {
       if (out_dir) {
         out_dir->Publish(r.path);
       } else {
         out_file->Publish(r.path);
       }
-    } catch (...) {
-      sys::Remove(SidecarPath(r.path));
-      sys::Remove(ManifestPath(r.path));
-      throw;
-    }
-    r.manifest = std::move(m);
+    }, o.dir, redacted, o.keep);
   }
-  r.manifest_path = ManifestPath(r.path);
-  r.sha256 = sha;
-  r.size = size;
-  r.pruned = PruneAfterCreate(o.dir, redacted, o.keep);
   r.seconds = Since(t0);
   return r;
 }

@@ -46,7 +46,6 @@ constexpr size_t kChunk = 8 << 20;  // large sequential I/O: ~page-cache memcpy 
 constexpr uint32_t kWalMagic = 0x377f0682;
 constexpr uint32_t kWalVersion = 3007000;
 constexpr int kRestoreStepPages = 16384;
-constexpr bool kSkipCheckpointed = false;
 
 uint32_t Get4(const unsigned char* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
@@ -177,6 +176,7 @@ void WalChecksum(bool big_endian, const unsigned char* p, size_t n, uint32_t& s1
 struct ShmInfo {
   bool ok = false;
   uint32_t backfill = 0;
+  uint32_t mx_frame = 0;  // the last committed frame when read
   unsigned char salt[8] = {};
 };
 
@@ -193,19 +193,15 @@ ShmInfo ReadShmOnce(int fd, const std::string& shm_path) {
   if (version != kWalVersion || backfill > mx_frame) return info;
   std::memcpy(info.salt, buf + 32, 8);  // the WAL header's salt bytes, as they are
   info.backfill = backfill;
+  info.mx_frame = mx_frame;
   info.ok = true;
   return info;
 }
 
-/// The -shm's view, retried past a writer caught mid-update. exists=false
-/// when there is no -shm (exclusive locking mode: no other connection).
-ShmInfo ReadShm(const std::string& shm_path, bool* exists) {
-  int raw = ::open(shm_path.c_str(), O_RDONLY | O_CLOEXEC);
-  *exists = raw >= 0;
-  if (raw < 0) return {};
-  Fd fd(raw);
+/// The -shm's view, retried past a writer caught mid-update.
+ShmInfo ReadShm(int fd, const std::string& shm_path) {
   for (int i = 0; i < 200; ++i) {
-    ShmInfo info = ReadShmOnce(fd.get(), shm_path);
+    ShmInfo info = ReadShmOnce(fd, shm_path);
     if (info.ok) return info;
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
@@ -267,15 +263,14 @@ Overlay ReadWalFrames(const std::string& wal_path, uint32_t page_size, const std
 /// snapshot: then no frame is used at all — the frames of a generation
 /// being overwritten could otherwise be read only in part, and a part of a
 /// fully checkpointed generation is older than the main file.
-Overlay ReadWal(const std::string& wal_path, uint32_t page_size, const std::string& scratch_dir) {
+Overlay ReadWal(const std::string& wal_path, uint32_t page_size, const std::string& scratch_dir, int shm_fd) {
   const std::string shm_path = wal_path.substr(0, wal_path.size() - 4) + "-shm";
-  bool shm_exists = false;
-  const ShmInfo shm = ReadShm(shm_path, &shm_exists);
+  const bool shm_exists = shm_fd >= 0;
+  const ShmInfo shm = shm_exists ? ReadShm(shm_fd, shm_path) : ShmInfo{};
   if (shm_exists && !shm.ok) Fail("failed", shm_path + ": cannot read a consistent wal-index header");
   Overlay ov = ReadWalFrames(wal_path, page_size, scratch_dir, shm);
-  bool after_exists = false;
-  const ShmInfo after = ReadShm(shm_path, &after_exists);
   if (!shm_exists) return ov;
+  const ShmInfo after = ReadShm(shm_fd, shm_path);
   bool restarted = !after.ok || std::memcmp(shm.salt, after.salt, 8) != 0 || after.backfill < shm.backfill ||
                    (ov.header_valid && std::memcmp(shm.salt, ov.salt, 8) != 0);
   if (restarted) {
@@ -325,12 +320,16 @@ Overlay ReadWalFrames(const std::string& wal_path, uint32_t page_size, const std
     Fail("failed", fmt::format("{}: WAL page size {} differs from the database's {}", wal_path, Get4(hdr + 8), page_size));
   }
   const size_t frame_size = 24 + size_t{page_size};
-  const uint64_t max_frames = (size - sizeof hdr) / frame_size;
+  uint64_t max_frames = (size - sizeof hdr) / frame_size;
+  // Frames committed after the -shm was read are later commits we do not
+  // need: stopping at its mxFrame keeps a busy writer from lengthening the
+  // copy. That frame is at or after our read mark, so every frame a
+  // checkpoint can write into the main file meanwhile is still overlaid.
+  if (shm.ok && std::memcmp(shm.salt, hdr + 16, 8) == 0) max_frames = std::min<uint64_t>(max_frames, shm.mx_frame);
   uint64_t start = 0;
-  // Skipping checkpointed frames (below) is disabled: under a writer at
-  // ~30k commits/s on a 1 GB database it produced copies that failed
-  // quick_check (never published); the cause is not found yet.
-  if (kSkipCheckpointed && shm.ok && shm.backfill > 0 && shm.backfill <= max_frames && std::memcmp(shm.salt, hdr + 16, 8) == 0) {
+  // Frames a checkpoint already wrote into the main file are skipped: a WAL
+  // held back by long readers can be larger than the database.
+  if (shm.ok && shm.backfill > 0 && shm.backfill <= max_frames && std::memcmp(shm.salt, hdr + 16, 8) == 0) {
     unsigned char fh[24];
     uint64_t at = sizeof hdr + (uint64_t{shm.backfill} - 1) * frame_size;
     if (PreadFull(fd.get(), reinterpret_cast<char*>(fh), sizeof fh, at, wal_path) == sizeof fh &&
@@ -732,8 +731,17 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
     mark = now;
   };
   Fd dbfd = OpenRead(db_path);
+  // SQLite's read lock is a POSIX lock on the -shm, and closing ANY
+  // descriptor of a file drops all of this process's locks on it: the -shm
+  // stays open until the snapshot is released, or a checkpoint could pass
+  // it and the WAL restart under the copy.
+  Fd shmfd;
+  if (wal) {
+    int raw = ::open((db_path + "-shm").c_str(), O_RDONLY | O_CLOEXEC);
+    if (raw >= 0) shmfd = Fd(raw);
+  }
   Overlay ov;
-  if (wal) ov = ReadWal(db_path + "-wal", page_size, o.dir);
+  if (wal) ov = ReadWal(db_path + "-wal", page_size, o.dir, shmfd.get());
   lap("wal");
   const uint32_t pages = ov.db_pages ? ov.db_pages : snapshot_pages;
   const uint64_t total = uint64_t{pages} * page_size;
@@ -792,6 +800,7 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
   src->Exec("COMMIT");
   src.reset();
   dbfd.Reset();
+  shmfd.Reset();
   ov.scratch.Reset();
 
   // fsync, hashing and quick_check of the copy overlap.
@@ -857,21 +866,9 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
     m["quick_check"] = "ok";
     m["seconds"] = Since(t0);
     m["timings"] = timings;
-    sys::WriteAtomic(SidecarPath(r.path), sha + "  " + BaseName(r.path) + "\n", 0600);
-    WriteManifest(r.path, m);
-    try {
-      (ztmp ? *ztmp : tmp).Publish(r.path);
-    } catch (...) {
-      sys::Remove(SidecarPath(r.path));
-      sys::Remove(ManifestPath(r.path));
-      throw;
-    }
-    r.manifest = std::move(m);
+    PublishBackup(r, sha + "  " + BaseName(r.path) + "\n", std::move(m), sha, size,
+                  [&] { (ztmp ? *ztmp : tmp).Publish(r.path); }, o.dir, source, o.keep);
   }
-  r.manifest_path = ManifestPath(r.path);
-  r.sha256 = sha;
-  r.size = size;
-  r.pruned = PruneAfterCreate(o.dir, source, o.keep);
   r.seconds = Since(t0);
   return r;
 }

@@ -16,6 +16,7 @@
 -- a malformed check (a typo in an option) and Ctrl-C / step timeouts do.
 local time = require "hoist.time"
 local traffic = require "hoist.traffic"
+local hoist = require "hoist"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, error = type, pairs, ipairs, tostring, tonumber, pcall, error
 local concat, sort = table.concat, table.sort
@@ -30,13 +31,7 @@ end
 
 local function check_keys(t, where, allowed)
   if type(t) ~= "table" then fail("invalid", where .. " expects a table") end
-  local ok = {}
-  for _, k in ipairs(allowed) do ok[k] = true end
-  for k in pairs(t) do
-    if not ok[k] then
-      fail("invalid", fmt("unknown option '%s' for %s (expected one of: %s)", tostring(k), where, concat(allowed, ", ")))
-    end
-  end
+  hoist.check_options("health", t, where, allowed)
 end
 
 --- Errors that must stop the run rather than fail a check.

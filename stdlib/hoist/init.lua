@@ -26,6 +26,21 @@ M.secret = core.secret
 -- the user as `playbooks/x.lua:LINE: deploy: green never answered`.
 M.error = require("hoist.traffic").error
 
+--- Raises `area: unknown option 'x' for WHERE (expected one of: ...)` when
+-- table t has a key not in allowed; nil passes (no options given).
+function M.check_options(area, t, where, allowed)
+  if t == nil then return end
+  if type(t) ~= "table" then error(M.error(area, "invalid", where .. ": options must be a table")) end
+  local ok = {}
+  for _, k in ipairs(allowed) do ok[k] = true end
+  for k in pairs(t) do
+    if not ok[k] then
+      error(M.error(area, "invalid", string.format("unknown option '%s' for %s (expected one of: %s)", tostring(k),
+        where, table.concat(allowed, ", "))))
+    end
+  end
+end
+
 --- Replaces every registered secret in text with "***".
 M.mask = core.mask
 

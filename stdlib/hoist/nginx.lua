@@ -25,6 +25,7 @@ local proc = require "hoist.proc"
 local time = require "hoist.time"
 local log = require "hoist.log"
 local traffic = require "hoist.traffic"
+local hoist = require "hoist"
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
 local setmetatable, error, pcall, next = setmetatable, error, pcall, next
@@ -52,15 +53,7 @@ local function fail(code, message, fields)
 end
 
 local function check_keys(t, where, allowed)
-  if t == nil then return end
-  if type(t) ~= "table" then fail("invalid", where .. ": options must be a table") end
-  local ok = {}
-  for _, k in ipairs(allowed) do ok[k] = true end
-  for k in pairs(t) do
-    if not ok[k] then
-      fail("invalid", fmt("unknown option '%s' for %s (expected one of: %s)", tostring(k), where, concat(allowed, ", ")))
-    end
-  end
+  hoist.check_options("nginx", t, where, allowed)
 end
 
 local function list_of(v)

@@ -343,47 +343,58 @@ int main(int argc, char** argv) {
   fs::remove(target + "-shm");
   clean();
 
-  std::printf("\nwhile a writer process commits one row per transaction:\n");
+  std::printf("\nwhile a writer process commits one row per transaction (each method starts from a\n"
+              "checkpointed WAL with a fresh writer, so none inherits a WAL the previous one let grow):\n");
   {
-    Writer w(db);
-    while (w.shared->commits.load() < 100) usleep(1000);
-    long c0 = w.shared->commits.load();
-    auto w0 = Clock::now();
-    usleep(1000000);
-    double idle_rate = static_cast<double>(w.shared->commits.load() - c0) / Seconds(w0);
-    std::printf("  writer alone: %.0f commits/s\n", idle_rate);
-
-    auto under = [&](const std::string& what, const std::function<Run()>& fn, const std::string& target_note) {
+    // With no writer running, fold the WAL back so every method starts alike.
+    auto truncate_wal = [&] {
+      sqlite3* c = nullptr;
+      sqlite3_open_v2(db.c_str(), &c, SQLITE_OPEN_READWRITE, nullptr);
+      sqlite3_exec(c, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+      sqlite3_close(c);
+    };
+    double idle_rate = 0;
+    long errs_hoist = 0;
+    auto under = [&](const std::string& what, const std::function<Run()>& fn) {
+      clean();
+      truncate_wal();
+      Writer w(db);
+      while (w.shared->commits.load() < 100) usleep(1000);
+      long c0 = w.shared->commits.load();
+      auto w0 = Clock::now();
+      usleep(1000000);
+      double rate = static_cast<double>(w.shared->commits.load() - c0) / Seconds(w0);
+      if (idle_rate == 0) {
+        idle_rate = rate;
+        std::printf("  writer alone: %.0f commits/s\n", idle_rate);
+      }
       long before = w.shared->commits.load(), errs = w.shared->errors.load();
       Run r = fn();
       long during = w.shared->commits.load() - before;
+      long errors = w.shared->errors.load() - errs;
       std::string extra = std::to_string(static_cast<long>(during / std::max(r.seconds, 1e-9))) + " commits/s, " +
-                          std::to_string(w.shared->errors.load() - errs) + " writer errors" + target_note;
+                          std::to_string(errors) + " writer errors";
       Print({what, r, mb, extra});
+      if (errors) std::printf("  last writer error: %s\n", w.shared->last_error);
+      errs_hoist = errors;
       return r;
     };
-    under("sqlite3 .backup", [&] { clean(); return Process({"sqlite3", db, ".backup '" + out + "'"}, timeout); }, "");
-    under("VACUUM INTO", [&] { clean(); return Process({"sqlite3", db, "VACUUM INTO '" + out + "'"}, timeout); }, "");
-    under("sqlite3_backup(-1) one step", [&] { clean(); return OneStepApi(db, out); }, "");
-    long errs0 = w.shared->errors.load();
+    under("sqlite3 .backup", [&] { return Process({"sqlite3", db, ".backup '" + out + "'"}, timeout); });
+    under("VACUUM INTO", [&] { return Process({"sqlite3", db, "VACUUM INTO '" + out + "'"}, timeout); });
+    under("sqlite3_backup(-1) one step", [&] { return OneStepApi(db, out); });
     bk::CreateResult busy_result;
-    Run busy = under(
-        "hoist backup",
-        [&] {
-          clean();
-          auto t = Clock::now();
-          busy_result = bk::CreateSqlite(db, o);
-          return Run{Seconds(t), true, ""};
-        },
-        "");
+    Run busy = under("hoist backup", [&] {
+      auto t = Clock::now();
+      busy_result = bk::CreateSqlite(db, o);
+      return Run{Seconds(t), true, ""};
+    });
     std::printf("  %-34s %s %s\n", "  phases (s)", busy_result.manifest["timings"].dump().c_str(),
                 busy_result.manifest["snapshot"].dump().c_str());
     double bratio = busy.seconds / hb.seconds;
-    bool werr = w.shared->errors.load() != errs0;
+    bool werr = errs_hoist != 0;
     missed |= bratio > 1.5 || werr;
     std::printf("  %-34s %.2fx its idle time (target <= 1.5x, zero writer errors)%s\n", "", bratio,
                 bratio > 1.5 || werr ? "  MISSED" : "");
-    if (w.shared->errors.load()) std::printf("  last writer error: %s\n", w.shared->last_error);
   }
   clean();
   if (!keep) {

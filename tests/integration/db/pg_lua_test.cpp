@@ -5,6 +5,7 @@
 #include "lua/boundary.h"
 #include "lua/state.h"
 #include "support/pg_cluster.h"
+#include "support/lua_eval.h"
 #include "support/support.h"
 
 namespace hoist {
@@ -12,22 +13,13 @@ namespace {
 
 using test::PgCluster;
 
-std::string RunLua(const std::string& source) {
-  lua::State vm;
-  try {
-    vm.LoadChunk(source, "=test");
-    lua::Call(vm.get(), 0, 0);
-  } catch (const lua::ScriptError& e) {
-    return e.Display();
-  }
-  return "";
-}
+using test::RunLuaError;
 
 TEST_SUITE("db/postgres/lua") {
   TEST_CASE("types null tx and close from Lua") {
     PgCluster& pg = PgCluster::Get();
     std::string url = pg.Url(pg.CreateDatabase("lua"));
-    CHECK(RunLua(R"lua(
+    CHECK(RunLuaError(R"lua(
       local db = require "hoist.db"
       local json = require "hoist.json"
       local c <close> = db.open(")lua" + url + R"lua(", { lock_timeout = 2, statement_timeout = 30 })
@@ -82,7 +74,7 @@ TEST_SUITE("db/postgres/lua") {
   TEST_CASE("advisory locks from Lua") {
     PgCluster& pg = PgCluster::Get();
     std::string url = pg.Url(pg.CreateDatabase("lualock"));
-    CHECK(RunLua(R"lua(
+    CHECK(RunLuaError(R"lua(
       local db = require "hoist.db"
       local a = db.open(")lua" + url + R"lua(")
       local b = db.open(")lua" + url + R"lua(")
@@ -99,7 +91,7 @@ TEST_SUITE("db/postgres/lua") {
   TEST_CASE("wrong password from Lua") {
     PgCluster& pg = PgCluster::Get();
     std::string url = pg.UrlWithPassword("postgres", "N0t-The-Pass");
-    std::string err = RunLua(R"lua(
+    std::string err = RunLuaError(R"lua(
       local db = require "hoist.db"
       db.open(")lua" + url + R"lua(")
     )lua");

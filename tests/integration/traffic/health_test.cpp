@@ -9,7 +9,7 @@
 #include "support/dockerd.h"
 #include "support/pg_cluster.h"
 #include "support/support.h"
-#include "unit/traffic/lua_helper.h"
+#include "support/lua_eval.h"
 
 namespace hoist::test {
 namespace {

@@ -10,6 +10,7 @@
 #include "engine/state_store.h"
 #include "lua/boundary.h"
 #include "lua/state.h"
+#include "support/lua_eval.h"
 #include "support/support.h"
 
 namespace hoist {
@@ -17,21 +18,11 @@ namespace {
 
 using test::TempDir;
 
-/// Runs a chunk; returns "" or the error as the user would see it.
-std::string RunLua(const std::string& source) {
-  lua::State vm;
-  try {
-    vm.LoadChunk(source, "=test");
-    lua::Call(vm.get(), 0, 0);
-  } catch (const lua::ScriptError& e) {
-    return e.Display();
-  }
-  return "";
-}
+using test::RunLuaError;
 
 TEST_SUITE("db/lua") {
   TEST_CASE("types and the null sentinel") {
-    CHECK(RunLua(R"lua(
+    CHECK(RunLuaError(R"lua(
       local db = require "hoist.db"
       local json = require "hoist.json"
       local c = db.open("sqlite::memory:")
@@ -63,7 +54,7 @@ TEST_SUITE("db/lua") {
   }
 
   TEST_CASE("tx commits rolls back and nests") {
-    CHECK(RunLua(R"lua(
+    CHECK(RunLuaError(R"lua(
       local db = require "hoist.db"
       local c = db.open("sqlite::memory:")
       c:exec("CREATE TABLE t (x INTEGER)")
@@ -91,7 +82,7 @@ TEST_SUITE("db/lua") {
   }
 
   TEST_CASE("errors are structured and carry the Lua position") {
-    CHECK(RunLua(R"lua(
+    CHECK(RunLuaError(R"lua(
       local db = require "hoist.db"
       local c = db.open("sqlite::memory:")
       local ok, e = pcall(c.query, c, "SELEC 1")
@@ -110,7 +101,7 @@ TEST_SUITE("db/lua") {
 
   TEST_CASE("close and to-be-closed variables") {
     TempDir dir("dblua");
-    CHECK(RunLua(R"lua(
+    CHECK(RunLuaError(R"lua(
       local db = require "hoist.db"
       local keep
       do
@@ -134,7 +125,7 @@ TEST_SUITE("db/lua") {
   }
 
   TEST_CASE("schema fingerprint diff and integrity from Lua") {
-    CHECK(RunLua(R"lua(
+    CHECK(RunLuaError(R"lua(
       local db = require "hoist.db"
       local a = db.open("sqlite::memory:")
       local b = db.open("sqlite::memory:")
@@ -167,7 +158,7 @@ TEST_SUITE("db/lua") {
   TEST_CASE("locks and timeouts from Lua") {
     TempDir dir("dblua");
     std::string url = "sqlite:" + dir / "l.db";
-    CHECK(RunLua(R"lua(
+    CHECK(RunLuaError(R"lua(
       local db = require "hoist.db"
       local a = db.open(")lua" + url + R"lua(", { create = true })
       local b = db.open(")lua" + url + R"lua(")
@@ -248,12 +239,12 @@ TEST_SUITE("db/lua") {
   }
 
   TEST_CASE("open options are checked") {
-    CHECK(RunLua(R"lua(
+    CHECK(RunLuaError(R"lua(
       local db = require "hoist.db"
       db.open("sqlite::memory:", { busy_timout = 1 })
     )lua") == "test:3: lua: unknown option 'busy_timout' for db.open (expected one of: busy_timeout, lock_timeout, "
               "statement_timeout, connect_timeout, journal_mode, readonly, create, application_name)");
-    CHECK(RunLua(R"lua(
+    CHECK(RunLuaError(R"lua(
       local db = require "hoist.db"
       db.open("sqlite::memory:"):journal_mode("fast")
     )lua") == "test:3: db: unknown journal_mode 'fast' (expected one of: delete, truncate, persist, memory, wal, off)");

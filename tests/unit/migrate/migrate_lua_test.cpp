@@ -5,6 +5,7 @@
 
 #include "lua/boundary.h"
 #include "lua/state.h"
+#include "support/lua_eval.h"
 #include "support/support.h"
 
 namespace hoist {
@@ -13,16 +14,7 @@ namespace {
 using test::TempDir;
 using test::WriteFile;
 
-std::string RunLua(const std::string& source) {
-  lua::State vm;
-  try {
-    vm.LoadChunk(source, "=test");
-    lua::Call(vm.get(), 0, 0);
-  } catch (const lua::ScriptError& e) {
-    return e.Display();
-  }
-  return "";
-}
+using test::RunLuaError;
 
 struct Fixture {
   TempDir dir{"miglua"};
@@ -54,7 +46,7 @@ TEST_SUITE("migrate/lua") {
 
 TEST_CASE("up status and down from Lua with a Lua data migration") {
   Fixture f;
-  CHECK(RunLua(f.Prelude() + R"lua(
+  CHECK(RunLuaError(f.Prelude() + R"lua(
     local st = migrate.status(c, dir)
     assert(st.current == nil and not st.tracked, "absent values are nil")
     assert(#st.pending == 2 and st.pending[2] == "0002_seed.lua")
@@ -74,7 +66,7 @@ TEST_CASE("up status and down from Lua with a Lua data migration") {
   )lua") == "");
   // The files go away; down runs the Lua down as it was applied.
   std::filesystem::remove_all(f.migs);
-  CHECK(RunLua(f.Prelude() + R"lua(
+  CHECK(RunLuaError(f.Prelude() + R"lua(
     local d = migrate.down(c, { steps = 1 })
     assert(#d.rolled_back == 1 and d.rolled_back[1].file == "0002_seed.lua" and d.to == 1)
     assert(c:scalar("SELECT count(*) FROM users") == 0)
@@ -92,7 +84,7 @@ TEST_CASE("a failing Lua migration names its file and line and is recorded") {
   end,
 }
 )lua");
-  CHECK(RunLua(f.Prelude() + R"lua(
+  CHECK(RunLuaError(f.Prelude() + R"lua(
     local ok, e = pcall(migrate.up, c, dir, { policy = "any" })
     assert(not ok)
     assert(e.area == "migrate" and e.code == "failed", e.code)
@@ -106,7 +98,7 @@ TEST_CASE("a failing Lua migration names its file and line and is recorded") {
     -- Without a down function it cannot be rolled back once applied.
   )lua") == "");
   WriteFile(f.migs + "/0003_broken.lua", "return { up = function(db) end }\n");
-  CHECK(RunLua(f.Prelude() + R"lua(
+  CHECK(RunLuaError(f.Prelude() + R"lua(
     assert(#migrate.up(c, dir, { policy = "any" }).applied == 1)
     local ok, e = pcall(migrate.down, c, { steps = 2 })
     assert(not ok and e.code == "no_down", e.code)
@@ -117,7 +109,7 @@ TEST_CASE("a failing Lua migration names its file and line and is recorded") {
 TEST_CASE("bad migrations and bad options are refused with exact messages") {
   Fixture f;
   WriteFile(f.migs + "/0003_nothing.lua", "return 42\n");
-  CHECK(RunLua(f.Prelude() + R"lua(
+  CHECK(RunLuaError(f.Prelude() + R"lua(
     local ok, e = pcall(migrate.up, c, dir, { polcy = "any" })
     assert(e.message == "unknown option 'polcy' for migrate.up (expected one of: to, policy, allow_contract, dry_run, "
       .. "allow_missing, allow_out_of_order, lock_timeout, lock_ttl)", e.message)
@@ -141,7 +133,7 @@ TEST_CASE("a contract Lua migration declared in its table") {
   up = function(db) db:exec("DROP TABLE users") end,
 }
 )lua");
-  CHECK(RunLua(f.Prelude() + R"lua(
+  CHECK(RunLuaError(f.Prelude() + R"lua(
     local ok, e = pcall(migrate.up, c, dir)
     assert(e.code == "refused" and e.message:find("^0003_drop.lua is declared '%-%- hoist:phase contract'"), e.message)
     local r = migrate.up(c, dir, { allow_contract = true })
@@ -157,7 +149,7 @@ TEST_CASE("lint rehearses Lua migrations on the copy") {
   up = function(db) db:exec("ALTER TABLE users RENAME COLUMN name TO full_name") end,
 }
 )lua");
-  CHECK(RunLua(f.Prelude() + R"lua(
+  CHECK(RunLuaError(f.Prelude() + R"lua(
     local r = migrate.lint(c, dir)
     assert(not r.ok)
     assert(#r.migrations == 3)
@@ -171,7 +163,7 @@ TEST_CASE("lint rehearses Lua migrations on the copy") {
 
 TEST_CASE("baseline and repair from Lua") {
   Fixture f;
-  CHECK(RunLua(f.Prelude() + R"lua(
+  CHECK(RunLuaError(f.Prelude() + R"lua(
     c:exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
     local b = migrate.baseline(c, 1)
     assert(b.baseline == 1 and b.source == "version")

@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "support/support.h"
-#include "unit/traffic/lua_helper.h"
+#include "support/lua_eval.h"
 
 namespace hoist::test {
 namespace {

@@ -19,7 +19,7 @@
 #include "support/colour_server.h"
 #include "support/support.h"
 #include "sys/probe.h"
-#include "unit/traffic/lua_helper.h"
+#include "support/lua_eval.h"
 
 namespace hoist::test {
 namespace {

@@ -1,6 +1,7 @@
-// Running Lua chunks in-process for traffic tests: a fresh VM per chunk
-// (the embedded stdlib, no run context: journal records are no-ops), the
-// chunk's return value as JSON, Lua errors as lua::ScriptError.
+// Running Lua chunks in-process for tests: a fresh VM per chunk (the
+// embedded stdlib, no run context: journal records are no-ops), the chunk's
+// return value as JSON, Lua errors as lua::ScriptError or as the text the
+// user would see.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -23,6 +24,18 @@ inline nlohmann::json RunLua(const std::string& code) {
   nlohmann::json out = lua::ToJson(vm.get(), -1, /*lenient=*/true);
   lua_pop(vm.get(), 1);
   return out;
+}
+
+/// Runs a chunk; returns "" or the error as the user would see it.
+inline std::string RunLuaError(const std::string& source) {
+  lua::State vm;
+  try {
+    vm.LoadChunk(source, "=test");
+    lua::Call(vm.get(), 0, 0);
+  } catch (const lua::ScriptError& e) {
+    return e.Display();
+  }
+  return "";
 }
 
 /// Runs code that must raise; returns the error (area, code, message).
