@@ -69,11 +69,12 @@ return hoist.playbook {
     allow_contract = { type = "boolean", default = false, help = "up: also apply migrations declared '-- hoist:phase contract' (once the previous version is retired)" },
     dry_run = { type = "boolean", default = false, help = "up/down: show the SQL that would run, change nothing" },
     backup = { type = "boolean", default = true, help = "up/down: take a protected backup first (skipped when there is nothing to do)" },
+    create = { type = "boolean", default = false, help = "up: create the SQLite database file when it does not exist yet (a new project); off so a mistyped path is an error" },
   },
   run = function(run, p)
-    local conn <close> = project.database(run)
-    local dir = project.migrations(run)
     local a = p.action
+    local conn <close> = project.database(run, (p.create and a == "up") and { create = true } or nil)
+    local dir = project.migrations(run)
     if a == "status" then
       local st = run:step("status", function() return migrate.status(conn, dir) end)
       log.info(conn:url() .. ": migrations in " .. dir .. "\n" .. status_text(st))
@@ -99,12 +100,13 @@ return hoist.playbook {
       return
     end
     if a == "up" then
-      local pending = migrate.status(conn, dir).pending
-      if #pending == 0 then
-        log.info(conn:url() .. " is up to date (version " .. tostring(migrate.status(conn, dir).current or "none") .. ")")
+      local st = migrate.status(conn, dir)
+      if #st.pending == 0 and #st.out_of_order == 0 then
+        log.info(conn:url() .. " is up to date (version " .. tostring(st.current or "none") .. ")")
         return
       end
-      if p.backup then safety_backup(run, conn, "pre-migrate") end
+      -- An empty database has nothing to lose (and a new SQLite file is 0 bytes).
+      if p.backup and #conn:tables() > 0 then safety_backup(run, conn, "pre-migrate") end
       local r = run:step("migrate up (policy " .. p.policy .. ")", function()
         return migrate.up(conn, dir, { to = to, policy = p.policy, allow_contract = p.allow_contract })
       end)

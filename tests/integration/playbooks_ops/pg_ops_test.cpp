@@ -123,6 +123,7 @@ TEST_CASE("examples/postgres: run.sh migrates, backs up, drills, contracts, roll
 
 TEST_CASE("pg: migrate up applies, a destructive migration is refused and rolled back") {
   PgOps p;
+  p.Sql("CREATE TABLE settings (k text PRIMARY KEY, v text)");  // something to lose: a backup first
   auto up = p.Run({"migrate", "-e", "action=up"});
   INFO(up.err);
   REQUIRE(up.exit_code == 0);

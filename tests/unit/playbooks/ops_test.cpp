@@ -163,6 +163,7 @@ TEST_CASE("migrate: status, plan, up after a backup, down") {
   CHECK(plan.err.find("1 0001_users.sql\n2 0002_email.sql") != std::string::npos);
   CHECK(p.Scalar("SELECT count(*) FROM sqlite_master WHERE name = 'users'") == 0);
 
+  p.Exec("CREATE TABLE settings (k TEXT PRIMARY KEY, v TEXT)");  // something to lose: a backup first
   auto up = p.Run({"migrate", "-e", "action=up"});
   CHECK(up.exit_code == 0);
   CHECK(up.err.find("from version none to 2: 0001_users.sql [additive], 0002_email.sql [additive]") != std::string::npos);
@@ -182,6 +183,19 @@ TEST_CASE("migrate: status, plan, up after a backup, down") {
   CHECK(down.err.find("from version 2 to 1: 0002_email.sql") != std::string::npos);
   CHECK(p.Scalar("SELECT count(*) FROM pragma_table_info('users') WHERE name = 'email'") == 0);
   CHECK(p.Scalar("SELECT max(version) FROM hoist_schema_migrations") == 1);
+}
+
+TEST_CASE("migrate: a missing SQLite file is an error unless create is asked for") {
+  Ops p;
+  fs::remove(p.dir / "data/app.db");
+  auto r = p.Run({"migrate", "-e", "action=up"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("no database file at " + (p.dir / "data/app.db")) != std::string::npos);
+  CHECK(!fs::exists(p.dir / "data/app.db"));
+  auto c = p.Run({"migrate", "-e", "action=up", "-e", "create=true"});
+  CHECK(c.exit_code == 0);
+  CHECK(p.Backups().empty());  // nothing to back up in a new file
+  CHECK(p.Scalar("SELECT max(version) FROM hoist_schema_migrations") == 2);
 }
 
 TEST_CASE("migrate: a destructive migration is refused by the expand policy and rolled back") {
