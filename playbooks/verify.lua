@@ -42,6 +42,16 @@ return hoist.playbook {
       problems[#problems + 1] = msg
       log.error(msg)
     end
+    -- Each check is a step that fails on a problem (so it shows as failed
+    -- and is journaled as such); the next checks still run, and the run
+    -- fails at the end listing every problem.
+    local function check(name, fn)
+      local ok, err = pcall(run.step, run, name, fn)
+      if ok then return end
+      if type(err) ~= "table" or err.area ~= "verify" then error(err, 0) end
+      problems[#problems + 1] = err.message
+    end
+    local function found(msg) error(hoist.error("verify", "problem", msg)) end
     local chosen = {}
     local wanted = #p.backups > 0 and p.backups or { "latest" }
     if wanted[1] == "all" then
@@ -52,29 +62,24 @@ return hoist.playbook {
     end
     local pg = conn:kind() == "postgres"
     for _, e in ipairs(chosen) do
-      run:step("verify " .. e.name, function()
+      check("verify " .. e.name, function()
         local v = backup.verify(e.path, { deep = not pg })
-        if not v.ok then
-          problem(e.name .. ": " .. v.message)
-          return { ok = false, message = v.message }
-        end
+        if not v.ok then found(e.name .. ": " .. v.message) end
         local out = { ok = true, sha256 = v.sha256 }
         if p.drill then
           local d = backup.drill(e.path, { conn = pg and conn or nil, smoke_sql = p.smoke_sql })
           out.drill = d.ok
-          if not d.ok then
-            problem(e.name .. ": restore drill failed: " .. table.concat(d.problems, "; "))
-            return out
-          end
+          if not d.ok then found(e.name .. ": restore drill failed: " .. table.concat(d.problems, "; ")) end
         end
         log.info(("%s: ok (checksum, integrity%s)"):format(e.name, p.drill and ", restore drill" or ""))
         return out
       end)
     end
     if p.live then
-      run:step("live database " .. conn:url(), function()
+      check("live database " .. conn:url(), function()
+        local issues = {}
         local integ = conn:integrity({ quick = false })
-        if not integ.ok then problem(conn:url() .. ": integrity check " .. integ.summary) end
+        if not integ.ok then issues[#issues + 1] = conn:url() .. ": integrity check " .. integ.summary end
         local fp = conn:fingerprint()
         local version = migration_version(conn)
         local expected, from = nil, nil
@@ -87,7 +92,9 @@ return hoist.playbook {
             local m = b.manifest or {}
             local mv = m.migration_version
             if mv == null then mv = nil end
-            if b.verified and m.schema_fingerprint and tostring(mv) == tostring(version) then
+            -- A backup whose last drill failed describes nothing we trust.
+            local drilled_bad = type(m.last_drill) == "table" and m.last_drill.ok == false
+            if b.verified and not drilled_bad and type(m.schema_fingerprint) == "string" and tostring(mv) == tostring(version) then
               expected, from = m.schema_fingerprint, "backup " .. b.name
               break
             end
@@ -97,11 +104,12 @@ return hoist.playbook {
           log.warn(("%s: schema %s at migration version %s; no verified backup at that version to compare it with (pass -e expect_fingerprint=...)")
             :format(conn:url(), short(fp), tostring(version or "none")))
         elseif expected ~= fp then
-          problem(("%s: schema fingerprint %s differs from %s recorded in %s (migration version %s): the schema was changed outside the migrations (hoist compare shows how)")
+          issues[#issues + 1] = (("%s: schema fingerprint %s differs from %s recorded in %s (migration version %s): the schema was changed outside the migrations (hoist compare shows how)")
             :format(conn:url(), short(fp), short(expected), from, tostring(version or "none")))
-        else
+        elseif integ.ok then
           log.info(("%s: %s; schema %s matches %s"):format(conn:url(), integ.summary, short(fp), from))
         end
+        if #issues > 0 then found(table.concat(issues, "; ")) end
         return { integrity = integ.ok, fingerprint = fp, expected = expected, migration_version = version }
       end)
     end

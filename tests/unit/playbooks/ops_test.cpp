@@ -322,6 +322,19 @@ TEST_CASE("verify: backups, drill and the live schema fingerprint") {
   auto bad = p.Run({"--json", "verify", "-e", "live=false"});
   CHECK(bad.exit_code == 1);
   CHECK(Ops::Finished(bad)["error"].get<std::string>().find(newest + ": sha256 mismatch") != std::string::npos);
+
+  // Intact data whose manifest lies about the schema: the drill catches it,
+  // and the live check no longer trusts that manifest.
+  REQUIRE(p.Run({"backup"}).exit_code == 0);
+  std::string lying = p.Newest();
+  json lm = json::parse(ReadAll(p.dir / ("backups/" + lying + ".json")));
+  lm["schema_fingerprint"] = std::string(64, '0');
+  WriteFile(p.dir / ("backups/" + lying + ".json"), lm.dump());
+  auto drill = p.Run({"verify"});
+  CHECK(drill.exit_code == 1);
+  CHECK(drill.out.find("✗ verify " + lying) != std::string::npos);
+  CHECK(drill.err.find(lying + ": restore drill failed: schema fingerprint ") != std::string::npos);
+  CHECK(drill.err.find("differs from 0000000000000000 recorded in") == std::string::npos);
 }
 
 TEST_CASE("prune: dry run removes nothing, then the retention applies") {
