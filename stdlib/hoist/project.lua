@@ -61,7 +61,9 @@ end
 
 --- The backups of this environment's database in its backups directory,
 -- newest first (`backup.list` entries whose manifest names this source).
+-- @param run the run object
 -- @param conn an open hoist.db connection (the source to match)
+-- @return array of backup.list entries (empty when there are none)
 function M.backups_of(run, conn)
   local backup = require "hoist.backup"
   local url = conn:url()
@@ -76,6 +78,10 @@ end
 
 --- One backup of this environment's database: by file name (or path) when
 -- `name` is given, else the newest one.
+-- @param run the run object
+-- @param conn an open hoist.db connection (the source to match)
+-- @param name string|nil a file name or path; nil, "" or "latest" = the newest
+-- @return the backup.list entry
 -- @raise config/not_found naming the backups directory and what is there
 function M.find_backup(run, conn, name)
   local dir = M.backups(run).dir
