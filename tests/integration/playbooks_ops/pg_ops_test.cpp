@@ -92,6 +92,7 @@ TEST_CASE("examples/postgres: run.sh migrates, backs up, drills, contracts, roll
   std::string db = pg.CreateDatabase("example");
   TempDir t("pgexample");
   fs::copy(std::string(HOIST_SOURCE_DIR) + "/examples/postgres", t.path, fs::copy_options::recursive);
+  for (const char* d : {"backups", ".hoist"}) fs::remove_all(t / d);
   sys::ProcessSpec spec;
   spec.argv = {"bash", t / "run.sh"};
   spec.env = {{"HOIST", HOIST_BINARY}, {"DATABASE_URL", pg.Url(db)}, {"NO_COLOR", "1"}};

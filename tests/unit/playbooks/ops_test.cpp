@@ -119,6 +119,12 @@ struct Ops {
   }
 };
 
+// The example as checked in, without run-time files of a run in the tree.
+void CopyExample(const std::string& name, const std::string& to) {
+  fs::copy(std::string(HOIST_SOURCE_DIR) + "/examples/" + name, to, fs::copy_options::recursive);
+  for (const char* d : {"data", "backups", ".hoist"}) fs::remove_all(to + "/" + d);
+}
+
 void FlipByte(const std::string& path, size_t offset) {
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
   REQUIRE(f);
@@ -410,7 +416,7 @@ TEST_CASE("a held lease stops backup and restore with exit 4 and changes nothing
 
 TEST_CASE("example two-databases: run.sh consolidates blue and green, keeping both") {
   TempDir t("twodb");
-  fs::copy(std::string(HOIST_SOURCE_DIR) + "/examples/two-databases", t.path, fs::copy_options::recursive);
+  CopyExample("two-databases", t.path);
   sys::ProcessSpec spec;
   spec.argv = {"bash", t / "run.sh"};
   spec.env = {{"HOIST", HOIST_BINARY}, {"NO_COLOR", "1"}};
@@ -447,7 +453,7 @@ TEST_CASE("example two-databases: run.sh consolidates blue and green, keeping bo
 
 TEST_CASE("example two-databases: colours that disagree are refused with the diff") {
   TempDir t("twodb");
-  fs::copy(std::string(HOIST_SOURCE_DIR) + "/examples/two-databases", t.path, fs::copy_options::recursive);
+  CopyExample("two-databases", t.path);
   REQUIRE(RunHoist(t.path, {"seed"}).exit_code == 0);
   // Green's schema drifted: a table blue does not have.
   {
