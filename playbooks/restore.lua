@@ -1,6 +1,7 @@
 --- restore: put a backup back into the environment's live database.
 -- Verifies the backup before asking, takes a protected safety backup of the
--- current database, restores in one transaction, then checks the result.
+-- current database, restores in one transaction, then checks the result
+-- (and puts the previous contents back when the check fails).
 -- Without a confirmation (a 'y' on the terminal, or --yes) nothing changes.
 local hoist = require "hoist"
 local backup = require "hoist.backup"
@@ -36,7 +37,8 @@ return hoist.playbook {
       else
         e = project.find_backup(run, conn, p.backup)
       end
-      return { path = e.path, name = e.name, created_at = e.created_at, label = e.label, manifest = e.manifest }
+      return { path = e.path, name = e.name, created_at = e.created_at, label = e.label, manifest = e.manifest,
+               target = conn:url() }
     end)
     local v = run:step("verify " .. entry.name, function()
       -- SQLite: the full integrity_check; PostgreSQL: checksum + archive listing
@@ -59,18 +61,28 @@ return hoist.playbook {
     if not answer then fail("not_confirmed", "not confirmed: " .. conn:url() .. " was not touched") end
     local r = run:step("restore " .. entry.name, function()
       return backup.restore(entry.path, conn, { confirm = true, safety_dir = settings.dir })
-    end)
+    end, { undo = function(res)
+      -- A later check failed: the restored data is not what the backup
+      -- promised, so the database goes back to what it held before.
+      local safety = res.safety_backup ~= null and res.safety_backup or nil
+      if safety == nil then
+        fail("undo_failed", entry.target .. " was empty before the restore, so there is nothing to put back; it now holds " .. entry.name)
+      end
+      -- Undos run after run() has returned, when `conn` is already closed.
+      local again <close> = project.database(run)
+      backup.restore(safety, again, { confirm = true, safety_backup = false })
+      log.warn("put the previous contents of " .. again:url() .. " back from " .. safety)
+    end })
     run:step("check restored database", function()
       local integ = conn:integrity({ quick = true })
       if not integ.ok then
-        fail("corrupt", ("after the restore %s fails its integrity check: %s; the previous contents are in %s")
-          :format(conn:url(), integ.summary, tostring(r.safety_backup)))
+        fail("corrupt", ("after the restore %s fails its integrity check: %s"):format(conn:url(), integ.summary))
       end
       local fp = conn:fingerprint()
       local want = m.schema_fingerprint ~= null and m.schema_fingerprint or nil
       if want and fp ~= want then
-        fail("mismatch", ("after the restore the schema fingerprint of %s is %s, the backup's manifest records %s; the previous contents are in %s")
-          :format(conn:url(), fp:sub(1, 16), want:sub(1, 16), tostring(r.safety_backup)))
+        fail("mismatch", ("after the restore the schema fingerprint of %s is %s, but %s's manifest records %s: the backup is not what its manifest says")
+          :format(conn:url(), fp:sub(1, 16), entry.name, want:sub(1, 16)))
       end
       return { integrity = integ.summary, fingerprint = fp }
     end)

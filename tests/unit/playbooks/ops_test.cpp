@@ -297,6 +297,26 @@ TEST_CASE("restore: a bit-flipped backup is refused and the live database is unc
   CHECK(missing.err.find("no backup named app-nope.db of sqlite://" + (p.dir / "data/app.db")) != std::string::npos);
 }
 
+TEST_CASE("restore: a restored database that fails its check is put back as it was") {
+  Ops p;
+  REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
+  p.Exec("INSERT INTO users (name) VALUES ('ada')");
+  REQUIRE(p.Run({"backup"}).exit_code == 0);
+  // Intact data, a manifest that records another schema.
+  std::string name = p.Backups().at(0);
+  json m = json::parse(ReadAll(p.dir / ("backups/" + name + ".json")));
+  m["schema_fingerprint"] = std::string(64, 'f');
+  WriteFile(p.dir / ("backups/" + name + ".json"), m.dump());
+  p.Exec("INSERT INTO users (name) VALUES ('grace')");
+
+  auto r = p.Run({"restore", "--yes"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("but " + name + "'s manifest records ffffffffffffffff") != std::string::npos);
+  CHECK(r.out.find("↩ undo restore " + name) != std::string::npos);
+  CHECK(r.err.find("put the previous contents of sqlite://" + (p.dir / "data/app.db") + " back from ") != std::string::npos);
+  CHECK(p.Scalar("SELECT group_concat(name) FROM (SELECT name FROM users ORDER BY id)") == "ada,grace");
+}
+
 TEST_CASE("verify: backups, drill and the live schema fingerprint") {
   Ops p;
   REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
