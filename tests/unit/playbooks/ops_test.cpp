@@ -191,6 +191,18 @@ TEST_CASE("migrate: status, plan, up after a backup, down") {
   CHECK(p.Scalar("SELECT max(version) FROM hoist_schema_migrations") == 1);
 }
 
+TEST_CASE("migrate: down refuses a migration without a down section and rolls back nothing") {
+  Ops p;
+  WriteFile(p.dir / "migrations/0003_nick.sql", "ALTER TABLE users ADD COLUMN nick TEXT;\n");
+  REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
+  auto r = p.Run({"--json", "migrate", "-e", "action=down", "-e", "steps=2", "-e", "backup=false"});
+  CHECK(r.exit_code == 1);
+  CHECK(Ops::Finished(r)["code"] == "no_down");
+  CHECK(Ops::Finished(r)["error"].get<std::string>().find("0003_nick.sql") != std::string::npos);
+  CHECK(p.Scalar("SELECT group_concat(version) FROM hoist_schema_migrations") == "1,2,3");
+  CHECK(p.Scalar("SELECT count(*) FROM pragma_table_info('users') WHERE name IN ('email', 'nick')") == 2);
+}
+
 TEST_CASE("migrate: a missing SQLite file is an error unless create is asked for") {
   Ops p;
   fs::remove(p.dir / "data/app.db");
