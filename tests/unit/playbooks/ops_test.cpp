@@ -189,6 +189,13 @@ TEST_CASE("migrate: status, plan, up after a backup, down") {
   CHECK(down.err.find("from version 2 to 1: 0002_email.sql") != std::string::npos);
   CHECK(p.Scalar("SELECT count(*) FROM pragma_table_info('users') WHERE name = 'email'") == 0);
   CHECK(p.Scalar("SELECT max(version) FROM hoist_schema_migrations") == 1);
+
+  // A file edited after it was applied: status says so and exits 1.
+  WriteFile(p.dir / "migrations/0001_users.sql", std::string(kUsers) + "CREATE INDEX users_name ON users (name);\n");
+  auto changed = p.Run({"--json", "migrate"});
+  CHECK(changed.exit_code == 1);
+  CHECK(Ops::Finished(changed)["code"] == "history");
+  CHECK(changed.out.find("changed       expand") != std::string::npos);
 }
 
 TEST_CASE("migrate: down refuses a migration without a down section and rolls back nothing") {
