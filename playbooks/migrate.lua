@@ -101,7 +101,9 @@ return hoist.playbook {
     end
     if a == "up" then
       local st = migrate.status(conn, dir)
-      if #st.pending == 0 and #st.out_of_order == 0 then
+      -- Failed, changed, missing or out-of-order files are up's business
+      -- (it retries or refuses them with the reason), not "up to date".
+      if st.ok and #st.pending == 0 then
         log.info(conn:url() .. " is up to date (version " .. tostring(st.current or "none") .. ")")
         return
       end

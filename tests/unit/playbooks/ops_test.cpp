@@ -210,6 +210,24 @@ TEST_CASE("migrate: down refuses a migration without a down section and rolls ba
   CHECK(p.Scalar("SELECT count(*) FROM pragma_table_info('users') WHERE name IN ('email', 'nick')") == 2);
 }
 
+TEST_CASE("migrate: a failed migration is rolled back, reported, and applied once fixed") {
+  Ops p;
+  WriteFile(p.dir / "migrations/0003_audit.sql", "CREATE TABLE audit (id INTEGER PRIMARY KEY);\nINSERT INTO nope VALUES (1);\n");
+  auto bad = p.Run({"--json", "migrate", "-e", "action=up", "-e", "backup=false"});
+  CHECK(bad.exit_code == 1);
+  CHECK(Ops::Finished(bad)["code"] == "failed");
+  CHECK(Ops::Finished(bad)["error"].get<std::string>().find("0003_audit.sql failed at statement 2") != std::string::npos);
+  CHECK(p.Scalar("SELECT count(*) FROM sqlite_master WHERE name = 'audit'") == 0);
+  auto st = p.Run({"migrate"});
+  CHECK(st.exit_code == 1);
+  CHECK(st.err.find("      3  failed ") != std::string::npos);
+  WriteFile(p.dir / "migrations/0003_audit.sql", "CREATE TABLE audit (id INTEGER PRIMARY KEY);\n");
+  auto fixed = p.Run({"migrate", "-e", "action=up", "-e", "backup=false"});
+  CHECK(fixed.exit_code == 0);
+  CHECK(fixed.err.find("to 3: 0003_audit.sql") != std::string::npos);
+  CHECK(p.Scalar("SELECT group_concat(version) FROM hoist_schema_migrations WHERE success") == "1,2,3");
+}
+
 TEST_CASE("migrate: a missing SQLite file is an error unless create is asked for") {
   Ops p;
   fs::remove(p.dir / "data/app.db");
