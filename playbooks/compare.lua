@@ -9,7 +9,7 @@ local project = require "hoist.project"
 
 -- "dev" (an environment) or "sqlite:..."/"postgres://..." (a URL).
 local function resolve(run, side)
-  if side:find(":") or side:find("=") then return project.database_url(run, side), side end
+  if side:find(":") or side:find("=") then return project.database_url(run, side) end
   local env = (run.environments or {})[side]
   if env == nil then
     local names = {}
@@ -21,7 +21,7 @@ local function resolve(run, side)
   if env.database == nil then
     error(hoist.error("config", "missing", ("environment '%s' has no 'database' in hoist.lua"):format(side)))
   end
-  return project.database_url(run, env.database), "environment " .. side
+  return project.database_url(run, env.database)
 end
 
 -- version -> checksum of the successfully applied migrations (none: {}).
@@ -69,8 +69,7 @@ return hoist.playbook {
     history = { type = "boolean", default = true, help = "also compare the applied migrations (hoist_schema_migrations)" },
   },
   run = function(run, p)
-    local url_a, name_a = resolve(run, p.a)
-    local url_b, name_b = resolve(run, p.b)
+    local url_a, url_b = resolve(run, p.a), resolve(run, p.b)
     local ca <close> = db.open(url_a, { readonly = true })
     local cb <close> = db.open(url_b, { readonly = true })
     local r = run:step("compare " .. p.a .. " with " .. p.b, function()
