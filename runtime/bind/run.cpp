@@ -677,6 +677,13 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   lua::PushJson(L, params);
   int params_idx = lua_gettop(L);
   PushRunObject(L, run_id, info, env_idx, params_idx, false);
+  // Every environment of hoist.lua, for playbooks that look across them
+  // (compare dev with prod); run.env stays the one the lease covers.
+  if (lua_getfield(L, config_idx, "environments") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+  lua_setfield(L, -2, "environments");
   lua_pushvalue(L, params_idx);
   lua_remove(L, params_idx);
 

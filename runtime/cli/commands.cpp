@@ -375,6 +375,13 @@ std::vector<std::string> Normalize(int argc, char** argv, const Globals& g0, int
   }
   if (i >= args.size()) return args;
   const std::string& word = args[i];
+  // `hoist migrate status --db URL --dir DIR` is the command; any other
+  // `hoist migrate ...` (e.g. -e action=up) is the canned migrate playbook.
+  if (word == "migrate" &&
+      !(i + 1 < args.size() && (args[i + 1] == "status" || args[i + 1] == "--help" || args[i + 1] == "-h"))) {
+    args.insert(args.begin() + static_cast<long>(i), "run");
+    return args;
+  }
   for (const auto& c : kCommands) {
     if (word == c.name) return args;
   }

@@ -59,4 +59,47 @@ function M.backups(run)
   return out
 end
 
+--- The backups of this environment's database in its backups directory,
+-- newest first (`backup.list` entries whose manifest names this source).
+-- @param run the run object
+-- @param conn an open hoist.db connection (the source to match)
+-- @return array of backup.list entries (empty when there are none)
+function M.backups_of(run, conn)
+  local backup = require "hoist.backup"
+  local url = conn:url()
+  -- Manifests record a SQLite source as its path, PostgreSQL as the redacted URL.
+  local source = url:match("^sqlite://(.*)$") or url
+  local out = {}
+  for _, e in ipairs(backup.list(M.backups(run).dir)) do
+    if e.source == source then out[#out + 1] = e end
+  end
+  return out
+end
+
+--- One backup of this environment's database: by file name (or path) when
+-- `name` is given, else the newest one.
+-- @param run the run object
+-- @param conn an open hoist.db connection (the source to match)
+-- @param name string|nil a file name or path; nil, "" or "latest" = the newest
+-- @return the backup.list entry
+-- @raise config/not_found naming the backups directory and what is there
+function M.find_backup(run, conn, name)
+  local dir = M.backups(run).dir
+  local list = M.backups_of(run, conn)
+  if name == nil or name == "" or name == "latest" then
+    if #list == 0 then
+      fail("not_found", ("no backup of %s in %s (take one with: hoist backup)"):format(conn:url(), dir))
+    end
+    return list[1]
+  end
+  local base = name:match("([^/]+)$")
+  for _, e in ipairs(list) do
+    if e.name == base or e.path == name then return e end
+  end
+  local names = {}
+  for i = 1, math.min(#list, 5) do names[#names + 1] = list[i].name end
+  fail("not_found", ("no backup named %s of %s in %s (newest: %s)"):format(
+    name, conn:url(), dir, #names > 0 and table.concat(names, ", ") or "none"))
+end
+
 return M
