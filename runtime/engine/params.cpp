@@ -101,6 +101,7 @@ std::string CheckTyped(const ParamSpec& s, json* v) {
       if (!v->is_number()) return fmt::format("expected a number, got {}", v->type_name());
       return "";
     case ParamType::kList:
+      if (v->is_object() && v->empty()) *v = json::array();  // Lua's {} is both; a list here
       if (!v->is_array()) return fmt::format("expected a list, got {}", v->type_name());
       for (const auto& item : *v) {
         if (!item.is_string() && !item.is_number()) return "list items must be strings or numbers";
@@ -176,6 +177,7 @@ json ValidateParams(const std::vector<ParamSpec>& specs, const ParamInput& input
     } else if (s.default_value) {
       v = *s.default_value;
       have = true;
+      err = CheckTyped(s, &v);  // normalises too (an empty Lua table is a list)
     }
     if (!err.empty()) {
       problems.push_back(fmt::format("param '{}': {} ({})", s.name, err, Describe(s)));

@@ -37,6 +37,15 @@ TEST_CASE("defaults fill in and absent optional params stay absent") {
   CHECK(v == json({{"version", "1"}, {"replicas", 1}, {"migrate", true}, {"mode", "safe"}}));
 }
 
+TEST_CASE("an empty list default (Lua's {}, which JSON sees as an object) is an empty list") {
+  ParamSpec hosts{"hosts", ParamType::kList, false, json::object(), ""};
+  ParamInput in;
+  json v = ValidateParams({hosts}, in);
+  CHECK(v == json({{"hosts", json::array()}}));
+  in.file = {{"hosts", json::object()}};
+  CHECK(ValidateParams({hosts}, in) == json({{"hosts", json::array()}}));
+}
+
 TEST_CASE("every problem is listed with type and help") {
   ParamInput in;
   in.cli = {{"replicas", "2.5"}, {"migrate", "maybe"}, {"verison", "1"}};
