@@ -74,16 +74,7 @@ struct PgOps {
   }
 };
 
-void FlipByte(const std::string& path, size_t offset) {
-  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-  REQUIRE(f);
-  f.seekg(static_cast<std::streamoff>(offset));
-  char c = 0;
-  f.read(&c, 1);
-  c = static_cast<char>(c ^ 0x55);
-  f.seekp(static_cast<std::streamoff>(offset));
-  f.write(&c, 1);
-}
+using test::FlipByte;
 
 TEST_SUITE("playbooks/ops/pg") {
 

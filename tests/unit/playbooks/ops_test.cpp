@@ -125,16 +125,6 @@ void CopyExample(const std::string& name, const std::string& to) {
   for (const char* d : {"data", "backups", ".hoist"}) fs::remove_all(to + "/" + d);
 }
 
-void FlipByte(const std::string& path, size_t offset) {
-  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-  REQUIRE(f);
-  f.seekg(static_cast<std::streamoff>(offset));
-  char c = 0;
-  f.read(&c, 1);
-  c = static_cast<char>(c ^ 0x55);
-  f.seekp(static_cast<std::streamoff>(offset));
-  f.write(&c, 1);
-}
 
 TEST_SUITE("playbooks/ops") {
 
