@@ -18,11 +18,14 @@ std::string Describe(const sys::ProcessResult& r) {
 }
 
 BlueGreenRig::BlueGreenRig() {
+  char tmpl[] = "/tmp/hoist-bluegreen-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+  root_ = tmpl;
   const std::string example = std::string(HOIST_EXAMPLES_DIR) + "/sqlite-bluegreen";
-  fs::copy(example + "/hoist.lua", dir_.path + "/hoist.lua");
-  fs::copy(example + "/releases", dir_.path + "/releases", fs::copy_options::recursive);
-  fs::create_directories(dir_.path + "/data");
-  fs::create_directories(dir_.path + "/.hoist");
+  fs::copy(example + "/hoist.lua", root_ + "/hoist.lua");
+  fs::copy(example + "/releases", root_ + "/releases", fs::copy_options::recursive);
+  fs::create_directories(root_ + "/data");
+  fs::create_directories(root_ + "/.hoist");
   blue_port_ = FreePort();
   do {
     green_port_ = FreePort();
@@ -30,7 +33,7 @@ BlueGreenRig::BlueGreenRig() {
   NginxOptions o;
   o.worker_processes = 2;
   o.upstream_conf = "upstream api {\n    server 127.0.0.1:" + std::to_string(blue_port_) + ";\n}\n";
-  nginx_ = std::make_unique<NginxServer>(dir_.path + "/.hoist/nginx", o);
+  nginx_ = std::make_unique<NginxServer>(root_ + "/.hoist/nginx", o);
   nginx_->StartOrSkip();
   env_ = {{"EXAMPLE_APP", HOIST_EXAMPLE_APP},
           {"EXAMPLE_NGINX_PORT", std::to_string(nginx_->port())},
@@ -48,11 +51,13 @@ BlueGreenRig::~BlueGreenRig() {
     }
   }
   nginx_->Stop();
+  std::error_code ec;
+  fs::remove_all(root_, ec);
 }
 
 sys::ProcessResult BlueGreenRig::Hoist(std::vector<std::string> args, std::map<std::string, std::string> env) const {
   for (const auto& [k, v] : env_) env.emplace(k, v);
-  return RunHoist(dir_.path, std::move(args), std::move(env));
+  return RunHoist(root_, std::move(args), std::move(env));
 }
 
 void BlueGreenRig::HoistOk(std::vector<std::string> args, std::map<std::string, std::string> env) const {

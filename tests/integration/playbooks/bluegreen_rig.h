@@ -46,12 +46,14 @@ class BlueGreenRig {
 
   std::string UpstreamConf() const { return ReadAll(nginx_->upstream_conf()); }
   const NginxServer& nginx() const { return *nginx_; }
-  const std::string& root() const { return dir_.path; }
-  std::string path(const std::string& rel) const { return dir_.path + "/" + rel; }
+  const std::string& root() const { return root_; }
+  std::string path(const std::string& rel) const { return root_ + "/" + rel; }
   const std::map<std::string, std::string>& env() const { return env_; }
 
  private:
-  TempDir dir_{"bluegreen"};
+  // Not TempDir: bench_rollback builds with DOCTEST_CONFIG_DISABLE, which
+  // compiles away the REQUIRE that TempDir's mkdtemp runs in.
+  std::string root_;
   std::unique_ptr<NginxServer> nginx_;
   int blue_port_ = 0, green_port_ = 0;
   std::map<std::string, std::string> env_;
