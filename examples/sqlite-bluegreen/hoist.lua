@@ -5,6 +5,9 @@
 local getenv = os.getenv
 local nginx_dir = ".hoist/nginx"
 local nginx_port = getenv("EXAMPLE_NGINX_PORT") or "18080"
+-- With EXAMPLE_IMAGE (a FROM-scratch image holding the static app as /app,
+-- see README.md) the colours are containers on EXAMPLE_DOCKER_SOCKET.
+local image = getenv("EXAMPLE_IMAGE")
 
 return {
   default_env = "demo",
@@ -17,8 +20,12 @@ return {
       app = {
         -- The same binary is release 1, 2 or 3 (--release); a real project
         -- would point at releases/{version}/bin/api instead.
-        argv = { getenv("EXAMPLE_APP") or "hoist_example_app",
+        kind = image and "docker" or "process",
+        argv = { image and "/app" or getenv("EXAMPLE_APP") or "hoist_example_app",
                  "--db", "{database_path}", "--port", "{port}", "--colour", "{colour}", "--release", "{version}" },
+        image = image,
+        socket = getenv("EXAMPLE_DOCKER_SOCKET"),
+        binds = { "{project_root}/data:{project_root}/data" },   -- the shared SQLite file, same path inside
         colours = {
           blue  = { port = tonumber(getenv("EXAMPLE_BLUE_PORT") or "5001") },
           green = { port = tonumber(getenv("EXAMPLE_GREEN_PORT") or "5002") },

@@ -22,6 +22,7 @@ local backup = require "hoist.backup"
 local migrate = require "hoist.migrate"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, error = type, pairs, ipairs, tostring, tonumber, pcall, error
+local setmetatable = setmetatable
 local fmt, concat, sort = string.format, table.concat, table.sort
 
 local M = {}
@@ -80,14 +81,16 @@ function M.config(run)
     fail("config", where .. " has no 'app' table (add app = { argv = {...}, colours = { blue = { port = 5001 }, "
       .. "green = { port = 5002 } } } to it in hoist.lua; docs/config.md, \"Blue/green keys\")")
   end
-  check_keys(app, "app", { "kind", "argv", "env", "cwd", "colours", "run_dir", "start_timeout", "stop_grace", "name" })
+  check_keys(app, "app", { "kind", "argv", "env", "cwd", "colours", "run_dir", "start_timeout", "stop_grace", "name",
+    "image", "socket", "network", "binds", "healthcheck" })
   local kind = app.kind or "process"
-  if kind ~= "process" then
-    fail("config", fmt("%s: app.kind = %q is not supported by this hoist (only \"process\"; Docker colours are "
-      .. "planned) — run the containers' entry point as a process, or write a custom playbook with hoist.docker", where,
-      tostring(kind)))
+  if kind ~= "process" and kind ~= "docker" then
+    fail("config", fmt("%s: app.kind must be \"process\" or \"docker\", got %q", where, tostring(kind)))
   end
-  if type(app.argv) ~= "table" or #app.argv == 0 then
+  if kind == "docker" and (type(app.image) ~= "string" or app.image == "") then
+    fail("config", where .. ": app.kind = \"docker\" needs app.image, e.g. \"registry.local/api:{version}\"")
+  end
+  if kind == "process" and (type(app.argv) ~= "table" or #app.argv == 0) then
     fail("config", where .. ": app.argv must be a list like { \"/srv/api/bin/api\", \"--port\", \"{port}\" }")
   end
   if type(app.colours) ~= "table" then
@@ -121,7 +124,7 @@ function M.config(run)
   -- point it at the site's own, so a private prefix needs no root.
   if spec.args == nil and spec.error_log then spec.args = { "-e", spec.error_log } end
   local cfg = {
-    run = run, app = app, colours = colours, servers = servers,
+    run = run, app = app, kind = kind, colours = colours, servers = servers,
     site = nginx.site(spec),
     health = env.health or {},
     bake = env.bake or {},
@@ -156,16 +159,101 @@ function M.migrations_dir(run, release)
   return expand(dir, { version = release or "" })
 end
 
---- The proc.service for colour running release.
+---------------------------------------------------------------------------
+-- Docker colours: a container per colour, with the same start/stop/status
+-- as a proc.service, so the procedures below do not care which it is.
+
+local Container = {}
+Container.__index = Container
+
+--- The environment's Docker client (one per config, closed with the VM).
+function M.docker(cfg)
+  if not cfg._docker then
+    local docker = require "hoist.docker"
+    cfg._docker = docker.connect { socket = cfg.app.socket or cfg.run.env.docker_socket }
+  end
+  return cfg._docker
+end
+
+function Container:status()
+  local d = M.docker(self.cfg)
+  local ok, info = pcall(d.inspect, d, self.name)
+  if not ok then
+    if code_of(info) == "not_found" then return { name = self.name, alive = false, up = false, state = "down" } end
+    error(info, 0)
+  end
+  local st = info.State or {}
+  local alive = st.Running == true
+  return { name = self.name, pid = alive and st.Pid or nil, alive = alive, up = alive,
+    state = alive and "running" or "down", container = info.Id }
+end
+
+function Container:start(opts)
+  local d = M.docker(self.cfg)
+  if d:exists(self.name) then
+    if self:status().alive then
+      fail("conflict", fmt("container %s is already running (stop it first)", self.name))
+    end
+    d:remove(self.name, { force = true })   -- a stopped leftover of an earlier run
+  end
+  d:create(self.spec)
+  d:start(self.name)
+  local wait, t0 = opts and opts.wait or 0, time.monotonic()
+  local traffic = require "hoist.traffic"
+  while wait > 0 do
+    local st = self:status()
+    if not st.alive then
+      local logs = d:logs(self.name, { stdout = true, stderr = true, tail = 5 })
+      fail("failed", fmt("container %s exited before listening on port %d; log: %s", self.name, self.port,
+        ((logs.stderr or "") .. (logs.stdout or "")):gsub("%s+$", "")))
+    end
+    if traffic.tcp(self.host, self.port, 0.5).ok then break end
+    if time.monotonic() - t0 > wait then
+      fail("timeout", fmt("container %s does not listen on %s:%d after %g s", self.name, self.host, self.port, wait))
+    end
+    time.sleep(0.05)
+  end
+  return { name = self.name }
+end
+
+function Container:stop()
+  local d = M.docker(self.cfg)
+  if not d:exists(self.name) then return { how = "not_running" } end
+  local t0 = time.monotonic()
+  local was = d:stop(self.name, { timeout = self.cfg.app.stop_grace or 10 })
+  d:remove(self.name, { force = true })
+  return { how = was and "term" or "not_running", seconds = time.monotonic() - t0 }
+end
+
+local function container(cfg, colour, release, vars, argv, env)
+  local app = cfg.app
+  local binds = {}
+  for i, b in ipairs(app.binds or {}) do binds[i] = expand(b, vars) end
+  local self = setmetatable({ cfg = cfg, name = cfg.name .. "-" .. colour, port = vars.port,
+    host = app.colours[colour].host or "127.0.0.1" }, Container)
+  self.spec = {
+    image = expand(app.image, vars), name = self.name, cmd = #argv > 0 and argv or nil, env = env, binds = binds,
+    -- host networking: the colour's port is the container's own, on the
+    -- host's loopback, exactly where nginx's upstream points.
+    network = app.network or "host",
+    labels = { ["hoist.colour"] = colour, ["hoist.release"] = tostring(release) },
+    healthcheck = app.healthcheck,
+  }
+  return self
+end
+
+--- The instance of colour running release: a proc.service (app.kind
+-- "process") or a container (app.kind "docker"), with start/stop/status.
 function M.service(cfg, colour, release)
   local run, app = cfg.run, cfg.app
   local port = app.colours[colour].port
   local vars = { version = release, colour = colour, port = port, database_path = sqlite_path(run) or "",
     project_root = run.project_root }
   local argv = {}
-  for i, a in ipairs(app.argv) do argv[i] = expand(tostring(a), vars) end
+  for i, a in ipairs(app.argv or {}) do argv[i] = expand(tostring(a), vars) end
   local env = {}
   for k, v in pairs(app.env or {}) do env[k] = expand(tostring(v), vars) end
+  if cfg.kind == "docker" then return container(cfg, colour, release, vars, argv, env) end
   fs.mkdir_p(cfg.run_dir, { mode = "0700" })
   return proc.service {
     name = cfg.name .. "-" .. colour, argv = argv, env = env,
@@ -188,6 +276,9 @@ local function health_checks(cfg, colour, conn)
       timeout = 2 } },
   }
   if h.sql and conn then checks[#checks + 1] = { sql = { db = conn, query = h.sql } } end
+  if cfg.kind == "docker" then
+    checks[#checks + 1] = { container = { docker = M.docker(cfg), name = cfg.name .. "-" .. colour } }
+  end
   return checks, url
 end
 
@@ -332,31 +423,39 @@ function M.deploy(run, opts)
     end })
   end
 
-  run:step("start " .. idle, function()
-    local stopped
+  run:step("stop standby " .. idle, function()
     local old = M.service(cfg, idle, idle_before and idle_before.release or "")
-    if old:status().alive then
-      -- The idle colour still runs the previous standby: stop it only once
-      -- nginx sends it nothing (it may have served before the last switch).
-      M.drain(site)
-      stopped = old:stop()
-      remember_colour(run, idle, nil)
-    end
-    local svc = M.service(cfg, idle, release)
-    svc:start { wait = cfg.app.start_timeout or 30 }
-    remember_colour(run, idle, { release = release, run_id = run.id, started_at = time.iso(time.now()) })
-    return { stopped_standby = stopped ~= nil, standby_release = idle_before and idle_before.release or nil }
+    if not old:status().alive then return { stopped = false } end
+    -- The idle colour still runs the previous standby: stop it only once
+    -- nginx sends it nothing (it may have served before the last switch).
+    M.drain(site)
+    local r = old:stop()
+    remember_colour(run, idle, nil)
+    return { stopped = true, release = idle_before and idle_before.release or nil, how = r and r.how }
   end, { undo = function(r)
+    if not (r and r.stopped and r.release) then return end
+    -- Put the standby back so an instant rollback stays possible.
+    M.service(cfg, idle, r.release):start { wait = cfg.app.start_timeout or 30 }
+    remember_colour(run, idle, idle_before)
+  end })
+
+  run:step("start " .. idle, function()
+    local svc = M.service(cfg, idle, release)
+    local ok, e = pcall(svc.start, svc, { wait = cfg.app.start_timeout or 30 })
+    if not ok then
+      -- A start that timed out leaves the process running: this step's undo
+      -- is not registered (it failed), so clean up here.
+      pcall(svc.stop, svc)
+      error(e, 0)
+    end
+    remember_colour(run, idle, { release = release, run_id = run.id, started_at = time.iso(time.now()) })
+    return { release = release }
+  end, { undo = function()
     -- When the switch was undone just before, old nginx workers may still
     -- carry requests to this colour: let them finish first.
     M.drain(site)
     M.service(cfg, idle, release):stop()
     remember_colour(run, idle, nil)
-    if r and r.stopped_standby and r.standby_release then
-      -- Put the standby back so an instant rollback stays possible.
-      M.service(cfg, idle, r.standby_release):start { wait = cfg.app.start_timeout or 30 }
-      remember_colour(run, idle, idle_before)
-    end
   end })
 
   run:step("health gate " .. idle, function()
@@ -450,8 +549,10 @@ function M.rollback(run, opts)
     return M.gate(cfg, target, rel(target), conn, cfg.health.rollback_timeout or 5)
   end)
 
-  run:step("switch " .. live .. " -> " .. target, function() return site:switch(target) end,
-    { undo = function() site:switch(live) end })
+  -- No undo: the database steps below are what the target colour can run
+  -- on, while a partly migrated-down schema may break the colour we leave.
+  -- If one of them fails, traffic stays where the operator asked for it.
+  run:step("switch " .. live .. " -> " .. target, function() return site:switch(target) end)
 
   local down, restored
   if (opts.migrate_down or 0) > 0 then
