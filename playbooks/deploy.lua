@@ -20,7 +20,9 @@ Takes the environment's lease, then:
 The old colour keeps running as the standby: `hoist rollback` switches back
 in about a second. Any failure undoes the steps before it: traffic stays on
 the old colour; applied expand migrations stay (the old colour runs on
-them) unless you confirm their removal (--yes or the prompt).
+them) unless you confirm their removal (--yes or the prompt): their stored
+down sections run, or, when one has none, the pre-deploy backup is restored
+(after a second confirmation and a safety backup).
 Config keys: docs/config.md ("Blue/green keys"). Runbook: docs/runbook.md.]],
   params = {
     version = { type = "string", required = true, help = "the release to deploy (fills {version} in app.argv, migrations)" },

@@ -419,7 +419,19 @@ function M.deploy(run, opts)
         return
       end
       local conn <close> = open_db(run)
-      migrate.down(conn, { to = r.from or 0 })
+      local down_ok, e = pcall(migrate.down, conn, { to = r.from or 0 })
+      if down_ok then return end
+      -- A migration without a down section (or a down that fails): the
+      -- pre-deploy backup is the way back, at the price of the writes
+      -- since it was taken, so it needs its own yes.
+      if not b or code_of(e) == "interrupted" then error(e, 0) end
+      log.warn("migrate down failed: " .. message(e))
+      local rok, ryes = pcall(run.confirm, run, fmt("restore the pre-deploy backup %s instead (writes since %s are "
+        .. "lost; a safety backup is taken first)?", b.path, b.at))
+      if not (rok and ryes) then error(e, 0) end
+      local res = backup.restore(b.path, conn, { confirm = true })
+      log.warn(fmt("restored the pre-deploy backup %s (safety backup of what it replaced: %s)", b.path,
+        tostring(res.safety_backup)))
     end })
   end
 

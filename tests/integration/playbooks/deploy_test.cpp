@@ -112,6 +112,22 @@ TEST_SUITE("playbooks/deploy") {
     CHECK(rig.Traffic() == "release 1 (green)");
   }
 
+  TEST_CASE("with --yes and a migration without a down section, the undo restores the pre-deploy backup") {
+    BlueGreenRig rig;
+    rig.HoistOk({"deploy", "-e", "version=1"});
+    WriteFile(rig.path("releases/8/migrations/0001_create_notes.sql"),
+              ReadAll(rig.path("releases/1/migrations/0001_create_notes.sql")));
+    WriteFile(rig.path("releases/8/migrations/0002_add_tags.sql"),
+              "-- hoist:phase expand\n-- hoist:up\nALTER TABLE notes ADD COLUMN tags TEXT;\n");
+    auto r = rig.Hoist({"deploy", "-e", "version=8", "--yes"}, {{"APP_FAIL_AFTER", "0"}});
+    INFO(Describe(r));
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("restored the pre-deploy backup") != std::string::npos);
+    CHECK(rig.Db("SELECT max(version) FROM hoist_schema_migrations WHERE success") == "1");
+    CHECK(rig.Db("SELECT count(*) FROM pragma_table_info('notes') WHERE name = 'tags'") == "0");
+    CHECK(rig.Traffic() == "release 1 (green)");
+  }
+
   TEST_CASE("nginx -t fails: the include is restored byte for byte, the new colour stopped") {
     BlueGreenRig rig;
     rig.HoistOk({"deploy", "-e", "version=1"});
