@@ -411,8 +411,8 @@ function M.deploy(run, opts)
       -- Expand migrations are what the old colour runs on: keeping them is
       -- safe. Running their downs could drop data the new colour wrote, so
       -- it happens only when the operator says so.
-      local ok, yes = pcall(run.confirm, run, fmt("undo the %d expand migration(s) just applied (back to version %s)?",
-        #r.applied, tostring(r.from)))
+      local ok, yes = pcall(run.confirm, run, fmt("undo the %d expand migration(s) just applied (back to %s)?",
+        #r.applied, r.from and ("version " .. tostring(r.from)) or "an empty schema"))
       if not (ok and yes) then
         log.warn(fmt("kept the %d expand migration(s) (the database is at version %s; the old colour runs on it); "
           .. "to remove them: hoist rollback -e migrate_down=%d --yes", #r.applied, tostring(r.to), #r.applied))
@@ -496,8 +496,10 @@ function M.deploy(run, opts)
     migrations = migrated and #(migrated.applied or {}) or 0, schema_version = schema, bake = baked }
 end
 
---- Probes through nginx for `seconds`: every answer must be good and come
--- from colour. Raises `bake_failed` (the deploy's undo then switches back).
+--- Probes through nginx for `seconds` (the switch already proved traffic
+-- reaches colour): more than `bake.max_failures` answers that fail
+-- `bake.expect_status`/`bake.json` raise `bake_failed`, and the deploy's
+-- undo switches back.
 function M.bake(cfg, colour, release, seconds)
   local b = cfg.bake
   seconds = seconds or b.seconds or 10
@@ -507,7 +509,6 @@ function M.bake(cfg, colour, release, seconds)
     return { seconds = 0, probes = 0, failures = 0 }
   end
   local max_failures, interval = b.max_failures or 0, b.interval or 0.5
-  local header = cfg.site.verify and cfg.site.verify.expect_header or "X-Colour"
   local t0, probes, failures, last = time.monotonic(), 0, 0, nil
   while time.monotonic() - t0 < seconds do
     local r = health.http { url = url, expect_status = b.expect_status, json = b.json, timeout = 2 }
@@ -522,7 +523,7 @@ function M.bake(cfg, colour, release, seconds)
     end
     time.sleep(interval)
   end
-  return { seconds = time.monotonic() - t0, probes = probes, failures = failures, header = header }
+  return { seconds = time.monotonic() - t0, probes = probes, failures = failures }
 end
 
 ---------------------------------------------------------------------------
