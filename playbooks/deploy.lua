@@ -25,11 +25,12 @@ down sections run, or, when one has none, the pre-deploy backup is restored
 (after a second confirmation and a safety backup).
 Config keys: docs/config.md ("Blue/green keys"). Runbook: docs/runbook.md.]],
   params = {
-    version = { type = "string", required = true, help = "the release to deploy (fills {version} in app.argv, migrations)" },
+    version = { type = "string", help = "the release to deploy (fills {version} in app.argv, migrations); required unless image is given" },
+    image = { type = "string", help = "Docker colours: the image to run (overrides app.image; its tag is the release unless version is given)" },
     migrate = { type = "boolean", default = true, help = "apply pending expand migrations" },
     bake = { type = "number", help = "seconds to bake (default: the environment's bake.seconds, else 10)" },
   },
   run = function(run, p)
-    return bluegreen.deploy(run, { version = p.version, migrate = p.migrate, bake = p.bake })
+    return bluegreen.deploy(run, { version = p.version, image = p.image, migrate = p.migrate, bake = p.bake })
   end,
 }

@@ -73,7 +73,7 @@ end
 --- The blue/green setting of this run's environment, validated: an error
 -- names the key and what to write instead, before anything changes.
 -- @return table cfg with colours (sorted names), app, site (hoist.nginx site), health, bake
-function M.config(run)
+function M.config(run, opts)
   local env = run.env
   local where = "environment '" .. tostring(env.name) .. "'"
   local app = env.app
@@ -87,8 +87,14 @@ function M.config(run)
   if kind ~= "process" and kind ~= "docker" then
     fail("config", fmt("%s: app.kind must be \"process\" or \"docker\", got %q", where, tostring(kind)))
   end
-  if kind == "docker" and (type(app.image) ~= "string" or app.image == "") then
-    fail("config", where .. ": app.kind = \"docker\" needs app.image, e.g. \"registry.local/api:{version}\"")
+  local image = opts and opts.image
+  if image and kind ~= "docker" then
+    fail("config", fmt("%s: -e image=%s needs app.kind = \"docker\" (this environment runs processes: deploy with "
+      .. "-e version=...)", where, image))
+  end
+  if kind == "docker" and not image and (type(app.image) ~= "string" or app.image == "") then
+    fail("config", where .. ": app.kind = \"docker\" needs app.image, e.g. \"registry.local/api:{version}\" "
+      .. "(or deploy with -e image=...)")
   end
   if kind == "process" and (type(app.argv) ~= "table" or #app.argv == 0) then
     fail("config", where .. ": app.argv must be a list like { \"/srv/api/bin/api\", \"--port\", \"{port}\" }")
@@ -225,14 +231,14 @@ function Container:stop()
   return { how = was and "term" or "not_running", seconds = time.monotonic() - t0 }
 end
 
-local function container(cfg, colour, release, vars, argv, env)
+local function container(cfg, colour, release, vars, argv, env, image)
   local app = cfg.app
   local binds = {}
   for i, b in ipairs(app.binds or {}) do binds[i] = expand(b, vars) end
   local self = setmetatable({ cfg = cfg, name = cfg.name .. "-" .. colour, port = vars.port,
     host = app.colours[colour].host or "127.0.0.1" }, Container)
   self.spec = {
-    image = expand(app.image, vars), name = self.name, cmd = #argv > 0 and argv or nil, env = env, binds = binds,
+    image = image or expand(app.image, vars), name = self.name, cmd = #argv > 0 and argv or nil, env = env, binds = binds,
     -- host networking: the colour's port is the container's own, on the
     -- host's loopback, exactly where nginx's upstream points.
     network = app.network or "host",
@@ -244,7 +250,7 @@ end
 
 --- The instance of colour running release: a proc.service (app.kind
 -- "process") or a container (app.kind "docker"), with start/stop/status.
-function M.service(cfg, colour, release)
+function M.service(cfg, colour, release, image)
   local run, app = cfg.run, cfg.app
   local port = app.colours[colour].port
   local vars = { version = release, colour = colour, port = port, database_path = sqlite_path(run) or "",
@@ -253,7 +259,7 @@ function M.service(cfg, colour, release)
   for i, a in ipairs(app.argv or {}) do argv[i] = expand(tostring(a), vars) end
   local env = {}
   for k, v in pairs(app.env or {}) do env[k] = expand(tostring(v), vars) end
-  if cfg.kind == "docker" then return container(cfg, colour, release, vars, argv, env) end
+  if cfg.kind == "docker" then return container(cfg, colour, release, vars, argv, env, image) end
   fs.mkdir_p(cfg.run_dir, { mode = "0700" })
   return proc.service {
     name = cfg.name .. "-" .. colour, argv = argv, env = env,
@@ -371,8 +377,13 @@ end
 -- @return table { colour, previous, release, backup, migrations, bake }
 -- @raise the failing step's error, after the undos ran
 function M.deploy(run, opts)
-  local release = assert(opts.version, "bluegreen.deploy: version is required")
-  local cfg = M.config(run)
+  local image = opts.image
+  -- -e image=registry/api:1.4.2 alone: the tag names the release.
+  local release = opts.version or (image and (image:match(":([^:/]+)$") or image))
+  if not release then
+    fail("invalid", "deploy needs -e version=RELEASE (or -e image=IMAGE for Docker colours)")
+  end
+  local cfg = M.config(run, { image = image })
   local site = cfg.site
   local live = site:active()
   local idle = M.other(cfg, live)
@@ -447,12 +458,12 @@ function M.deploy(run, opts)
   end, { undo = function(r)
     if not (r and r.stopped and r.release) then return end
     -- Put the standby back so an instant rollback stays possible.
-    M.service(cfg, idle, r.release):start { wait = cfg.app.start_timeout or 30 }
+    M.service(cfg, idle, r.release, idle_before and idle_before.image):start { wait = cfg.app.start_timeout or 30 }
     remember_colour(run, idle, idle_before)
   end })
 
   run:step("start " .. idle, function()
-    local svc = M.service(cfg, idle, release)
+    local svc = M.service(cfg, idle, release, image)
     local ok, e = pcall(svc.start, svc, { wait = cfg.app.start_timeout or 30 })
     if not ok then
       -- A start that timed out leaves the process running: this step's undo
@@ -460,7 +471,8 @@ function M.deploy(run, opts)
       pcall(svc.stop, svc)
       error(e, 0)
     end
-    remember_colour(run, idle, { release = release, run_id = run.id, started_at = time.iso(time.now()) })
+    remember_colour(run, idle, { release = release, image = image, run_id = run.id,
+      started_at = time.iso(time.now()) })
     return { release = release }
   end, { undo = function()
     -- When the switch was undone just before, old nginx workers may still

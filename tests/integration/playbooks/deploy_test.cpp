@@ -73,6 +73,12 @@ TEST_SUITE("playbooks/deploy") {
     CHECK(text.find("schema version: 3, 0 pending") != std::string::npos);
     CHECK(text.find("verified") != std::string::npos);
 
+    // -e image= is for Docker colours: refused here before anything changes.
+    auto img = rig.Hoist({"deploy", "-e", "image=registry.local/api:3"});
+    CHECK(img.exit_code == 1);
+    CHECK(img.err.find("-e image=registry.local/api:3 needs app.kind = \"docker\"") != std::string::npos);
+    CHECK(rig.Traffic() == "release 2 (blue)");
+
     auto d = rig.Hoist({"describe", "deploy"});
     CHECK(d.out.find("deploy 1.0.0") != std::string::npos);
     CHECK(d.out.find("-e version=<string>") != std::string::npos);

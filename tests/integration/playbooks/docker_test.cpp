@@ -53,7 +53,7 @@ TEST_SUITE("playbooks/docker") {
     CHECK(ContainerState(dockerd, "app-green") == "running");
     CHECK(ContainerState(dockerd, "app-blue") == "not_found");
 
-    rig.HoistOk({"deploy", "-e", "version=2"}, env);
+    rig.HoistOk({"deploy", "-e", std::string("image=") + kImage, "-e", "version=2"}, env);
     CHECK(rig.Traffic() == "release 2 (blue)");
     CHECK(rig.Direct("green") == "release 1 (green)");
     CHECK(rig.Db("SELECT max(version) FROM hoist_schema_migrations WHERE success") == "3");
