@@ -22,6 +22,8 @@ struct Context {
   bool assume_yes = false;               // --yes
   bool interactive = false;              // stdin is a TTY
   std::string project_root;
+  engine::StateStore* store = nullptr;   // the journal's store (run:remember/recall)
+  std::string env;                       // the chosen environment's name
 };
 
 /// The context stored in L's registry, or nullptr.

@@ -299,6 +299,7 @@ PlaybookInfo LoadDescription(lua::State& vm, const PlaybookRef& ref) {
     info.name = lua::CheckStringField(L, desc, "name");
     info.version = lua::CheckStringField(L, desc, "version");
     info.summary = lua::OptStringField(L, desc, "summary").value_or("");
+    info.description = lua::OptStringField(L, desc, "description").value_or("");
     info.lock = lua::OptBooleanField(L, desc, "lock").value_or(true);
   } catch (const Error& e) {
     Invalid(where, e.message());
@@ -448,6 +449,76 @@ int l_confirm(lua_State* L) {
   return 1;
 }
 
+engine::StateStore& StoreOf(Context* ctx, const char* what) {
+  if (!ctx || !ctx->store) throw Error("run", "invalid", fmt::format("run:{} can only be called while a playbook runs", what));
+  return *ctx->store;
+}
+
+std::string CheckKey(lua_State* L) {
+  std::string key = lua::CheckString(L, 2, "key");
+  if (key.empty() || key.size() > 200) throw Error("run", "invalid", "a remembered key must be 1 to 200 characters");
+  return key;
+}
+
+// run:remember(key, value): value is any JSON-able Lua value; nil forgets.
+int l_remember(lua_State* L) {
+  Context* ctx = GetContext(L);
+  engine::StateStore& store = StoreOf(ctx, "remember");
+  std::string key = CheckKey(L);
+  json value = lua_isnoneornil(L, 3) ? json(nullptr) : lua::ToJson(L, 3);
+  store.Remember(ctx->env, key, value, ctx->runner ? ctx->runner->run_id() : 0);
+  if (ctx->runner) ctx->runner->Note("state", "remember " + key, {{"value", value}});
+  return 0;
+}
+
+// run:recall(key) -> value, {run_id, updated_at}  (nil when never remembered)
+int l_recall(lua_State* L) {
+  Context* ctx = GetContext(L);
+  engine::StateStore& store = StoreOf(ctx, "recall");
+  std::string key = CheckKey(L);
+  auto row = store.Recall(ctx->env, key);
+  if (!row || (*row)["value"].is_null()) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua::PushJson(L, (*row)["value"]);
+  json meta = {{"run_id", (*row)["run_id"]}, {"updated_at", (*row)["updated_at"]}};
+  lua::PushJson(L, meta);
+  return 2;
+}
+
+// run:facts() -> { key = { value, run_id, updated_at } } for this environment.
+int l_facts(lua_State* L) {
+  Context* ctx = GetContext(L);
+  lua::PushJson(L, StoreOf(ctx, "facts").RecallAll(ctx->env));
+  return 1;
+}
+
+// run:history(n) -> the newest n runs of this environment (this one included).
+int l_history(lua_State* L) {
+  Context* ctx = GetContext(L);
+  auto n = lua::OptInteger(L, 2, "count").value_or(10);
+  auto runs = StoreOf(ctx, "history").History(ctx->env, static_cast<int>(std::clamp<int64_t>(n, 1, 1000)));
+  lua::PushJson(L, json(runs));
+  return 1;
+}
+
+// run:lease() -> who holds this environment's lease (nil when free).
+int l_lease(lua_State* L) {
+  Context* ctx = GetContext(L);
+  for (const auto& l : StoreOf(ctx, "lease").Leases()) {
+    if (l.env != ctx->env) continue;
+    json j = {{"owner", l.owner},   {"host", l.host},     {"pid", l.pid},
+              {"run_id", l.run_id}, {"reason", l.reason}, {"started_at", sys::IsoUtc(l.started_at)},
+              {"expires_at", sys::IsoUtc(l.expires_at)}, {"expired", l.expires_at <= sys::NowEpoch()},
+              {"ours", ctx->runner && l.run_id == ctx->runner->run_id()}};
+    lua::PushJson(L, j);
+    return 1;
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
 // [-0, +1] The run object handed to the playbook's run function.
 void PushRunObject(lua_State* L, int64_t run_id, const PlaybookInfo& info, int env_idx, int params_idx, bool sandbox) {
   lua_createtable(L, 0, 6);
@@ -467,6 +538,16 @@ void PushRunObject(lua_State* L, int64_t run_id, const PlaybookInfo& info, int e
     lua_setfield(L, -2, "step");
     lua_pushcfunction(L, lua::Protect<l_confirm>);
     lua_setfield(L, -2, "confirm");
+    lua_pushcfunction(L, lua::Protect<l_remember>);
+    lua_setfield(L, -2, "remember");
+    lua_pushcfunction(L, lua::Protect<l_recall>);
+    lua_setfield(L, -2, "recall");
+    lua_pushcfunction(L, lua::Protect<l_facts>);
+    lua_setfield(L, -2, "facts");
+    lua_pushcfunction(L, lua::Protect<l_history>);
+    lua_setfield(L, -2, "history");
+    lua_pushcfunction(L, lua::Protect<l_lease>);
+    lua_setfield(L, -2, "lease");
     lua_setfield(L, -2, "__index");
   }
   lua_setmetatable(L, -2);
@@ -672,6 +753,8 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
 
   engine::Runner runner(*store, reporter, run_id);
   ctx.runner = &runner;
+  ctx.store = store.get();
+  ctx.env = env_name;
 
   lua_getfield(L, desc_idx, "run");
   lua::PushJson(L, params);
@@ -705,6 +788,7 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   if (!failed) {
     release();
     ctx.runner = nullptr;
+    ctx.store = nullptr;
     return finish("ok", kExitOk, "", json::object());
   }
   bool interrupted = code == "interrupted" || Interrupted();
@@ -712,6 +796,7 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   engine::UnwindResult undo = runner.Unwind();
   release();
   ctx.runner = nullptr;
+  ctx.store = nullptr;
   json extra = {{"undone", undo.undone}, {"code", code}};
   if (!traceback.empty()) extra["traceback"] = traceback;
   if (!undo.ok()) {

@@ -27,6 +27,7 @@ struct PlaybookInfo {
   std::string display_path;  // "playbooks/deploy.lua"
   std::vector<engine::ParamSpec> params;
   bool lock = true;
+  std::string description;   // longer text `hoist describe` prints
 };
 
 /// Loads and validates a playbook's description (no run). Throws

@@ -145,7 +145,7 @@ int CmdDescribe(const Globals& g, const std::string& name) {
       params.push_back(j);
     }
     PrintJsonLine({{"name", p.name}, {"version", p.version}, {"summary", p.summary}, {"origin", p.origin},
-                   {"path", p.display_path}, {"requires", {{"hoist", p.requires_hoist}}}, {"lock", p.lock},
+                   {"path", p.display_path}, {"requires", {{"hoist", p.requires_hoist}}}, {"lock", p.lock}, {"description", p.description},
                    {"params", params}});
     return kExitOk;
   }
@@ -153,6 +153,7 @@ int CmdDescribe(const Globals& g, const std::string& name) {
   if (!p.summary.empty()) fmt::print("  {}\n", p.summary);
   if (!p.requires_hoist.empty()) fmt::print("  requires hoist {}\n", p.requires_hoist);
   fmt::print("  {}\n", p.lock ? "takes the environment's deploy lease" : "does not take a lease (lock = false)");
+  if (!p.description.empty()) fmt::print("\n{}\n", p.description);
   if (p.params.empty()) {
     fmt::print("\nparams: none\n");
     return kExitOk;

@@ -17,7 +17,7 @@
 namespace hoist::engine {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS runs (
@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS leases (
   env TEXT PRIMARY KEY, owner TEXT, host TEXT, pid INTEGER, run_id INTEGER,
   reason TEXT, token TEXT NOT NULL, started_at REAL, heartbeat_at REAL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS kv (
+  env TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, run_id INTEGER, updated_at TEXT NOT NULL,
+  PRIMARY KEY (env, key));
 )sql";
 
 std::string Dump(const json& j) {
@@ -305,6 +308,32 @@ class SqliteStateStore final : public StateStore {
     return cur;
   }
 
+  void Remember(const std::string& env, const std::string& key, const json& value, int64_t run) override {
+    auto s = db_.Prepare("INSERT OR REPLACE INTO kv(env, key, value, run_id, updated_at) VALUES(?,?,?,?,?)");
+    s.Bind(1, env).Bind(2, key).Bind(3, Dump(value));
+    if (run > 0) {
+      s.Bind(4, run);
+    } else {
+      s.BindNull(4);
+    }
+    s.Bind(5, sys::NowIso()).Run();
+  }
+
+  std::optional<json> Recall(const std::string& env, const std::string& key) override {
+    auto s = db_.Prepare("SELECT value, run_id, updated_at FROM kv WHERE env = ? AND key = ?");
+    s.Bind(1, env).Bind(2, key);
+    if (!s.Step()) return std::nullopt;
+    return KvRow(s);
+  }
+
+  json RecallAll(const std::string& env) override {
+    auto s = db_.Prepare("SELECT value, run_id, updated_at, key FROM kv WHERE env = ? ORDER BY key");
+    s.Bind(1, env);
+    json out = json::object();
+    while (s.Step()) out[s.Text(3)] = KvRow(s);
+    return out;
+  }
+
   std::vector<Lease> Leases() override {
     auto s = db_.Prepare(fmt::format("SELECT {} FROM leases ORDER BY env", kLeaseCols));
     std::vector<Lease> out;
@@ -327,6 +356,12 @@ class SqliteStateStore final : public StateStore {
     }
   }
 
+  static json KvRow(db::Stmt& s) {
+    json j = {{"value", Parse(s.Text(0))}, {"updated_at", s.Text(2)}};
+    j["run_id"] = s.IsNull(1) ? json(nullptr) : json(s.Int(1));
+    return j;
+  }
+
   static json RunRow(db::Stmt& s) {
     json j = {{"id", s.Int(0)},         {"playbook", s.Text(1)}, {"version", s.Text(2)},
               {"env", s.Text(3)},       {"status", s.Text(4)},   {"operator", s.Text(6)},
@@ -344,6 +379,16 @@ class SqliteStateStore final : public StateStore {
 };
 
 }  // namespace
+
+void StateStore::Remember(const std::string&, const std::string&, const json&, int64_t) {
+  throw Error("state", "unsupported", "this state store keeps no remembered facts");
+}
+std::optional<json> StateStore::Recall(const std::string&, const std::string&) {
+  throw Error("state", "unsupported", "this state store keeps no remembered facts");
+}
+json StateStore::RecallAll(const std::string&) {
+  throw Error("state", "unsupported", "this state store keeps no remembered facts");
+}
 
 LeaseHeldError::LeaseHeldError(Lease holder)
     : Error("lease", "lease_held",

@@ -84,6 +84,16 @@ class StateStore {
   /// Removes env's lease whoever holds it; returns what was removed.
   virtual std::optional<Lease> ForceRelease(const std::string& env) = 0;
   virtual std::vector<Lease> Leases() = 0;
+
+  /// Per-environment facts a playbook records for the next run (which
+  /// release each colour runs, the schema version after a deploy).
+  /// Values are JSON, masked for secrets when stored. Stores without
+  /// facts (test fakes) keep these defaults, which throw state/unsupported.
+  virtual void Remember(const std::string& env, const std::string& key, const json& value, int64_t run);
+  /// {value, run_id, updated_at} or nullopt when never remembered.
+  virtual std::optional<json> Recall(const std::string& env, const std::string& key);
+  /// Every key of env: {key: {value, run_id, updated_at}}.
+  virtual json RecallAll(const std::string& env);
 };
 
 /// Opens the store at `location`: a file path (created 0600, its directory

@@ -109,8 +109,19 @@ std::vector<pid_t> ChildPids(pid_t pid) {
 }
 
 std::string CmdLine(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Not an ifstream: an nginx worker that exits while we read makes read()
+  // fail with ESRCH, which libstdc++ throws ("basic_filebuf::underflow ...
+  // No such process") — seen failing a switch. A gone process has no title.
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/cmdline", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string s;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) s.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  if (n < 0) return "";
   while (!s.empty() && s.back() == '\0') s.pop_back();
   std::replace(s.begin(), s.end(), '\0', ' ');
   return s;

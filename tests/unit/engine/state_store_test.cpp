@@ -1,6 +1,7 @@
 // The journal and the lease against a real SQLite state file.
 #include "engine/state_store.h"
 
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <thread>
@@ -151,6 +152,49 @@ TEST_CASE("force release returns what it removed") {
   REQUIRE(removed);
   CHECK(removed->token == "t1");
   CHECK(s->Leases().empty());
+}
+
+TEST_CASE("remembered facts are per environment, replaced, masked and survive reopening") {
+  test::TempDir dir;
+  {
+    auto s = OpenStateStore(dir / "state.db");
+    CHECK_FALSE(s->Recall("prod", "colours"));
+    s->Remember("prod", "colours", {{"blue", {{"release", "1"}}}}, 7);
+    s->Remember("staging", "colours", {{"green", {{"release", "9"}}}}, 8);
+    s->Remember("prod", "colours", {{"blue", {{"release", "2"}}}}, 9);
+    RegisterSecret("hunter2-kv");
+    s->Remember("prod", "note", "password hunter2-kv", 0);
+  }
+  auto s = OpenStateStore(dir / "state.db");
+  auto row = s->Recall("prod", "colours");
+  REQUIRE(row);
+  CHECK((*row)["value"]["blue"]["release"] == "2");
+  CHECK((*row)["run_id"] == 9);
+  CHECK((*row)["updated_at"].get<std::string>().size() >= 20);
+  CHECK((*s->Recall("staging", "colours"))["value"]["green"]["release"] == "9");
+  CHECK((*s->Recall("prod", "note"))["value"] == "password ***");
+  CHECK((*s->Recall("prod", "note"))["run_id"].is_null());
+  json all = s->RecallAll("prod");
+  CHECK(all.size() == 2);
+  CHECK(all.contains("colours"));
+  struct stat st {};
+  REQUIRE(::stat((dir / "state.db").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("a version 1 store gains the facts table when opened") {
+  test::TempDir dir;
+  OpenStateStore(dir / "state.db");
+  {
+    // What hoist 0.1.0 left behind: the same tables without kv.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open((dir / "state.db").c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "DROP TABLE kv; PRAGMA user_version=1;", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto s = OpenStateStore(dir / "state.db");
+  s->Remember("prod", "k", 1, 0);
+  CHECK((*s->Recall("prod", "k"))["value"] == 1);
 }
 
 TEST_CASE("a postgres state URL is refused clearly for now") {

@@ -1,0 +1,55 @@
+--- status: what runs where, read-only.
+local hoist = require "hoist"
+local bluegreen = require "hoist.bluegreen"
+local log = require "hoist.log"
+
+local fmt, concat = string.format, table.concat
+
+return hoist.playbook {
+  name = "status",
+  version = "1.0.0",
+  summary = "Active colour, release per colour, schema version, last backup, lease, last runs (read-only)",
+  lock = false,
+  run = function(run)
+    local s = bluegreen.status(run)
+    local lines = {}
+    local function say(...) lines[#lines + 1] = fmt(...) end
+    say("environment %s", tostring(run.env.name))
+    say("active colour: %s", s.active or ("unknown: " .. tostring(s.active_error)))
+    for _, c in ipairs(bluegreen.config(run).colours) do
+      local e = s.colours[c]
+      say("  %-6s %-5s release %-8s %s%s", c, e.live and "LIVE" or "", tostring(e.release or "-"), e.state,
+        e.pid and fmt(" (pid %d, %s)", e.pid, e.address) or fmt(" (%s)", e.address))
+    end
+    if s.schema.error then
+      say("schema: %s", s.schema.error)
+    else
+      say("schema version: %s, %d pending%s", tostring(s.schema.version), #s.schema.pending,
+        #s.schema.pending > 0 and (": " .. concat(s.schema.pending, ", ")) or "")
+    end
+    if s.last_backup then
+      say("last backup: %s (%s, %s)", s.last_backup.path, tostring(s.last_backup.created_at),
+        s.last_backup.verified and "verified" or "NOT verified")
+    else
+      say("last backup: none")
+    end
+    if s.last_deploy then
+      say("last deploy: release %s to %s (run %s, %s)", tostring(s.last_deploy.release), tostring(s.last_deploy.colour),
+        tostring(s.last_deploy.run_id), s.last_deploy.baked and "baked" or "rolled back")
+    end
+    local l = s.lease
+    if l and not l.ours then
+      say("lease: held by %s@%s (run %s, %s) until %s", l.owner, l.host, tostring(l.run_id), l.reason, l.expires_at)
+    else
+      say("lease: free")
+    end
+    say("last runs:")
+    for _, r in ipairs(s.runs) do
+      if r.id ~= run.id then
+        say("  %5d  %s  %-10s %-8s %s", r.id, r.started_at, r.playbook, r.version, r.status)
+      end
+    end
+    log.info(concat(lines, "\n"))
+    return s
+  end,
+}

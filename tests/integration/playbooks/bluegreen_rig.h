@@ -1,0 +1,65 @@
+// A copy of examples/sqlite-bluegreen in a temp dir with a real nginx
+// (tests/support/nginx_server) in front, free loopback ports for nginx and
+// both colours, and the real hoist binary and example app. The blue/green
+// playbook tests and bench_rollback drive it; what traffic, the upstream
+// include, the processes and the database show is read independently of
+// hoist (plain sockets, the sqlite3 C API, pid files).
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "support/nginx_server.h"
+#include "support/support.h"
+#include "sys/process.h"
+
+namespace hoist::test {
+
+class BlueGreenRig {
+ public:
+  /// Copies the example, starts nginx routing to blue (nothing runs yet);
+  /// skips the test (fails it under CI=true) without nginx.
+  BlueGreenRig();
+  /// Stops both colours (by pid file, SIGKILL to their groups) and nginx.
+  ~BlueGreenRig();
+
+  /// Runs `hoist args...` in the project with the rig's environment plus env.
+  sys::ProcessResult Hoist(std::vector<std::string> args, std::map<std::string, std::string> env = {}) const;
+  /// Hoist() that must exit 0 (fails the test with its output otherwise).
+  void HoistOk(std::vector<std::string> args, std::map<std::string, std::string> env = {}) const;
+
+  /// "release 2 (blue)" from 6 fresh requests through nginx, or what they showed when they disagree.
+  std::string Traffic() const;
+  /// "release 1 (green)" from the colour's own port, or "down".
+  std::string Direct(const std::string& colour) const;
+  /// Whether the colour's pid file names a live process.
+  bool Running(const std::string& colour) const;
+  int Port(const std::string& colour) const { return colour == "blue" ? blue_port_ : green_port_; }
+
+  /// First column of the first row of sql on the app database ("" if none/NULL, "ERROR: ..." on error).
+  std::string Db(const std::string& sql) const;
+  /// The same on the state store (.hoist/state.db).
+  std::string State(const std::string& sql) const;
+
+  std::string UpstreamConf() const { return ReadAll(nginx_->upstream_conf()); }
+  const NginxServer& nginx() const { return *nginx_; }
+  const std::string& root() const { return root_; }
+  std::string path(const std::string& rel) const { return root_ + "/" + rel; }
+  const std::map<std::string, std::string>& env() const { return env_; }
+
+ private:
+  // Not TempDir: bench_rollback builds with DOCTEST_CONFIG_DISABLE, which
+  // compiles away the REQUIRE that TempDir's mkdtemp runs in.
+  std::string root_;
+  std::unique_ptr<NginxServer> nginx_;
+  int blue_port_ = 0, green_port_ = 0;
+  std::map<std::string, std::string> env_;
+};
+
+/// "exit N\nstdout\nstderr" for failure messages.
+std::string Describe(const sys::ProcessResult& r);
+
+}  // namespace hoist::test
