@@ -1,0 +1,4 @@
+-- The shared blue/green cases against the broken playbook: expected to FAIL
+-- (run by tests/unit/cli/sandbox_cli_test.cpp, not by the suite).
+local t = require "hoist.testing"
+require "bluegreen_cases"(t.path("../playbooks"), t.path("bluegreen_broken.lua"))
