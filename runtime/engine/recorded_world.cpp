@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/secrets.h"
+#include "sys/sha256.h"
 
 namespace hoist::engine {
 namespace {
@@ -13,14 +14,32 @@ using json = nlohmann::json;
 
 // ---- the JSON forms of calls and responses, shared by record and replay ----
 
+// Bytes beyond this are journaled by hash only (a `docker save` archive, a
+// large file): the journal stays small, the call still compares exactly,
+// and a replay that needs the bytes says so.
+constexpr size_t kMaxRecorded = 1 << 20;
+
+json Bytes(std::string_view data) {
+  if (data.size() <= kMaxRecorded) return std::string(data);
+  return {{"sha256", sys::Sha256Hex(data)}, {"bytes", data.size()}};
+}
+
+std::string BytesFrom(const json& j, const char* what) {
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_null()) return "";
+  throw Error("replay", "unrecorded",
+              fmt::format("{} of {} bytes was journaled by hash only: this run cannot be replayed past it", what,
+                          j.value("bytes", 0)));
+}
+
 json ProcCall(const sys::ProcessSpec& s) {
   json env = json::object();
   for (const auto& [k, v] : s.env) env[k] = v;
-  return {{"argv", s.argv}, {"cwd", s.cwd}, {"env", env}, {"stdin", s.stdin_data ? json(*s.stdin_data) : json(nullptr)}};
+  return {{"argv", s.argv}, {"cwd", s.cwd}, {"env", env}, {"stdin", s.stdin_data ? Bytes(*s.stdin_data) : json(nullptr)}};
 }
 json ProcResp(const sys::ProcessResult& r) {
   return {{"exit_code", r.exit_code}, {"signal", r.signal}, {"timed_out", r.timed_out}, {"interrupted", r.interrupted},
-          {"truncated", r.truncated}, {"out", r.out}, {"err", r.err}, {"seconds", r.seconds}};
+          {"truncated", r.truncated}, {"out", Bytes(r.out)}, {"err", Bytes(r.err)}, {"seconds", r.seconds}};
 }
 sys::ProcessResult ProcFrom(const json& j) {
   sys::ProcessResult r;
@@ -29,8 +48,8 @@ sys::ProcessResult ProcFrom(const json& j) {
   r.timed_out = j.value("timed_out", false);
   r.interrupted = j.value("interrupted", false);
   r.truncated = j.value("truncated", false);
-  r.out = j.value("out", "");
-  r.err = j.value("err", "");
+  r.out = BytesFrom(j.value("out", json()), "a process's output");
+  r.err = BytesFrom(j.value("err", json()), "a process's output");
   r.seconds = j.value("seconds", 0.0);
   return r;
 }
@@ -38,19 +57,19 @@ sys::ProcessResult ProcFrom(const json& j) {
 json HttpCall(const net::HttpRequest& r) {
   json headers = json::array();
   for (const auto& [k, v] : r.headers) headers.push_back({k, v});
-  return {{"method", r.method}, {"url", r.url}, {"headers", headers}, {"body", r.body}, {"unix_socket", r.unix_socket}};
+  return {{"method", r.method}, {"url", r.url}, {"headers", headers}, {"body", Bytes(r.body)}, {"unix_socket", r.unix_socket}};
 }
 json HttpResp(const net::HttpResponse& r) {
   json headers = json::array();
   for (const auto& [k, v] : r.headers) headers.push_back({k, v});
-  return {{"status", r.status}, {"headers", headers},       {"body", r.body},      {"seconds", r.seconds},
+  return {{"status", r.status}, {"headers", headers},       {"body", Bytes(r.body)}, {"seconds", r.seconds},
           {"error", r.error},   {"error_code", r.error_code}, {"stopped", r.stopped}};
 }
 net::HttpResponse HttpFrom(const json& j) {
   net::HttpResponse r;
   r.status = j.value("status", 0);
   for (const auto& h : j.value("headers", json::array())) r.headers.emplace_back(h[0].get<std::string>(), h[1].get<std::string>());
-  r.body = j.value("body", "");
+  r.body = BytesFrom(j.value("body", json()), "an HTTP body");
   r.seconds = j.value("seconds", 0.0);
   r.error = j.value("error", "");
   r.error_code = j.value("error_code", "");
@@ -129,14 +148,19 @@ net::HttpResponse RecordingWorld::Http(const net::HttpRequest& request) {
   return Call("Http", HttpCall(request), [&] { return inner_.Http(request); });
 }
 std::string RecordingWorld::ReadFile(const std::string& path) {
-  return Call("ReadFile", {{"path", path}}, [&] { return inner_.ReadFile(path); });
+  std::string data;
+  Call("ReadFile", {{"path", path}}, [&] {
+    data = inner_.ReadFile(path);
+    return Bytes(data);
+  });
+  return data;
 }
 void RecordingWorld::WriteAtomic(const std::string& path, std::string_view data, mode_t mode) {
-  Call("WriteAtomic", {{"path", path}, {"data", std::string(data)}, {"mode", mode}},
+  Call("WriteAtomic", {{"path", path}, {"data", Bytes(data)}, {"mode", mode}},
        HOIST_VOID(inner_.WriteAtomic(path, data, mode)));
 }
 void RecordingWorld::WriteInPlace(const std::string& path, std::string_view data) {
-  Call("WriteInPlace", {{"path", path}, {"data", std::string(data)}}, HOIST_VOID(inner_.WriteInPlace(path, data)));
+  Call("WriteInPlace", {{"path", path}, {"data", Bytes(data)}}, HOIST_VOID(inner_.WriteInPlace(path, data)));
 }
 void RecordingWorld::MkdirP(const std::string& path, mode_t mode) {
   Call("MkdirP", {{"path", path}, {"mode", mode}}, HOIST_VOID(inner_.MkdirP(path, mode)));
@@ -233,12 +257,14 @@ std::optional<Divergence> ReplayWorld::Finish() const {
 
 sys::ProcessResult ReplayWorld::RunProcess(const sys::ProcessSpec& spec) { return ProcFrom(Next("RunProcess", ProcCall(spec))); }
 net::HttpResponse ReplayWorld::Http(const net::HttpRequest& request) { return HttpFrom(Next("Http", HttpCall(request))); }
-std::string ReplayWorld::ReadFile(const std::string& path) { return Next("ReadFile", {{"path", path}}).get<std::string>(); }
+std::string ReplayWorld::ReadFile(const std::string& path) {
+  return BytesFrom(Next("ReadFile", {{"path", path}}), "a file");
+}
 void ReplayWorld::WriteAtomic(const std::string& path, std::string_view data, mode_t mode) {
-  Next("WriteAtomic", {{"path", path}, {"data", std::string(data)}, {"mode", mode}});
+  Next("WriteAtomic", {{"path", path}, {"data", Bytes(data)}, {"mode", mode}});
 }
 void ReplayWorld::WriteInPlace(const std::string& path, std::string_view data) {
-  Next("WriteInPlace", {{"path", path}, {"data", std::string(data)}});
+  Next("WriteInPlace", {{"path", path}, {"data", Bytes(data)}});
 }
 void ReplayWorld::MkdirP(const std::string& path, mode_t mode) { Next("MkdirP", {{"path", path}, {"mode", mode}}); }
 bool ReplayWorld::Remove(const std::string& path, bool recursive) {
