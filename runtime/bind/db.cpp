@@ -214,6 +214,10 @@ std::string SandboxUrl(lua_State* L, const std::string& url) {
     if (auto it = ctx->db_redirects.find(ec ? u.path : canon); it != ctx->db_redirects.end()) return it->second;
   } else if (auto it = ctx->db_redirects.find(u.redacted); it != ctx->db_redirects.end()) {
     return it->second;
+  } else {
+    for (const auto& [real, copy] : ctx->db_redirects) {
+      if (db::ParseUrl(copy).redacted == u.redacted) return url;  // the copy itself
+    }
   }
   throw Error("db", "sandbox",
               fmt::format("db.open({}) refused in a sandbox run: only the copy of the environment's database may be "

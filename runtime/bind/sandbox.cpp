@@ -1,6 +1,7 @@
 #include "bind/sandbox.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <sstream>
@@ -8,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/secrets.h"
 #include "db/backup.h"
 #include "db/connection.h"
@@ -87,6 +89,67 @@ void BuildFromSql(const std::string& path, const std::string& sql_file) {
   conn->Close();
 }
 
+std::string RandomSuffix() {
+  std::string hex = sys::Sha256Hex(fmt::format("{}-{}-{}", getpid(), sys::NowEpoch(), sys::Monotonic()));
+  return hex.substr(0, 12);
+}
+
+struct PgCopy {
+  std::string url;       // conninfo of the scratch database (password included: a registered secret)
+  std::string admin;     // conninfo of the server's postgres database
+  std::string name;
+  std::string method;
+};
+
+/// PostgreSQL: a scratch database on the source's server. CREATE DATABASE
+/// ... TEMPLATE copies at file level in one statement but needs nobody
+/// connected to the source; a live source is dumped (pg_dump, a consistent
+/// snapshot that blocks no writer) and restored into an empty one instead.
+PgCopy CopyPostgres(const db::DbUrl& src, const std::string& dir) {
+  PgCopy c;
+  c.name = "hoist_sandbox_" + RandomSuffix();
+  c.admin = src.conninfo + " dbname=postgres";  // libpq: the last dbname wins
+  c.url = src.conninfo + " dbname=" + db::ConninfoQuote(c.name);
+  std::string source_db = src.dbname.empty() ? src.user : src.dbname;
+  auto admin = db::Open(c.admin);
+  try {
+    admin->Exec("CREATE DATABASE " + QuoteIdent(c.name) + " TEMPLATE " + QuoteIdent(source_db));
+    c.method = "template";
+  } catch (const Error&) {
+    // "source database ... is being accessed by other users": dump instead.
+    admin->Exec("CREATE DATABASE " + QuoteIdent(c.name));
+    c.method = "pg_dump";
+    try {
+      db::backup::CreateOptions co;
+      co.dir = dir;
+      co.label = "sandbox";
+      auto dump = db::backup::CreatePostgres(src.conninfo, src.redacted, co);
+      db::backup::RestoreOptions ro;
+      ro.safety_backup = false;
+      db::backup::RestorePostgres(dump.path, c.url, db::ParseUrl(c.url).redacted, ro);
+    } catch (...) {
+      admin->Exec("DROP DATABASE IF EXISTS " + QuoteIdent(c.name));
+      throw;
+    }
+  }
+  admin->Close();
+  return c;
+}
+
+void DropPostgres(const PgCopy& c) {
+  try {
+    auto admin = db::Open(c.admin);
+    try {
+      admin->Exec("DROP DATABASE IF EXISTS " + QuoteIdent(c.name) + " WITH (FORCE)");
+    } catch (const Error&) {
+      admin->Exec("DROP DATABASE IF EXISTS " + QuoteIdent(c.name));  // before PostgreSQL 13
+    }
+    admin->Close();
+  } catch (const std::exception& e) {
+    log::Warn(Mask(fmt::format("could not drop the sandbox database {}: {}", c.name, e.what())));
+  }
+}
+
 }  // namespace
 
 void RemoveSandbox(const std::string& dir) {
@@ -98,16 +161,18 @@ void RemoveSandbox(const std::string& dir) {
 SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, engine::Reporter& reporter) {
   SandboxResult res;
   res.dir = MakeTempDir();
+  std::optional<PgCopy> pg_copy;
   struct Cleanup {
     SandboxResult& r;
     bool keep;
+    std::optional<PgCopy>& pg;
     ~Cleanup() {
-      if (!keep) {
-        RemoveSandbox(r.dir);
-        r.dir.clear();
-      }
+      if (keep) return;
+      if (pg) DropPostgres(*pg);
+      RemoveSandbox(r.dir);
+      r.dir.clear();
     }
-  } cleanup{res, options.keep};
+  } cleanup{res, options.keep, pg_copy};
 
   RunOptions run = options.run;
   run.sandbox_dir = res.dir;
@@ -134,28 +199,32 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
   } else if (!options.db.none && !source_url.empty()) {
     db::DbUrl src = db::ParseUrl(source_url, project.root);
     res.source = src.redacted;
-    if (src.engine != db::Engine::kSqlite) {
-      throw Error("sandbox", "unsupported",
-                  fmt::format("sandbox copies of PostgreSQL databases are not implemented yet ({}); rehearse against "
-                              "a SQLite copy with --sandbox-db sqlite:PATH",
-                              src.redacted));
-    }
-    if (src.memory()) throw Error("sandbox", "invalid", "an in-memory database cannot be copied into a sandbox");
-    if (!sys::StatPath(src.path).exists) {
+    if (src.engine == db::Engine::kPostgres) {
+      pg_copy = CopyPostgres(src, res.dir + "/db");
+      res.copy_url = pg_copy->url;
+      res.copy_method = pg_copy->method;
+      run.db_redirects[src.redacted] = res.copy_url;
+    } else if (src.memory()) {
+      throw Error("sandbox", "invalid", "an in-memory database cannot be copied into a sandbox");
+    } else if (!sys::StatPath(src.path).exists) {
       throw Error("sandbox", "not_found", fmt::format("cannot copy {} into the sandbox: no such file", src.path));
+    } else {
+      res.copy_method = "sqlite backup";
+      db::backup::CreateOptions co;
+      co.dir = res.dir + "/db";
+      co.label = "sandbox";
+      auto copy = db::backup::CreateSqlite(src.path, co);
+      res.copy_url = "sqlite://" + copy.path;
+      run.db_redirects[Canonical(src.path)] = res.copy_url;
     }
-    db::backup::CreateOptions co;
-    co.dir = res.dir + "/db";
-    co.label = "sandbox";
-    auto copy = db::backup::CreateSqlite(src.path, co);
-    res.copy_url = "sqlite://" + copy.path;
-    run.db_redirects[Canonical(src.path)] = res.copy_url;
   }
   if (!env_url.empty() && !res.copy_url.empty()) {
     // The environment's own database reaches the copy too, whatever the source.
     db::DbUrl env_db = db::ParseUrl(env_url, project.root);
     if (env_db.engine == db::Engine::kSqlite && !env_db.memory()) {
       run.db_redirects[Canonical(env_db.path)] = res.copy_url;
+    } else if (env_db.engine == db::Engine::kPostgres) {
+      run.db_redirects[env_db.redacted] = res.copy_url;
     }
   }
   res.copy_seconds = sys::Monotonic() - t0;
@@ -165,7 +234,8 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
   if (!res.copy_url.empty()) before = Take(res.copy_url);
   res.fingerprint_before = before.fingerprint;
 
-  if (!options.keep_copy_as.empty() && !res.copy_url.empty()) {
+  if (!options.keep_copy_as.empty() && !res.copy_url.empty() &&
+      db::ParseUrl(res.copy_url).engine == db::Engine::kSqlite) {
     fs::copy_file(db::ParseUrl(res.copy_url).path, options.keep_copy_as, fs::copy_options::overwrite_existing);
   }
 
@@ -283,6 +353,7 @@ json SandboxReportJson(const SandboxResult& r) {
             {"status", r.outcome.status},
             {"exit_code", r.outcome.exit_code},
             {"source", r.source},
+            {"copy_method", r.copy_method},
             {"copy_seconds", r.copy_seconds},
             {"run_seconds", r.run_seconds},
             {"changes", changes},
@@ -298,7 +369,8 @@ std::string SandboxReportText(const SandboxResult& r) {
   std::string out;
   out += fmt::format("\nsandbox report: {} ({})\n", r.outcome.status,
                      r.source.empty() ? "no database" : "a copy of " + r.source);
-  out += fmt::format("  database copy {}, run {}\n", fmt::format("{:.3f} s", r.copy_seconds),
+  out += fmt::format("  database copy{} {}, run {}\n", r.copy_method.empty() ? "" : " (" + r.copy_method + ")",
+                     fmt::format("{:.3f} s", r.copy_seconds),
                      fmt::format("{:.3f} s", r.run_seconds));
   out += "\nworld changes it would make, in order:\n";
   if (r.changes.empty()) out += "  none\n";
