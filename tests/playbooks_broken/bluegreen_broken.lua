@@ -1,6 +1,6 @@
 -- A deliberately broken copy of tests/playbooks/bluegreen.lua: the start
 -- step has no undo and the health check probes the live colour. Its test
--- (bluegreen_broken_test.lua) must fail exactly the cases that catch that;
+-- (bluegreen_broken.cases.lua) must fail exactly the cases that catch that;
 -- tests/unit/cli/sandbox_cli_test.cpp checks it does.
 local hoist = require "hoist"
 local project = require "hoist.project"

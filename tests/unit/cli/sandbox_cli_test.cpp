@@ -211,7 +211,7 @@ end }
   }
 
   TEST_CASE("hoist test: the broken playbook fails exactly the cases that catch its bugs") {
-    auto r = RunHoist(HOIST_TEST_DIR, {"test", "--lib", "playbooks", "playbooks_broken"});
+    auto r = RunHoist(HOIST_TEST_DIR, {"test", "--lib", "playbooks", "playbooks_broken/bluegreen_broken.cases.lua"});
     INFO(r.out << r.err);
     CHECK(r.exit_code == 1);
     CHECK(r.out.find("  FAIL  green listens but answers 500: no switch") != std::string::npos);
