@@ -48,13 +48,13 @@ json List(const json& j, const char* key) {
 
 /// The simulated world a test scripted (docs/testing.md lists the keys).
 void BuildWorld(engine::SimWorld& w, const json& spec) {
-  static const std::vector<std::string> kKeys = {"files", "nginx", "services", "listening", "frontends",
-                                                 "processes", "http", "behave"};
+  static const std::vector<std::string> kKeys = {"files",     "nginx",     "services", "listening", "frontends",
+                                                 "processes", "http",      "behave",   "containers"};
   for (auto& [k, v] : spec.items()) {
     if (std::find(kKeys.begin(), kKeys.end(), k) == kKeys.end()) {
       std::string hint = engine::Suggest(k, kKeys);
       Invalid(fmt::format("world: unknown key '{}'{} (expected: files, nginx, services, listening, frontends, "
-                          "processes, http, behave)",
+                          "processes, http, behave, containers)",
                           k, hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
     }
   }
@@ -73,6 +73,7 @@ void BuildWorld(engine::SimWorld& w, const json& spec) {
     w.AddService(Str(s, "name"), Str(s, "pid_file"), s.value("port", 0));
   }
   for (const auto& p : List(spec, "listening")) w.Listen(p.get<int>());
+  for (const auto& c : List(spec, "containers")) w.AddContainer(Str(c, "name"), Str(c, "image"));
   for (const auto& f : List(spec, "frontends")) w.AddFrontend(f.value("port", 80), Str(f, "conf"));
   for (const auto& p : List(spec, "processes")) {
     engine::SimProcessRule r;

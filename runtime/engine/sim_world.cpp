@@ -451,12 +451,7 @@ net::HttpResponse SimWorld::Http(const net::HttpRequest& request) {
     if (mutating) Record("http", request.method + " " + request.url, {{"status", r.status}, {"scripted", true}});
     return r;
   }
-  if (!request.unix_socket.empty()) {
-    // No simulated Docker engine yet: refuse loudly rather than pretend.
-    r.error_code = "connect_failed";
-    r.error = "cannot connect: the simulated world has no Docker engine at " + request.unix_socket;
-    return r;
-  }
+  if (!request.unix_socket.empty()) return Docker(request);
   auto [host, port] = HostPort(request.url);
   int target = port;
   if (auto fe = frontends_.find(port); fe != frontends_.end()) {
@@ -494,6 +489,147 @@ net::HttpResponse SimWorld::Http(const net::HttpRequest& request) {
   r.body = json{{"status", "ok"}, {"service", name}}.dump();
   if (mutating) Record("http", request.method + " " + request.url, {{"status", r.status}});
   return r;
+}
+
+// ---- Docker -----------------------------------------------------------------
+
+void SimWorld::AddContainer(const std::string& name, const std::string& image) {
+  Container c;
+  c.id = fmt::format("{:064x}", next_container_++);
+  c.name = name;
+  c.image = image;
+  c.state = "running";
+  containers_.push_back(c);
+}
+
+// The Engine API as the Docker client uses it: containers (create, start,
+// stop, restart, kill, remove, inspect with health, wait, list, logs), ping
+// and version, images (answered as present). Anything else is a 501 naming
+// the call, so a playbook never gets a made-up answer.
+net::HttpResponse SimWorld::Docker(const net::HttpRequest& request) {
+  net::HttpResponse r;
+  std::string url = request.url;
+  if (auto p = url.find("://"); p != std::string::npos) url = url.substr(url.find('/', p + 3));
+  std::string query;
+  if (auto q = url.find('?'); q != std::string::npos) {
+    query = url.substr(q + 1);
+    url = url.substr(0, q);
+  }
+  if (url.rfind("/v1.", 0) == 0) url = url.substr(url.find('/', 1));
+  auto param = [&](const std::string& key) {
+    for (const auto& kv : Words([&] {
+           std::string t = query;
+           std::replace(t.begin(), t.end(), '&', ' ');
+           return t;
+         }())) {
+      if (kv.rfind(key + "=", 0) == 0) return kv.substr(key.size() + 1);
+    }
+    return std::string();
+  };
+  auto reply = [&](int status, const json& body) {
+    r.status = status;
+    r.headers = {{"Content-Type", "application/json"}};
+    r.body = body.is_null() ? "" : body.dump();
+    return r;
+  };
+  auto find = [&](const std::string& id) -> Container* {
+    for (auto& c : containers_) {
+      if (c.id == id || c.name == id || (id.size() >= 12 && c.id.rfind(id, 0) == 0)) return &c;
+    }
+    return nullptr;
+  };
+  auto health = [&](const Container& c) -> std::string {
+    SimServiceScript script;
+    if (auto it = scripts_.find(c.name); it != scripts_.end()) script = it->second;
+    if (script.behaviour == "never_listens") return Monotonic() - c.started_at >= script.listen_after ? "unhealthy" : "starting";
+    return Monotonic() - c.started_at >= script.listen_after ? "healthy" : "starting";
+  };
+  const std::string& m = request.method;
+  if (url == "/_ping") {
+    r.status = 200;
+    r.body = "OK";
+    return r;
+  }
+  if (url == "/version") return reply(200, {{"ApiVersion", "1.43"}, {"Version", "simulated"}, {"Os", "linux"}});
+  if (m == "GET" && url == "/containers/json") {
+    bool all = param("all") == "1";
+    json list = json::array();
+    for (const auto& c : containers_) {
+      if (!all && c.state != "running") continue;
+      list.push_back({{"Id", c.id}, {"Names", {"/" + c.name}}, {"Image", c.image}, {"State", c.state},
+                      {"Status", c.state}, {"Labels", c.config.value("Labels", json::object())}});
+    }
+    return reply(200, list);
+  }
+  if (m == "POST" && url == "/containers/create") {
+    std::string name = param("name");
+    if (!name.empty() && find(name)) {
+      return reply(409, {{"message", "Conflict. The container name \"/" + name + "\" is already in use"}});
+    }
+    Container c;
+    c.id = fmt::format("{:064x}", next_container_++);
+    c.name = name.empty() ? c.id.substr(0, 12) : name;
+    c.config = json::parse(request.body, nullptr, false);
+    if (c.config.is_discarded()) c.config = json::object();
+    c.image = c.config.value("Image", "");
+    c.healthcheck = c.config.contains("Healthcheck");
+    containers_.push_back(c);
+    Record("docker", "create " + c.name + " (" + c.image + ")", {{"name", c.name}, {"image", c.image}});
+    return reply(201, {{"Id", c.id}, {"Warnings", json::array()}});
+  }
+  if (m == "GET" && url.rfind("/images/", 0) == 0 && url.ends_with("/json")) {
+    std::string name = url.substr(8, url.size() - 13);
+    return reply(200, {{"Id", "sha256:" + sys::Sha256Hex(name)}, {"RepoTags", {name}}});
+  }
+  if (url.rfind("/containers/", 0) == 0) {
+    std::string rest = url.substr(12);
+    std::string id = rest.substr(0, rest.find('/'));
+    std::string action = rest.find('/') == std::string::npos ? "" : rest.substr(rest.find('/') + 1);
+    Container* c = find(id);
+    if (!c) return reply(404, {{"message", "No such container: " + id}});
+    auto change = [&](const std::string& what) { Record("docker", what + " " + c->name, {{"name", c->name}, {"id", c->id}}); };
+    if (m == "GET" && action == "json") {
+      json state = {{"Status", c->state}, {"Running", c->state == "running"}, {"ExitCode", c->exit_code}};
+      if (c->healthcheck && c->state == "running") state["Health"] = {{"Status", health(*c)}, {"Log", json::array()}};
+      return reply(200, {{"Id", c->id}, {"Name", "/" + c->name}, {"Image", c->image}, {"State", state},
+                         {"Config", c->config}});
+    }
+    if (m == "POST" && (action == "start" || action == "restart")) {
+      if (action == "start" && c->state == "running") return reply(304, nullptr);
+      change(action);
+      SimServiceScript script;
+      if (auto it = scripts_.find(c->name); it != scripts_.end()) script = it->second;
+      c->started_at = Monotonic();
+      if (script.behaviour == "exits") {
+        c->state = "exited";
+        c->exit_code = 1;
+      } else {
+        c->state = "running";
+      }
+      return reply(204, nullptr);
+    }
+    if (m == "POST" && (action == "stop" || action == "kill")) {
+      if (c->state != "running") return reply(action == "stop" ? 304 : 409, {{"message", "container " + id + " is not running"}});
+      change(action);
+      c->state = "exited";
+      c->exit_code = action == "kill" ? 137 : 0;
+      return reply(204, nullptr);
+    }
+    if (m == "POST" && action == "wait") return reply(200, {{"StatusCode", c->exit_code}});
+    if (m == "GET" && action == "logs") {
+      r.status = 200;
+      return r;
+    }
+    if (m == "DELETE" && action.empty()) {
+      if (c->state == "running" && param("force") != "1" && param("force") != "true") {
+        return reply(409, {{"message", "cannot remove a running container " + c->id + ": stop it or force"}});
+      }
+      change("remove");
+      containers_.erase(containers_.begin() + (c - containers_.data()));
+      return reply(204, nullptr);
+    }
+  }
+  return reply(501, {{"message", "the simulated Docker engine does not support " + m + " " + url}});
 }
 
 // ---- time -------------------------------------------------------------------

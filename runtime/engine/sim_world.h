@@ -105,6 +105,9 @@ class SimWorld : public World {
   void AddProcessRule(SimProcessRule r) { process_rules_.push_back(std::move(r)); }
   void AddHttpRule(SimHttpRule r) { http_rules_.push_back(std::move(r)); }
   void ScriptService(const std::string& name_or_port, SimServiceScript s) { scripts_[name_or_port] = std::move(s); }
+  /// A container already running (name, image) in the simulated Docker engine.
+  void AddContainer(const std::string& name, const std::string& image);
+
   /// nginx masters ignore HUP: no new worker generation ("reload fails").
   void SetReloadIgnored(bool ignored) { reload_ignored_ = ignored; }
 
@@ -131,6 +134,8 @@ class SimWorld : public World {
   Proc* FindProc(pid_t pid);
   void Record(std::string kind, std::string what, nlohmann::json detail);
   std::optional<std::string> Lookup(const std::string& path);
+  /// The simulated Docker Engine API (requests over a unix socket).
+  net::HttpResponse Docker(const net::HttpRequest& request);
   bool Listening(int port);
   /// The simulated service answering on port, or nullptr.
   Proc* ServiceOn(int port);
@@ -150,6 +155,15 @@ class SimWorld : public World {
   std::vector<SimHttpRule> http_rules_;
   std::map<std::string, SimServiceScript> scripts_;
   bool reload_ignored_ = false;
+  struct Container {
+    std::string id, name, image, state = "created";  // created, running, exited
+    int exit_code = 0;
+    bool healthcheck = false;
+    double started_at = 0;
+    nlohmann::json config;
+  };
+  std::vector<Container> containers_;
+  int next_container_ = 1;
   std::vector<SimChange> changes_;
   std::map<std::string, std::string> observed_;
 };

@@ -198,6 +198,34 @@ TEST_SUITE("engine/sim_world") {
     CHECK(*world.files().at("/etc/nginx/conf.d/api.conf") == kConf);
   }
 
+  TEST_CASE("a simulated Docker engine: create, start, health, stop, and a container that never becomes healthy") {
+    engine::SimWorld world;
+    world.ScriptService("api-red", {.behaviour = "never_listens", .listen_after = 10});
+    json out = RunIn(world, R"(
+      local docker, health = require "hoist.docker", require "hoist.health"
+      local d <close> = docker.connect{ socket = "/var/run/docker.sock" }
+      local hc = { test = { "CMD", "/app/healthcheck" }, interval = 2, timeout = 1, retries = 3 }
+      d:create{ name = "api-green", image = "api:1.4.2", healthcheck = hc }
+      d:start("api-green")
+      local green = health.container{ docker = d, name = "api-green" }
+      d:create{ name = "api-red", image = "api:1.4.2", healthcheck = hc }
+      d:start("api-red")
+      local red = health.container{ docker = d, name = "api-red", retries = 10, interval = 2 }
+      d:stop("api-green")
+      return { green = green.ok, red = red.ok, red_status = red.status, listed = #d:containers{ all = true },
+               running = #d:containers() }
+    )");
+    CHECK(out["green"] == true);
+    CHECK(out["red"] == false);
+    CHECK(out["red_status"] == "unhealthy");
+    CHECK(out["listed"] == 2);
+    CHECK(out["running"] == 1);
+    std::vector<std::string> whats;
+    for (const auto& c : world.changes()) whats.push_back(c.what);
+    CHECK(whats == std::vector<std::string>{"create api-green (api:1.4.2)", "start api-green",
+                                            "create api-red (api:1.4.2)", "start api-red", "stop api-green"});
+  }
+
   TEST_CASE("a service scripted never to listen times out on the virtual clock") {
     engine::SimWorld world;
     world.ScriptService("api-green", {.behaviour = "never_listens"});
