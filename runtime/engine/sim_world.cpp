@@ -544,6 +544,30 @@ net::HttpResponse SimWorld::Docker(const net::HttpRequest& request) {
     if (script.behaviour == "never_listens") return Monotonic() - c.started_at >= script.listen_after ? "unhealthy" : "starting";
     return Monotonic() - c.started_at >= script.listen_after ? "healthy" : "starting";
   };
+  if (options_.seed_from_disk && docker_seeded_.insert(request.unix_socket).second) {
+    // Sandbox: the containers running on this host, listed once (a GET, the
+    // only request the simulated world ever sends to a real service).
+    net::HttpRequest list;
+    list.url = "http://localhost/containers/json?all=1";
+    list.unix_socket = request.unix_socket;
+    list.timeout = std::chrono::milliseconds(5000);
+    net::HttpResponse real = net::Send(list);
+    json seen = real.ok() && real.status == 200 ? json::parse(real.body, nullptr, false) : json();
+    json names = json::array();
+    if (seen.is_array()) {
+      for (const auto& c : seen) {
+        Container k;
+        k.id = c.value("Id", "");
+        auto ns = c.value("Names", json::array());
+        k.name = !ns.empty() && ns[0].is_string() ? ns[0].get<std::string>().substr(1) : k.id.substr(0, 12);
+        k.image = c.value("Image", "");
+        k.state = c.value("State", "running") == "running" ? "running" : "exited";
+        containers_.push_back(k);
+        names.push_back(k.name + " " + k.image + " " + k.state);
+      }
+    }
+    observed_.emplace("docker " + request.unix_socket, seen.is_array() ? sys::Sha256Hex(names.dump()) : "unreachable");
+  }
   const std::string& m = request.method;
   if (url == "/_ping") {
     r.status = 200;

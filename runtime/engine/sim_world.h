@@ -163,6 +163,7 @@ class SimWorld : public World {
     nlohmann::json config;
   };
   std::vector<Container> containers_;
+  std::set<std::string> docker_seeded_;  // sockets whose real containers were looked at
   int next_container_ = 1;
   std::vector<SimChange> changes_;
   std::map<std::string, std::string> observed_;
