@@ -97,7 +97,7 @@ pid_t Start(lua_State* L, Service& s, double wait) {
                                 who, pid, s.spec.host, s.spec.port, wait));
       }
       ThrowIfStopped("service");
-      world.Sleep(0.02, true);
+      world.Sleep(0.02, false);  // stop checked just above, with the service area
     }
   }
   RecordWorld(L, "service", "start " + who, data, seconds());

@@ -63,7 +63,7 @@ std::vector<pid_t> AwaitGeneration(engine::World& world, pid_t master, const std
       throw Error("nginx", "not_running", fmt::format("the nginx master (pid {}) exited during the reload", master));
     if (world.Monotonic() >= until) return {};
     if (stoppable) ThrowIfStopped("nginx");
-    world.Sleep(0.001, stoppable);
+    world.Sleep(0.001, false);  // stop checked just above, with the nginx area
   }
 }
 
