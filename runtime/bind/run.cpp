@@ -20,6 +20,7 @@
 #include "core/secrets.h"
 #include "engine/lease.h"
 #include "engine/recorded_world.h"
+#include "engine/sim_world.h"
 #include "engine/runner.h"
 #include "engine/semver.h"
 #include "engine/state_store.h"
@@ -721,6 +722,14 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   engine::Runner runner(*store, reporter, run_id);
   active_runner = &runner;
   if (sandbox) runner.SetSleep([world](double s) { world->Sleep(s, false); });
+  auto* sim = dynamic_cast<engine::SimWorld*>(options.world);
+  if (sim) sim->SetStepName([&runner] { return runner.CurrentStepName(); });
+  struct ForgetRunner {  // the world outlives this run's runner
+    engine::SimWorld* sim;
+    ~ForgetRunner() {
+      if (sim) sim->SetStepName(nullptr);
+    }
+  } forget_runner{sim};
   ctx.runner = &runner;
 
   lua_getfield(L, desc_idx, "run");

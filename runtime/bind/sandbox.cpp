@@ -343,7 +343,7 @@ json SandboxReportJson(const SandboxResult& r) {
     json d = c.detail;
     d.erase("content");
     d.erase("previous");
-    changes.push_back({{"kind", c.kind}, {"what", c.what}, {"detail", d}});
+    changes.push_back({{"kind", c.kind}, {"what", c.what}, {"step", c.step}, {"detail", d}});
   }
   json rows = json::object();
   for (const auto& [t, c] : r.rows) {
@@ -376,7 +376,7 @@ std::string SandboxReportText(const SandboxResult& r) {
   if (r.changes.empty()) out += "  none\n";
   int n = 0;
   for (const auto& c : r.changes) {
-    out += fmt::format("  {:>2}. {}\n", ++n, c.what);
+    out += fmt::format("  {:>2}. {}{}\n", ++n, c.what, c.step.empty() ? "" : "   (step \"" + c.step + "\")");
     if (c.kind == "file" && c.detail.contains("content")) {
       std::string before = c.detail.contains("previous") ? c.detail["previous"].get<std::string>() : "";
       std::string diff = LineDiff(before, c.detail["content"].get<std::string>());

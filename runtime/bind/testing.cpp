@@ -183,7 +183,9 @@ int l_run(lua_State* L) {
               {"schema_diff", r.schema_diff},
               {"plan_hash", r.plan_hash}};
   json changes = json::array();
-  for (const auto& c : r.changes) changes.push_back({{"kind", c.kind}, {"what", c.what}, {"detail", c.detail}});
+  for (const auto& c : r.changes) {
+    changes.push_back({{"kind", c.kind}, {"what", c.what}, {"step", c.step}, {"detail", c.detail}});
+  }
   out["changes"] = changes;
   json files = json::object();
   for (const auto& [p, data] : world.files()) files[p] = data ? json(*data) : json(false);

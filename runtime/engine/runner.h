@@ -62,6 +62,8 @@ class Runner {
 
   bool HasUndo() const { return !undo_stack_.empty(); }
   std::optional<int64_t> CurrentStep() const;
+  /// The innermost running step's name ("" outside steps).
+  std::string CurrentStepName() const { return stack_.empty() ? "" : stack_.back().name; }
   int64_t run_id() const { return run_id_; }
   Reporter& reporter() { return reporter_; }
 

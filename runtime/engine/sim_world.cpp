@@ -68,7 +68,7 @@ json Sha(std::string_view data) { return sys::Sha256Hex(data); }
 SimWorld::SimWorld(SimOptions options) : options_(std::move(options)) {}
 
 void SimWorld::Record(std::string kind, std::string what, json detail) {
-  changes_.push_back({std::move(kind), std::move(what), std::move(detail)});
+  changes_.push_back({std::move(kind), std::move(what), step_name_ ? step_name_() : "", std::move(detail)});
 }
 
 // ---- files ----------------------------------------------------------------

@@ -7,6 +7,7 @@
 // processes of the real host read-only, then keeps its own copy in memory.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -50,6 +51,7 @@ struct SimServiceScript {
 struct SimChange {
   std::string kind;   ///< "file", "service", "signal", "process", "http"
   std::string what;   ///< "write /etc/nginx/conf.d/app.conf", "start green", ...
+  std::string step;   ///< the step it was made in ("" outside steps)
   nlohmann::json detail;
 };
 
@@ -111,6 +113,9 @@ class SimWorld : public World {
   /// nginx masters ignore HUP: no new worker generation ("reload fails").
   void SetReloadIgnored(bool ignored) { reload_ignored_ = ignored; }
 
+  /// Names the step each change is made in (set by the run).
+  void SetStepName(std::function<std::string()> f) { step_name_ = std::move(f); }
+
   /// The changes made so far, in order.
   const std::vector<SimChange>& changes() const { return changes_; }
   /// What was read from the real host (path -> sha256 or "missing";
@@ -167,6 +172,7 @@ class SimWorld : public World {
   int next_container_ = 1;
   std::vector<SimChange> changes_;
   std::map<std::string, std::string> observed_;
+  std::function<std::string()> step_name_;
 };
 
 }  // namespace hoist::engine

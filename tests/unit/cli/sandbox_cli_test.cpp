@@ -80,7 +80,7 @@ TEST_SUITE("cli/sandbox") {
     CHECK_FALSE(fs::exists(p.dir / "backups"));     // the backup went to the sandbox
     CHECK_FALSE(fs::exists(p.dir / ".hoist/state.db"));  // nor the real journal
     CHECK(r.out.find("world changes it would make, in order:") != std::string::npos);
-    CHECK(r.out.find(" 1. start api-green") != std::string::npos);
+    CHECK(r.out.find(" 1. start api-green   (step \"start green\")") != std::string::npos);
     CHECK(r.out.find("write " + (p.dir / "nginx/api.conf")) != std::string::npos);
     CHECK(r.out.find("-     server 127.0.0.1:5001 max_fails=3;") != std::string::npos);
     CHECK(r.out.find("+     server 127.0.0.1:5002 max_fails=3;") != std::string::npos);
