@@ -388,8 +388,7 @@ std::string SandboxReportText(const SandboxResult& r) {
   if (r.copy_url.empty()) {
     out += "  (no database)\n";
   } else {
-    out += "  schema: ";
-    out += r.schema_text.empty() ? "no differences\n" : "\n";
+    out += r.schema_text.empty() ? "  schema: no differences\n" : "  schema:\n";
     if (!r.schema_text.empty()) {
       std::istringstream in(r.schema_text);
       for (std::string l; std::getline(in, l);) out += "    " + l + "\n";
