@@ -203,6 +203,28 @@ end }
     CHECK(test.out.find("1 passed, 0 failed") != std::string::npos);
   }
 
+  TEST_CASE("recorded world answers keep secrets masked in the journal") {
+    TempDir dir("sec");
+    WriteFile(dir / "secret.lua", R"lua(local hoist = require "hoist"
+local proc = require "hoist.proc"
+return hoist.playbook { name = "secret", version = "1.0.0",
+  params = { token = { type = "string", secret = true, required = true } },
+  run = function(run, p)
+    run:step("use", function()
+      return proc.run({ "sh", "-c", "echo $TOKEN" }, { env = { TOKEN = p.token } }).stdout
+    end)
+  end }
+)lua");
+    auto r = RunHoist(dir.path, {"run", "secret.lua", "-e", "token=s3cr3t-Tok3n-xyz"});
+    REQUIRE(r.exit_code == 0);
+    auto show = RunHoist(dir.path, {"show", "1", "--json"});
+    REQUIRE(show.exit_code == 0);
+    CHECK(show.out.find("RunProcess") != std::string::npos);  // the call is recorded...
+    CHECK(show.out.find("s3cr3t-Tok3n-xyz") == std::string::npos);  // ...its env and output masked
+    CHECK(ReadAll(dir / ".hoist/state.db").find("s3cr3t-Tok3n-xyz") == std::string::npos);
+    CHECK(ReadAll(dir / ".hoist/state.db-wal").find("s3cr3t-Tok3n-xyz") == std::string::npos);
+  }
+
   TEST_CASE("hoist test: the blue/green suite passes") {
     auto r = RunHoist(HOIST_TEST_DIR, {"test", "playbooks"});
     INFO(r.out << r.err);
