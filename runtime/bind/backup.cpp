@@ -124,7 +124,7 @@ int l_create(lua_State* L) {
                  {"dir", "label", "keep", "compress", "protect", "reason", "format", "data_only", "schema_only", "tables",
                   "pg_bin"});
   bk::CreateOptions o;
-  o.dir = lua::CheckStringField(L, 2, "dir");
+  o.dir = SandboxPath(L, lua::CheckStringField(L, 2, "dir"));
   if (auto v = lua::OptStringField(L, 2, "label")) o.label = *v;
   if (auto v = lua::OptIntegerField(L, 2, "keep")) o.keep = static_cast<int>(*v);
   o.compress = CompressOption(L, 2);
@@ -157,7 +157,7 @@ int l_create(lua_State* L) {
 
 /// backup.list(dir) -> { {path, name, engine, source, label, created_at, size, verified, protected, manifest}, ... }
 int l_list(lua_State* L) {
-  std::string dir = lua::CheckString(L, 1, "dir");
+  std::string dir = SandboxPath(L, lua::CheckString(L, 1, "dir"));
   json out = json::array();
   for (const auto& e : bk::List(dir)) {
     out.push_back({{"path", e.path},
@@ -200,7 +200,7 @@ int l_verify(lua_State* L) {
 
 /// backup.prune(dir, { keep, older_than = "30d", source, dry_run }) -> { removed, kept, stale }
 int l_prune(lua_State* L) {
-  std::string dir = lua::CheckString(L, 1, "dir");
+  std::string dir = SandboxPath(L, lua::CheckString(L, 1, "dir"));
   lua::CheckTable(L, 2, "options");
   lua::CheckKeys(L, 2, "backup.prune", {"keep", "older_than", "source", "dry_run"});
   bk::PruneOptions o;
@@ -259,7 +259,7 @@ int l_restore(lua_State* L) {
   lua::CheckKeys(L, 3, "backup.restore", {"safety_backup", "safety_dir", "confirm", "pg_bin"});
   bk::RestoreOptions o;
   o.safety_backup = lua::OptBooleanField(L, 3, "safety_backup").value_or(true);
-  if (auto v = lua::OptStringField(L, 3, "safety_dir")) o.safety_dir = *v;
+  if (auto v = lua::OptStringField(L, 3, "safety_dir")) o.safety_dir = SandboxPath(L, *v);
   if (auto v = lua::OptStringField(L, 3, "pg_bin")) o.pg_bin = *v;
   bool confirmed = lua::OptBooleanField(L, 3, "confirm").value_or(false);
   Confirm(L, confirmed, "restore " + file + " into " + target.redacted);

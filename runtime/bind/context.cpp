@@ -23,6 +23,14 @@ engine::World& WorldOf(lua_State* L) {
   return *real;
 }
 
+std::string SandboxPath(lua_State* L, const std::string& path) {
+  Context* ctx = GetContext(L);
+  if (!ctx || ctx->sandbox_dir.empty() || path.empty()) return path;
+  if (path.rfind(ctx->sandbox_dir, 0) == 0) return path;
+  std::string abs = path[0] == '/' ? path : ctx->project_root + "/" + path;
+  return ctx->sandbox_dir + "/fs" + abs;
+}
+
 void RecordWorld(lua_State* L, const std::string& kind, const std::string& name, const nlohmann::json& data,
                  double seconds) {
   if (Context* ctx = GetContext(L); ctx && ctx->runner) ctx->runner->World(kind, name, data, seconds);

@@ -5,6 +5,7 @@
 
 #include <lua.hpp>
 
+#include <map>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +25,13 @@ struct Context {
   std::string project_root;
   engine::StateStore* store = nullptr;   // the journal's store (run:remember/recall)
   std::string env;                       // the chosen environment's name
+  /// Sandbox runs (hoist run --sandbox, hoist test): set when the world is
+  /// simulated. Files the native modules write straight to disk (backups)
+  /// land under sandbox_dir instead, and db.open may only reach the copies:
+  /// db_redirects maps a real SQLite file (absolute path) to its copy's URL;
+  /// any other database is refused.
+  std::string sandbox_dir;
+  std::map<std::string, std::string> db_redirects;
 };
 
 /// The context stored in L's registry, or nullptr.
@@ -32,6 +40,10 @@ void SetContext(lua_State* L, Context* ctx);
 
 /// The world for this state; a real world when no context is set.
 engine::World& WorldOf(lua_State* L);
+
+/// In a sandbox run, where a file the run asks to create under `path` goes
+/// (inside the sandbox dir); `path` itself otherwise.
+std::string SandboxPath(lua_State* L, const std::string& path);
 
 /// Journals a world call when a run is active (no-op otherwise).
 void RecordWorld(lua_State* L, const std::string& kind, const std::string& name, const nlohmann::json& data,

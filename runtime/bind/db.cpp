@@ -5,6 +5,7 @@
 // the journal).
 #include "bind/db.h"
 
+#include <filesystem>
 #include <new>
 
 #include <fmt/format.h>
@@ -15,6 +16,7 @@
 #include "db/detail.h"
 #include "db/schema.h"
 #include "db/sqlite_connection.h"
+#include "db/url.h"
 #include "lua/boundary.h"
 #include "lua/check.h"
 #include "sys/clock.h"
@@ -198,6 +200,31 @@ double OptSeconds(lua_State* L, int idx, const char* key, double fallback, bool 
   return *v;
 }
 
+/// In a sandbox run only copies may be opened: the environment's real
+/// database is redirected to its copy, any other database is refused, so a
+/// rehearsal can never write to a real one whatever the playbook passes.
+std::string SandboxUrl(lua_State* L, const std::string& url) {
+  Context* ctx = GetContext(L);
+  if (!ctx || ctx->sandbox_dir.empty()) return url;
+  db::DbUrl u = db::ParseUrl(url);
+  if (u.engine == db::Engine::kSqlite) {
+    if (u.memory() || u.path.rfind(ctx->sandbox_dir + "/", 0) == 0) return url;
+    std::error_code ec;
+    std::string canon = std::filesystem::weakly_canonical(u.path, ec).string();
+    if (auto it = ctx->db_redirects.find(ec ? u.path : canon); it != ctx->db_redirects.end()) return it->second;
+  } else if (auto it = ctx->db_redirects.find(u.redacted); it != ctx->db_redirects.end()) {
+    return it->second;
+  } else {
+    for (const auto& [real, copy] : ctx->db_redirects) {
+      if (db::ParseUrl(copy).redacted == u.redacted) return url;  // the copy itself
+    }
+  }
+  throw Error("db", "sandbox",
+              fmt::format("db.open({}) refused in a sandbox run: only the copy of the environment's database may be "
+                          "opened (name another source with --sandbox-db)",
+                          u.redacted));
+}
+
 // ---- module functions ------------------------------------------------------
 
 /// db.open(url, opts) -> connection
@@ -221,7 +248,7 @@ int l_open(lua_State* L) {
   new (h) DbHandle();
   luaL_setmetatable(L, kConnMeta);
   double start = sys::Monotonic();
-  h->conn = db::Open(url, o);
+  h->conn = db::Open(SandboxUrl(L, url), o);
   h->redacted = h->conn->redacted();
   json data = {{"url", h->redacted}, {"kind", h->conn->kind()}};
   if (auto* s = dynamic_cast<db::SqliteConnection*>(h->conn.get())) data["journal_mode"] = s->JournalMode();

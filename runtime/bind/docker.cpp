@@ -661,7 +661,7 @@ int l_load(lua_State* L) {
     lua::CheckTable(L, 2, "load options");
     lua::CheckKeys(L, 2, "docker load", {"path"});
     what = lua::CheckStringField(L, 2, "path");
-    tar = sys::ReadFile(what);
+    tar = c.world->ReadFile(what);
   }
   std::string out = Journaled(L, "load " + what, {{"source", what}, {"bytes", tar.size()}}, [&](json& data) {
     std::string o = c.docker->LoadImages(tar);
@@ -681,7 +681,7 @@ int l_save(lua_State* L) {
   std::string tar = Journaled(L, "save " + name, {{"image", name}, {"path", path.value_or("")}}, [&](json& data) {
     std::string t = c.docker->SaveImage(name);
     data["bytes"] = t.size();
-    if (path) sys::WriteAtomic(*path, t, 0644);
+    if (path) c.world->WriteAtomic(*path, t, 0644);
     return t;
   });
   if (path) return 0;

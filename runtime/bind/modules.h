@@ -20,5 +20,6 @@ int OpenHttp(lua_State* L);    // hoist.http
 int OpenDocker(lua_State* L);  // hoist.docker
 int OpenBackup(lua_State* L);  // hoist.backup
 int OpenMigrate(lua_State* L);  // hoist.migrate
+int OpenSandbox(lua_State* L);  // hoist.sandbox (internal to hoist.testing)
 
 }  // namespace hoist::bind

@@ -19,6 +19,8 @@
 #include "core/log.h"
 #include "core/secrets.h"
 #include "engine/lease.h"
+#include "engine/recorded_world.h"
+#include "engine/sim_world.h"
 #include "engine/runner.h"
 #include "engine/semver.h"
 #include "engine/state_store.h"
@@ -574,6 +576,19 @@ std::string StatePath(const Project& project) {
   return c.state_path;
 }
 
+std::string EnvironmentDatabase(const Project& project, const std::string& env) {
+  lua::State vm(VmOptions(project));
+  Config c = LoadConfig(vm, project);
+  lua_State* L = vm.get();
+  PushEnvironment(L, lua_gettop(L), c, env);
+  std::string url = lua::OptStringField(L, -1, "database").value_or("");
+  // As hoist.project resolves it: relative to the project root, not the cwd.
+  if (url.rfind("sqlite:", 0) == 0 && url.size() > 7 && url[7] != '/' && url != "sqlite::memory:") {
+    url = "sqlite://" + project.root + "/" + url.substr(7);
+  }
+  return url;
+}
+
 std::vector<std::string> EnvironmentNames(const Project& project) {
   lua::State vm(VmOptions(project));
   return LoadConfig(vm, project).envs;
@@ -631,9 +646,27 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     return outcome;
   };
 
-  auto world = engine::MakeRealWorld();
+  std::unique_ptr<engine::World> real_world;
+  engine::World* world = options.world;
+  if (!world) {
+    real_world = engine::MakeRealWorld();
+    world = real_world.get();
+  }
+  bool sandbox = !options.sandbox_dir.empty();
   Context ctx;
-  ctx.world = world.get();
+  // Every world call and its answer is journaled, so `hoist replay` can
+  // feed the same answers back (a replay itself is not re-recorded).
+  std::unique_ptr<engine::RecordingWorld> recorder;
+  if (std::string_view(world->mode()) != "replay") {
+    recorder = std::make_unique<engine::RecordingWorld>(
+        *world, [&ctx](const std::string& op, const json& call, const json& response) {
+          if (ctx.runner) ctx.runner->NoteBuffered("call", op, {{"call", call}, {"response", response}});
+        });
+    world = recorder.get();
+  }
+  ctx.world = world;
+  ctx.sandbox_dir = options.sandbox_dir;
+  ctx.db_redirects = options.db_redirects;
   ctx.reporter = &reporter;
   ctx.assume_yes = options.assume_yes;
   ctx.interactive = isatty(STDIN_FILENO) != 0;
@@ -653,8 +686,20 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   try {
     config = LoadConfig(vm, project);
     config_idx = lua_gettop(L);
-    env_name = PushEnvironment(L, config_idx, config, options.env);
+    if (options.env_table.is_object()) {
+      env_name = options.env.empty() ? "test" : options.env;
+      lua::PushJson(L, options.env_table);
+      lua::PushString(L, env_name);
+      lua_setfield(L, -2, "name");
+    } else {
+      env_name = PushEnvironment(L, config_idx, config, options.env);
+    }
     env_idx = lua_gettop(L);
+    if (!options.sandbox_database.empty()) {
+      // The playbook sees the copy wherever it reads env.database.
+      lua::PushString(L, options.sandbox_database);
+      lua_setfield(L, env_idx, "database");
+    }
     ref = Resolve(project, options.playbook);
     info = LoadDescription(vm, ref);
     desc_idx = lua_gettop(L);
@@ -670,6 +715,7 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     if (s.secret && params.contains(s.name) && params[s.name].is_string()) RegisterSecret(params[s.name].get<std::string>());
   }
 
+  if (!options.state_path.empty()) config.state_path = options.state_path;
   std::unique_ptr<engine::StateStore> store;
   try {
     store = engine::OpenStateStore(config.state_path);
@@ -688,6 +734,7 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   meta.host = HostName();
   meta.env = env_name;
   meta.hoist_version = HOIST_VERSION;
+  meta.sandbox = sandbox;
   int64_t run_id = store->BeginRun(meta);
   outcome.run_id = run_id;
   double started = sys::Monotonic();
@@ -701,9 +748,11 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
                  {"params", json::parse(Mask(meta.params.dump()))},
                  {"operator", meta.operator_name},
                  {"host", meta.host},
-                 {"sandbox", false}});
+                 {"sandbox", sandbox}});
 
+  engine::Runner* active_runner = nullptr;
   auto finish = [&](const std::string& status, int code, const std::string& error, json extra) {
+    if (active_runner) active_runner->FlushBuffered();
     store->FinishRun(run_id, status, code, error);
     outcome.exit_code = code;
     outcome.status = status;
@@ -752,6 +801,16 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   };
 
   engine::Runner runner(*store, reporter, run_id);
+  active_runner = &runner;
+  if (sandbox) runner.SetSleep([world](double s) { world->Sleep(s, false); });
+  auto* sim = dynamic_cast<engine::SimWorld*>(options.world);
+  if (sim) sim->SetStepName([&runner] { return runner.CurrentStepName(); });
+  struct ForgetRunner {  // the world outlives this run's runner
+    engine::SimWorld* sim;
+    ~ForgetRunner() {
+      if (sim) sim->SetStepName(nullptr);
+    }
+  } forget_runner{sim};
   ctx.runner = &runner;
   ctx.store = store.get();
   ctx.env = env_name;
@@ -759,7 +818,7 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   lua_getfield(L, desc_idx, "run");
   lua::PushJson(L, params);
   int params_idx = lua_gettop(L);
-  PushRunObject(L, run_id, info, env_idx, params_idx, false);
+  PushRunObject(L, run_id, info, env_idx, params_idx, sandbox);
   // Every environment of hoist.lua, for playbooks that look across them
   // (compare dev with prod); run.env stays the one the lease covers.
   if (lua_getfield(L, config_idx, "environments") != LUA_TTABLE) {

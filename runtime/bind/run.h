@@ -3,12 +3,16 @@
 // through the engine, unwind on failure, journal everything.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/params.h"
 #include "engine/reporter.h"
+#include "engine/world.h"
 
 namespace hoist::bind {
 
@@ -50,6 +54,16 @@ struct RunOptions {
   bool assume_yes = false;
   std::string reason;
   bool verbose = false;
+
+  // Sandbox wiring (bind/sandbox.h fills these; empty = a real run).
+  engine::World* world = nullptr;            ///< null = the real world
+  std::string state_path;                    ///< journal here instead of hoist.lua's state
+  std::string sandbox_dir;                   ///< marks a sandbox run (Context::sandbox_dir)
+  std::string sandbox_database;              ///< replaces the environment's `database`
+  std::map<std::string, std::string> db_redirects;  ///< Context::db_redirects
+  /// hoist.testing: this table (JSON object) is the environment instead of
+  /// hoist.lua's; null = from hoist.lua.
+  nlohmann::json env_table;
 };
 
 struct RunOutcome {
@@ -65,6 +79,10 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
 
 /// The state store location for the project (after reading hoist.lua).
 std::string StatePath(const Project& project);
+
+/// The environment's `database` URL from hoist.lua ("" when it has none),
+/// with a relative SQLite path made absolute against the project root.
+std::string EnvironmentDatabase(const Project& project, const std::string& env);
 
 /// Environment names declared in hoist.lua (sorted).
 std::vector<std::string> EnvironmentNames(const Project& project);

@@ -44,10 +44,10 @@ Service& CheckService(lua_State* L, int idx) {
   return *s;
 }
 
-std::string LogTail(const std::string& path) {
+std::string LogTail(engine::World& world, const std::string& path) {
   if (path.empty()) return "";
   try {
-    std::string all = sys::ReadFile(path);
+    std::string all = world.ReadFile(path);
     if (all.size() > kLogTail) all = "…" + all.substr(all.size() - kLogTail);
     while (!all.empty() && (all.back() == '\n' || all.back() == ' ')) all.pop_back();
     return all;
@@ -71,25 +71,25 @@ void PushStopResult(lua_State* L, const sys::StopResult& r) {
 /// Starts and, with wait > 0 and a port, waits until the port accepts
 /// connections; raises when the process exits first (with its log's tail).
 pid_t Start(lua_State* L, Service& s, double wait) {
-  auto t0 = std::chrono::steady_clock::now();
-  pid_t pid = sys::StartService(s.spec);
-  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  engine::World& world = WorldOf(L);
+  double t0 = world.Monotonic();
+  pid_t pid = world.StartService(s.spec);
+  auto seconds = [&] { return world.Monotonic() - t0; };
   json data = SpecJson(s);
   data["pid"] = pid;
   const std::string who = s.spec.name.empty() ? s.spec.argv[0] : s.spec.name;
   if (wait > 0 && s.spec.port > 0) {
-    auto until = t0 + Seconds(wait);
     for (;;) {
-      if (sys::TcpConnect(s.spec.host, s.spec.port, milliseconds(500)).ok) break;
-      if (!sys::ProcessAlive(pid)) {
+      if (world.TcpConnect(s.spec.host, s.spec.port, milliseconds(500)).ok) break;
+      if (!world.ProcessAlive(pid)) {
         data["error"] = "exited during start-up";
         RecordWorld(L, "service", "start " + who, data, seconds());
-        std::string tail = LogTail(s.spec.log_file);
+        std::string tail = LogTail(world, s.spec.log_file);
         throw Error("service", "failed",
                     fmt::format("service {} (pid {}) exited before listening on port {}{}", who, pid, s.spec.port,
                                 tail.empty() ? "" : "; log: " + tail));
       }
-      if (std::chrono::steady_clock::now() >= until) {
+      if (seconds() >= wait) {
         data["error"] = "not listening in time";
         RecordWorld(L, "service", "start " + who, data, seconds());
         throw Error("service", "timeout",
@@ -97,7 +97,7 @@ pid_t Start(lua_State* L, Service& s, double wait) {
                                 who, pid, s.spec.host, s.spec.port, wait));
       }
       ThrowIfStopped("service");
-      std::this_thread::sleep_for(milliseconds(20));
+      world.Sleep(0.02, false);  // stop checked just above, with the service area
     }
   }
   RecordWorld(L, "service", "start " + who, data, seconds());
@@ -105,7 +105,7 @@ pid_t Start(lua_State* L, Service& s, double wait) {
 }
 
 sys::StopResult Stop(lua_State* L, Service& s, double grace) {
-  sys::StopResult r = sys::StopService(s.spec, Seconds(grace));
+  sys::StopResult r = WorldOf(L).StopService(s.spec, Seconds(grace));
   json data = SpecJson(s);
   data["pid"] = r.pid;
   data["how"] = r.how;
@@ -156,7 +156,7 @@ int l_restart(lua_State* L) {
 /// svc:status() -> { name, pid, alive, listening, up, state }
 int l_status(lua_State* L) {
   Service& s = CheckService(L, 1);
-  sys::ServiceStatus st = sys::StatusOf(s.spec);
+  sys::ServiceStatus st = WorldOf(L).ServiceStatusOf(s.spec);
   lua_createtable(L, 0, 6);
   lua::SetField(L, "name", s.spec.name);
   if (st.pid > 0) lua::SetField(L, "pid", static_cast<lua_Integer>(st.pid));

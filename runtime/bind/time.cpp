@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "bind/context.h"
 #include "bind/modules.h"
 #include "core/error.h"
 #include "core/interrupt.h"
@@ -15,31 +16,28 @@
 namespace hoist::bind {
 namespace {
 
+// The clock and sleep go through the world: a sandbox advances a virtual
+// clock instead of waiting.
 int l_now(lua_State* L) {
-  lua_pushnumber(L, sys::NowEpoch());
+  lua_pushnumber(L, WorldOf(L).Now());
   return 1;
 }
 
 int l_monotonic(lua_State* L) {
-  lua_pushnumber(L, sys::Monotonic());
+  lua_pushnumber(L, WorldOf(L).Monotonic());
   return 1;
 }
 
 int l_iso(lua_State* L) {
   auto t = lua::OptNumber(L, 1, "epoch");
-  lua::PushString(L, sys::IsoUtc(t.value_or(sys::NowEpoch())));
+  lua::PushString(L, sys::IsoUtc(t.value_or(WorldOf(L).Now())));
   return 1;
 }
 
 int l_sleep(lua_State* L) {
   double secs = lua::CheckNumber(L, 1, "seconds");
   if (secs < 0) throw Error("time", "invalid", "sleep: seconds must be >= 0");
-  auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(secs));
-  while (Clock::now() < until) {
-    ThrowIfStopped("time");
-    auto left = until - Clock::now();
-    std::this_thread::sleep_for(std::min<Clock::duration>(left, std::chrono::milliseconds(20)));
-  }
+  WorldOf(L).Sleep(secs, true);
   return 0;
 }
 

@@ -42,8 +42,8 @@ double Since(SteadyClock::time_point t0) {
 /// An old worker no longer accepts connections once it exited or retitled
 /// itself "worker process is shutting down" (nginx does that right before
 /// closing its listening sockets on QUIT).
-bool Retired(pid_t pid) {
-  return !sys::ProcessAlive(pid) || sys::CmdLine(pid).find("shutting down") != std::string::npos;
+bool Retired(engine::World& world, pid_t pid) {
+  return !world.ProcessAlive(pid) || world.CmdLine(pid).find("shutting down") != std::string::npos;
 }
 
 /// Waits until the master has a child that is not in `old` (a new worker
@@ -51,19 +51,19 @@ bool Retired(pid_t pid) {
 /// accepting, so that the next new connection meets the new configuration.
 /// Returns the new children, or an empty list on timeout. stoppable: Ctrl-C
 /// and the step deadline apply.
-std::vector<pid_t> AwaitGeneration(pid_t master, const std::set<pid_t>& old, milliseconds timeout,
-                                   bool stoppable) {
-  auto until = SteadyClock::now() + timeout;
+std::vector<pid_t> AwaitGeneration(engine::World& world, pid_t master, const std::set<pid_t>& old,
+                                   milliseconds timeout, bool stoppable) {
+  double until = world.Monotonic() + std::chrono::duration<double>(timeout).count();
   for (;;) {
     std::vector<pid_t> fresh;
-    for (pid_t p : sys::ChildPids(master))
+    for (pid_t p : world.ChildPids(master))
       if (!old.count(p)) fresh.push_back(p);
-    if (!fresh.empty() && std::all_of(old.begin(), old.end(), Retired)) return fresh;
-    if (!sys::ProcessAlive(master))
+    if (!fresh.empty() && std::all_of(old.begin(), old.end(), [&](pid_t p) { return Retired(world, p); })) return fresh;
+    if (!world.ProcessAlive(master))
       throw Error("nginx", "not_running", fmt::format("the nginx master (pid {}) exited during the reload", master));
-    if (SteadyClock::now() >= until) return {};
+    if (world.Monotonic() >= until) return {};
     if (stoppable) ThrowIfStopped("nginx");
-    std::this_thread::sleep_for(milliseconds(1));
+    world.Sleep(0.001, false);  // stop checked just above, with the nginx area
   }
 }
 
@@ -125,19 +125,19 @@ int l_signal(lua_State* L) {
   auto pid = static_cast<pid_t>(lua::CheckInteger(L, 1, "pid"));
   std::string name = lua::CheckString(L, 2, "signal");
   int sig = sys::SignalNumber(name);
-  sys::SendSignal(pid, sig);
+  WorldOf(L).SendSignal(pid, sig);
   RecordWorld(L, "signal", fmt::format("kill -{} {}", name, pid), {{"pid", pid}, {"signal", name}}, 0);
   return 0;
 }
 
 int l_alive(lua_State* L) {
-  lua_pushboolean(L, sys::ProcessAlive(static_cast<pid_t>(lua::CheckInteger(L, 1, "pid"))));
+  lua_pushboolean(L, WorldOf(L).ProcessAlive(static_cast<pid_t>(lua::CheckInteger(L, 1, "pid"))));
   return 1;
 }
 
 /// traffic.read_pid(path) -> pid or nil
 int l_read_pid(lua_State* L) {
-  auto pid = sys::ReadPidFile(lua::CheckString(L, 1, "path"));
+  auto pid = WorldOf(L).ReadPidFile(lua::CheckString(L, 1, "path"));
   if (pid) {
     lua_pushinteger(L, *pid);
   } else {
@@ -149,9 +149,10 @@ int l_read_pid(lua_State* L) {
 /// traffic.workers(master) -> { {pid=, title=}, ... } (live children)
 int l_workers(lua_State* L) {
   auto master = static_cast<pid_t>(lua::CheckInteger(L, 1, "pid"));
-  std::vector<pid_t> kids = sys::ChildPids(master);
+  engine::World& world = WorldOf(L);
+  std::vector<pid_t> kids = world.ChildPids(master);
   std::vector<std::string> titles;
-  for (pid_t p : kids) titles.push_back(sys::CmdLine(p));
+  for (pid_t p : kids) titles.push_back(world.CmdLine(p));
   lua_createtable(L, static_cast<int>(kids.size()), 0);
   for (size_t i = 0; i < kids.size(); ++i) {
     lua_createtable(L, 0, 2);
@@ -167,7 +168,7 @@ int l_await_generation(lua_State* L) {
   auto master = static_cast<pid_t>(lua::CheckInteger(L, 1, "master pid"));
   std::set<pid_t> old = PidSet(L, 2);
   double timeout = lua::CheckNumber(L, 3, "timeout");
-  auto fresh = AwaitGeneration(master, old, milliseconds(static_cast<int64_t>(timeout * 1000)), true);
+  auto fresh = AwaitGeneration(WorldOf(L), master, old, milliseconds(static_cast<int64_t>(timeout * 1000)), true);
   if (fresh.empty()) {
     lua_pushnil(L);
   } else {
@@ -181,7 +182,8 @@ int l_tcp(lua_State* L) {
   std::string host = lua::CheckString(L, 1, "host");
   auto port = lua::CheckInteger(L, 2, "port");
   double timeout = lua::CheckNumber(L, 3, "timeout");
-  sys::TcpResult r = sys::TcpConnect(host, static_cast<int>(port), milliseconds(static_cast<int64_t>(timeout * 1000)));
+  sys::TcpResult r =
+      WorldOf(L).TcpConnect(host, static_cast<int>(port), milliseconds(static_cast<int64_t>(timeout * 1000)));
   lua_createtable(L, 0, 4);
   lua::SetFieldBool(L, "ok", r.ok);
   lua::SetFieldNumber(L, "seconds", r.seconds);
@@ -280,9 +282,9 @@ json DoRestore(engine::World& world, const Restore& r) {
     }
     if (r.reloaded) {
       if (r.pid > 0) {
-        std::vector<pid_t> before = sys::ChildPids(r.pid);
-        sys::SendSignal(r.pid, SIGHUP);
-        auto fresh = AwaitGeneration(r.pid, {before.begin(), before.end()},
+        std::vector<pid_t> before = world.ChildPids(r.pid);
+        world.SendSignal(r.pid, SIGHUP);
+        auto fresh = AwaitGeneration(world, r.pid, {before.begin(), before.end()},
                                      milliseconds(static_cast<int64_t>(r.confirm_timeout * 1000)), false);
         if (fresh.empty()) {
           problem = fmt::format("nginx (pid {}) started no new workers within {} s of the restoring reload", r.pid,
@@ -292,7 +294,16 @@ json DoRestore(engine::World& world, const Restore& r) {
           out["new_workers"] = fresh;
         }
       } else if (!r.reload_argv.empty()) {
-        problem = RunUnstoppable(r.reload_argv, milliseconds(static_cast<int64_t>(r.confirm_timeout * 1000)));
+        if (std::string_view(world.mode()) == "real") {
+          problem = RunUnstoppable(r.reload_argv, milliseconds(static_cast<int64_t>(r.confirm_timeout * 1000)));
+        } else {
+          // Simulated and recorded worlds answer from memory: nothing to
+          // protect from Ctrl-C, and nothing real may be started.
+          sys::ProcessSpec spec;
+          spec.argv = r.reload_argv;
+          sys::ProcessResult pr = world.RunProcess(spec);
+          if (!pr.ok()) problem = fmt::format("{} failed (exit {})", fmt::join(r.reload_argv, " "), pr.exit_code);
+        }
         if (problem.empty()) out["reloaded"] = true;
       }
     }

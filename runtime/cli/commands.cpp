@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "bind/run.h"
+#include "bind/sandbox.h"
+#include "bind/testing.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/interrupt.h"
@@ -56,6 +58,8 @@ constexpr Command kCommands[] = {
     {"lock", "Inspect or force-release an environment's deploy lease"},
     {"playbook", "Export a canned playbook for customising"},
     {"migrate", "Migration status of a database (migrate status --db URL --dir DIR)"},
+    {"test", "Run playbook tests (*_test.lua, hoist.testing) in sandboxes"},
+    {"replay", "Re-run a journaled run against a sandbox copy, feeding back its recorded world answers"},
     {"version", "Print hoist's version"},
 };
 
@@ -72,8 +76,61 @@ std::unique_ptr<engine::StateStore> OpenStore(const Globals& g) {
   return engine::OpenStateStore(bind::StatePath(OpenProject(g)));
 }
 
+struct SandboxFlags {
+  bool sandbox = false;
+  std::string sandbox_db;
+  bool keep = false;
+  std::string expect_plan;
+};
+
+// Rehearsals keep their plan (what the hash covers) so that --expect-plan
+// can say what changed, not only that something did.
+std::string PlanPath(const bind::Project& project, const std::string& hash) {
+  return project.root + "/.hoist/plans/" + hash + ".json";
+}
+
+void SavePlan(const bind::Project& project, const bind::SandboxResult& r) {
+  try {
+    sys::MkdirP(project.root + "/.hoist/plans", 0700);
+    sys::WriteAtomic(PlanPath(project, r.plan_hash), r.plan.dump(2), 0600);
+  } catch (const Error& e) {
+    log::Warn("could not keep the plan for --expect-plan: " + e.message());
+  }
+}
+
+std::string PlanChanges(const json& was, const json& now) {
+  std::vector<std::string> out;
+  for (const char* key : {"source_sha256", "params", "env"}) {
+    if (was.value(key, json()) != now.value(key, json())) {
+      out.push_back(fmt::format("{} was {} and is now {}", key, was.value(key, json()).dump(), now.value(key, json()).dump()));
+    }
+  }
+  json wdb = was.value("database", json::object()), ndb = now.value("database", json::object());
+  if (wdb.value("fingerprint", "") != ndb.value("fingerprint", "")) out.push_back("the database schema changed");
+  json wr = wdb.value("rows", json::object()), nr = ndb.value("rows", json::object());
+  for (auto& [t, n] : nr.items()) {
+    if (wr.value(t, json()) != n) out.push_back(fmt::format("table {} had {} rows and has {}", t, wr.value(t, json()).dump(), n.dump()));
+  }
+  for (auto& [t, n] : wr.items()) {
+    if (!nr.contains(t)) out.push_back(fmt::format("table {} is gone", t));
+  }
+  json ww = was.value("world", json::object()), nw = now.value("world", json::object());
+  for (auto& [k, v] : nw.items()) {
+    if (!ww.contains(k)) {
+      out.push_back(k + " was not looked at in the rehearsal");
+    } else if (ww[k] != v) {
+      out.push_back(k + " changed");
+    }
+  }
+  for (auto& [k, v] : ww.items()) {
+    if (!nw.contains(k)) out.push_back(k + " is no longer looked at");
+  }
+  return fmt::format("{}", fmt::join(out, "; "));
+}
+
 int CmdRun(const Globals& g, const std::string& playbook, const std::vector<std::string>& sets,
-           const std::string& params_file, const std::string& env, bool yes, const std::string& reason) {
+           const std::string& params_file, const std::string& env, bool yes, const std::string& reason,
+           const SandboxFlags& sb = {}) {
   bind::RunOptions o;
   o.playbook = playbook;
   o.env = env;
@@ -109,7 +166,44 @@ int CmdRun(const Globals& g, const std::string& playbook, const std::vector<std:
     h.verbose = g.verbose > 0;
     reporter = engine::MakeHumanReporter(stdout, stderr, h);
   }
-  return bind::RunPlaybook(OpenProject(g), o, *reporter).exit_code;
+  bind::Project project = OpenProject(g);
+  if (sb.sandbox || !sb.expect_plan.empty()) {
+    bind::SandboxOptions so;
+    so.run = o;
+    so.db.url = sb.sandbox_db;
+    so.keep = sb.keep && sb.sandbox;
+    std::unique_ptr<engine::Reporter> quiet;
+    if (!sb.sandbox) quiet = engine::MakeNullReporter();
+    bind::SandboxResult r;
+    try {
+      r = bind::RunSandbox(project, so, sb.sandbox ? *reporter : *quiet);
+    } catch (const Error& e) {
+      Err(e.what());
+      return kExitUsage;
+    }
+    if (sb.sandbox) {
+      SavePlan(project, r);
+      if (g.json) {
+        PrintJsonLine(bind::SandboxReportJson(r));
+      } else {
+        fmt::print("{}", bind::SandboxReportText(r));
+      }
+      return r.outcome.exit_code;
+    }
+    // --expect-plan: the same rehearsal again; the real run only if nothing changed.
+    if (r.plan_hash != sb.expect_plan) {
+      std::string why;
+      try {
+        why = PlanChanges(json::parse(sys::ReadFile(PlanPath(project, sb.expect_plan))), r.plan);
+      } catch (const std::exception&) {
+        why = "no rehearsal with that hash is kept in .hoist/plans";
+      }
+      Err(fmt::format("the plan changed since the rehearsal (expected {}, now {}){}; rehearse again with --sandbox",
+                      sb.expect_plan.substr(0, 12), r.plan_hash.substr(0, 12), why.empty() ? "" : ": " + why));
+      return kExitUsage;
+    }
+  }
+  return bind::RunPlaybook(project, o, *reporter).exit_code;
 }
 
 int CmdList(const Globals& g) {
@@ -246,6 +340,8 @@ int CmdShow(const Globals& g, const std::string& id_text) {
   if (g.verbose) {
     fmt::print("\nevents:\n");
     for (const auto& e : r["events"]) {
+      // Recorded world answers (for hoist replay) only at -vv.
+      if (e["kind"] == "call" && g.verbose < 2) continue;
       fmt::print("  {} step {} {} {} {}\n", e["at"].get<std::string>(), e["step"].dump(), e["kind"].get<std::string>(),
                  e["name"].get<std::string>(), e["data"].dump());
     }
@@ -439,6 +535,13 @@ int Main(int argc, char** argv) {
   run->add_option("--env", env, "Environment from hoist.lua");
   run->add_flag("-y,--yes", yes, "Answer yes to confirmations");
   run->add_option("--reason", reason, "Why: recorded with the lease and the run");
+  SandboxFlags sandbox_flags;
+  run->add_flag("--sandbox", sandbox_flags.sandbox,
+                "Rehearse: a copy of the database, a simulated world; report what would change (docs/testing.md)");
+  run->add_option("--sandbox-db", sandbox_flags.sandbox_db, "With --sandbox: the database to copy (default: the environment's)");
+  run->add_flag("--keep-sandbox", sandbox_flags.keep, "With --sandbox: keep the copy and the sandbox journal");
+  run->add_option("--expect-plan", sandbox_flags.expect_plan,
+                  "Run only if a fresh rehearsal gives this plan hash (printed by --sandbox)");
   sub["describe"]->add_option("playbook", name, "Playbook name or path")->required();
   sub["history"]->add_option("--env", env, "Only this environment");
   sub["history"]->add_option("-n,--limit", limit, "How many runs")->check(CLI::PositiveNumber);
@@ -462,6 +565,16 @@ int Main(int argc, char** argv) {
   auto* mig_status = mig->add_subcommand("status", "Applied, pending, changed, missing, failed, out-of-order");
   mig_status->add_option("--db", db_url, "Database URL (sqlite:path.db, postgres://...)")->required();
   mig_status->add_option("--dir", migrations_dir, "Migrations directory")->required();
+
+  std::vector<std::string> test_paths;
+  sub["test"]->add_option("paths", test_paths, "Test files or dirs (default: the project's tests/)");
+  std::vector<std::string> test_lib;
+  bind::ReplayOptions replay_opts;
+  sub["replay"]->add_option("run", replay_opts.run_id, "Run id (from hoist history)")->required();
+  sub["replay"]->add_option("--db", replay_opts.db_url, "Database to copy (default: the run's environment's)");
+  sub["replay"]->add_option("--save-test", replay_opts.save_test, "Write a passing *_test.lua that replays this run");
+  sub["test"]->add_option("--lib", test_lib, "Extra dir for require (shared test helpers); repeatable")
+      ->allow_extra_args(false);
 
   int early = -1;
   std::vector<std::string> args;
@@ -488,7 +601,7 @@ int Main(int argc, char** argv) {
   log::Setup(g.verbose > 0 ? log::Level::kDebug : g.quiet ? log::Level::kWarn : log::Level::kInfo, g.json);
 
   try {
-    if (*sub["run"]) return CmdRun(g, playbook, sets, params_file, env, yes, reason);
+    if (*sub["run"]) return CmdRun(g, playbook, sets, params_file, env, yes, reason, sandbox_flags);
     if (*sub["list"]) return CmdList(g);
     if (*sub["describe"]) return CmdDescribe(g, name);
     if (*sub["history"]) return CmdHistory(g, env, limit);
@@ -497,6 +610,12 @@ int Main(int argc, char** argv) {
     if (*release) return CmdLockRelease(g, env, force, reason);
     if (*exp) return CmdExport(g, name, output, force);
     if (*mig_status) return CmdMigrateStatus(g, db_url, migrations_dir);
+    if (*sub["replay"]) {
+      replay_opts.json = g.json;
+      return bind::ReplayRun(OpenProject(g), replay_opts);
+    }
+    if (*sub["test"] && g.verbose == 0) log::Setup(log::Level::kWarn, g.json);  // the cases are the output
+    if (*sub["test"]) return bind::RunTests(OpenProject(g), {test_paths, g.json, test_lib});
     if (*sub["version"]) {
       fmt::print("hoist {}\n", HOIST_VERSION);
       return kExitOk;

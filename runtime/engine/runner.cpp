@@ -99,7 +99,11 @@ json Runner::Step(const std::string& name, const std::function<json()>& body, St
                         {"attempt", attempts},
                         {"delay", delay},
                         {"error", msg}});
-        InterruptibleSleep(delay);
+        if (sleep_) {
+          sleep_(delay);
+        } else {
+          InterruptibleSleep(delay);
+        }
         delay *= 2;
         continue;
       }
@@ -123,6 +127,17 @@ void Runner::World(const std::string& kind, const std::string& name, const json&
 
 void Runner::Note(const std::string& kind, const std::string& name, const json& data) {
   store_.Event(run_id_, CurrentStep(), kind, name, data, 0);
+}
+
+void Runner::NoteBuffered(const std::string& kind, const std::string& name, const json& data) {
+  buffered_.push_back({CurrentStep(), kind, name, data, 0});
+  if (buffered_.size() >= 512) FlushBuffered();
+}
+
+void Runner::FlushBuffered() {
+  if (buffered_.empty()) return;
+  store_.Events(run_id_, buffered_);
+  buffered_.clear();
 }
 
 UnwindResult Runner::Unwind() {

@@ -47,14 +47,23 @@ class Runner {
   void World(const std::string& kind, const std::string& name, const json& data, double seconds);
   /// Records a note (log line, confirmation) in the current step.
   void Note(const std::string& kind, const std::string& name, const json& data);
+  /// Like Note, but buffered and journaled in batches (FlushBuffered, and
+  /// every few hundred): for the recorded world calls hoist replay reads.
+  void NoteBuffered(const std::string& kind, const std::string& name, const json& data);
+  void FlushBuffered();
 
   /// Runs the registered undos in reverse order, stopping at the first that
   /// fails (later ones could make things worse, e.g. stopping the colour
   /// that still serves traffic).
   UnwindResult Unwind();
 
+  /// Replaces the wait between retries (a sandbox skips it on its virtual clock).
+  void SetSleep(std::function<void(double)> sleep) { sleep_ = std::move(sleep); }
+
   bool HasUndo() const { return !undo_stack_.empty(); }
   std::optional<int64_t> CurrentStep() const;
+  /// The innermost running step's name ("" outside steps).
+  std::string CurrentStepName() const { return stack_.empty() ? "" : stack_.back().name; }
   int64_t run_id() const { return run_id_; }
   Reporter& reporter() { return reporter_; }
 
@@ -81,6 +90,8 @@ class Runner {
   int64_t run_id_;
   std::vector<Frame> stack_;
   std::vector<UndoEntry> undo_stack_;
+  std::function<void(double)> sleep_;
+  std::vector<StateStore::PendingEvent> buffered_;
 };
 
 }  // namespace hoist::engine

@@ -130,6 +130,12 @@ class SqliteStateStore final : public StateStore {
     }
   }
 
+  void Events(int64_t run, const std::vector<PendingEvent>& events) override {
+    db::Transaction tx(db_, true);
+    for (const auto& e : events) Event(run, e.step, e.kind, e.name, e.data, e.seconds);
+    tx.Commit();
+  }
+
   int64_t BeginRun(const RunMeta& m) override {
     auto s = db_.Prepare(
         "INSERT INTO runs(playbook, version, origin, source_sha256, source, params, operator, host, env, "

@@ -71,6 +71,19 @@ class StateStore {
                      const json& data, double seconds) = 0;
 
   /// Newest first: {id, playbook, version, env, status, started_at, ...}.
+  struct PendingEvent {
+    std::optional<int64_t> step;
+    std::string kind, name;
+    json data;
+    double seconds = 0;
+  };
+  /// Several events in one transaction: the recorded world calls of a run
+  /// arrive by the thousand (polling loops), one commit each would make
+  /// the journal, not the run, the slow part.
+  virtual void Events(int64_t run, const std::vector<PendingEvent>& events) {
+    for (const auto& e : events) Event(run, e.step, e.kind, e.name, e.data, e.seconds);
+  }
+
   virtual std::vector<json> History(const std::optional<std::string>& env, int limit) = 0;
   /// The run with its steps and events, or nullopt.
   virtual std::optional<json> GetRun(int64_t id) = 0;

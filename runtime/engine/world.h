@@ -5,14 +5,18 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "net/http.h"
 #include "sys/fs.h"
+#include "sys/probe.h"
 #include "sys/process.h"
+#include "sys/service.h"
 
 namespace hoist::engine {
 
@@ -37,6 +41,30 @@ class World {
   virtual std::vector<std::string> ListDir(const std::string& path) = 0;
   virtual std::vector<std::string> Glob(const std::string& pattern) = 0;
 
+  /// Local process services (proc.service): same contracts as sys/service.h.
+  virtual pid_t StartService(const sys::ServiceSpec& spec) = 0;
+  virtual sys::StopResult StopService(const sys::ServiceSpec& spec, std::chrono::milliseconds grace) = 0;
+  virtual sys::ServiceStatus ServiceStatusOf(const sys::ServiceSpec& spec) = 0;
+
+  /// Processes seen from outside (the nginx master and its worker
+  /// generations) and signals: same contracts as sys/probe.h.
+  virtual bool ProcessAlive(pid_t pid) = 0;
+  virtual std::optional<pid_t> ReadPidFile(const std::string& path) = 0;
+  virtual std::vector<pid_t> ChildPids(pid_t pid) = 0;
+  virtual std::string CmdLine(pid_t pid) = 0;
+  virtual void SendSignal(pid_t pid, int sig) = 0;
+  /// TCP probe (health checks, service start-up waits); failure is data.
+  virtual sys::TcpResult TcpConnect(const std::string& host, int port, std::chrono::milliseconds timeout) = 0;
+
+  /// The clock waits are measured against, and sleeping. A simulated world
+  /// advances a virtual clock instead of waiting, so a 60 s health wait
+  /// costs nothing in a sandbox. Sleep throws when the step is stopped
+  /// (Ctrl-C, step deadline), like hoist.time.sleep, unless !stoppable
+  /// (the waits of a restore that must finish whatever happens).
+  virtual double Monotonic() = 0;
+  virtual double Now() = 0;
+  virtual void Sleep(double seconds, bool stoppable) = 0;
+
   /// "real", "sandbox" or "replay": recorded with each world call.
   virtual const char* mode() const = 0;
 };
@@ -55,6 +83,18 @@ class RealWorld : public World {
   sys::Stat StatPath(const std::string& path) override;
   std::vector<std::string> ListDir(const std::string& path) override;
   std::vector<std::string> Glob(const std::string& pattern) override;
+  pid_t StartService(const sys::ServiceSpec& spec) override;
+  sys::StopResult StopService(const sys::ServiceSpec& spec, std::chrono::milliseconds grace) override;
+  sys::ServiceStatus ServiceStatusOf(const sys::ServiceSpec& spec) override;
+  bool ProcessAlive(pid_t pid) override;
+  std::optional<pid_t> ReadPidFile(const std::string& path) override;
+  std::vector<pid_t> ChildPids(pid_t pid) override;
+  std::string CmdLine(pid_t pid) override;
+  void SendSignal(pid_t pid, int sig) override;
+  sys::TcpResult TcpConnect(const std::string& host, int port, std::chrono::milliseconds timeout) override;
+  double Monotonic() override;
+  double Now() override;
+  void Sleep(double seconds, bool stoppable) override;
   const char* mode() const override { return "real"; }
 };
 

@@ -16,6 +16,7 @@ std::span<const NativeModule> NativeModules() {
       {"hoist.docker", bind::OpenDocker},
       {"hoist.backup", bind::OpenBackup},
       {"hoist.migrate", bind::OpenMigrate},
+      {"hoist.sandbox", bind::OpenSandbox},
   };
   return kModules;
 }

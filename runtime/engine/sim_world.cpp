@@ -1,0 +1,669 @@
+#include "engine/sim_world.h"
+
+#include <fnmatch.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/interrupt.h"
+#include "sys/clock.h"
+#include "sys/sha256.h"
+
+namespace hoist::engine {
+namespace {
+
+using json = nlohmann::json;
+
+std::string Basename(const std::string& p) {
+  auto slash = p.find_last_of('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+std::string Parent(const std::string& p) {
+  auto slash = p.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : p.substr(0, slash);
+}
+
+std::vector<std::string> Words(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+bool ArgvMatches(const std::vector<std::string>& argv, const std::string& match) {
+  for (const auto& w : Words(match)) {
+    bool found = false;
+    for (size_t i = 0; i < argv.size() && !found; ++i) found = (i == 0 ? Basename(argv[0]) == Basename(w) : false) || argv[i] == w;
+    if (!found) return false;
+  }
+  return true;
+}
+
+// host and port of an http(s) URL (port defaults by scheme).
+std::pair<std::string, int> HostPort(const std::string& url) {
+  auto scheme_end = url.find("://");
+  bool tls = url.rfind("https", 0) == 0;
+  std::string rest = scheme_end == std::string::npos ? url : url.substr(scheme_end + 3);
+  std::string authority = rest.substr(0, rest.find('/'));
+  auto colon = authority.rfind(':');
+  if (colon != std::string::npos && authority.find(']') == std::string::npos) {
+    try {
+      return {authority.substr(0, colon), std::stoi(authority.substr(colon + 1))};
+    } catch (...) {
+    }
+  }
+  return {authority, tls ? 443 : 80};
+}
+
+json Sha(std::string_view data) { return sys::Sha256Hex(data); }
+
+}  // namespace
+
+SimWorld::SimWorld(SimOptions options) : options_(std::move(options)) {}
+
+void SimWorld::Record(std::string kind, std::string what, json detail) {
+  changes_.push_back({std::move(kind), std::move(what), step_name_ ? step_name_() : "", std::move(detail)});
+}
+
+// ---- files ----------------------------------------------------------------
+
+std::optional<std::string> SimWorld::Lookup(const std::string& path) {
+  if (auto it = files_.find(path); it != files_.end()) return it->second;
+  if (!options_.seed_from_disk) return std::nullopt;
+  sys::Stat st = sys::StatPath(path);
+  if (!st.exists || st.type == "dir") {
+    observed_.emplace(path, st.exists ? "dir" : "missing");
+    return std::nullopt;
+  }
+  std::string data = sys::ReadFile(path);
+  // Kept, so the run sees one consistent copy however often it reads.
+  files_[path] = data;
+  modes_[path] = st.mode;
+  observed_.emplace(path, sys::Sha256Hex(data));
+  return data;
+}
+
+std::string SimWorld::ReadFile(const std::string& path) {
+  if (auto data = Lookup(path)) return *data;
+  if (dirs_.count(path) || (options_.seed_from_disk && sys::StatPath(path).type == "dir")) {
+    throw Error("fs", "failed", "cannot read " + path + ": Is a directory");
+  }
+  throw Error("fs", "not_found", "cannot read " + path + ": No such file or directory");
+}
+
+void SimWorld::WriteAtomic(const std::string& path, std::string_view data, mode_t mode) {
+  std::string dir = Parent(path);
+  if (!dirs_.count(dir) && !(options_.seed_from_disk && sys::StatPath(dir).type == "dir")) {
+    throw Error("fs", "not_found", "cannot create a temp file in " + dir + ": No such file or directory");
+  }
+  auto before = Lookup(path);
+  json d = {{"path", path}, {"bytes", data.size()}, {"sha256", Sha(data)}, {"mode", fmt::format("{:04o}", mode)}};
+  d["before"] = before ? json{{"bytes", before->size()}, {"sha256", Sha(*before)}} : json(nullptr);
+  if (before) d["previous"] = *before;
+  d["content"] = std::string(data);
+  files_[path] = std::string(data);
+  modes_[path] = mode;
+  Record("file", "write " + path, d);
+}
+
+void SimWorld::WriteInPlace(const std::string& path, std::string_view data) {
+  auto before = Lookup(path);
+  if (!before) throw Error("fs", "not_found", "cannot open " + path + ": No such file or directory");
+  json d = {{"path", path}, {"bytes", data.size()}, {"sha256", Sha(data)}, {"inplace", true},
+            {"before", {{"bytes", before->size()}, {"sha256", Sha(*before)}}}, {"previous", *before},
+            {"content", std::string(data)}};
+  files_[path] = std::string(data);
+  Record("file", "write " + path, d);
+}
+
+void SimWorld::MkdirP(const std::string& path, mode_t mode) {
+  if (dirs_.count(path) || (options_.seed_from_disk && sys::StatPath(path).type == "dir")) return;
+  if (auto f = files_.find(path); f != files_.end() && f->second) {
+    throw Error("fs", "conflict", "cannot create directory " + path + ": " + path + " exists and is not a directory");
+  }
+  for (std::string p = path; p != "/" && p != "." && !p.empty(); p = Parent(p)) dirs_.insert(p);
+  Record("file", "mkdir " + path, {{"path", path}, {"mode", fmt::format("{:04o}", mode)}});
+}
+
+bool SimWorld::Remove(const std::string& path, bool recursive) {
+  bool existed = Lookup(path).has_value();
+  if (!existed && dirs_.count(path)) {
+    dirs_.erase(path);
+    existed = true;
+  }
+  if (!existed && options_.seed_from_disk && sys::StatPath(path).exists) existed = true;
+  if (!existed) return false;
+  files_[path] = std::nullopt;
+  Record("file", "remove " + path, {{"path", path}, {"recursive", recursive}});
+  return true;
+}
+
+sys::Stat SimWorld::StatPath(const std::string& path) {
+  sys::Stat st;
+  if (auto data = Lookup(path)) {
+    st.exists = true;
+    st.type = "file";
+    st.size = data->size();
+    st.mode = modes_.count(path) ? modes_[path] : 0644;
+    st.mtime = Now();
+    return st;
+  }
+  if (files_.count(path)) return st;  // removed in this run
+  if (dirs_.count(path)) {
+    st.exists = true;
+    st.type = "dir";
+    st.mode = 0755;
+    return st;
+  }
+  if (options_.seed_from_disk) return sys::StatPath(path);
+  return st;
+}
+
+std::vector<std::string> SimWorld::ListDir(const std::string& path) {
+  std::set<std::string> names;
+  bool found = dirs_.count(path) > 0;
+  if (options_.seed_from_disk && sys::StatPath(path).type == "dir") {
+    found = true;
+    for (auto& n : sys::ListDir(path)) names.insert(n);
+  }
+  std::string prefix = path.ends_with('/') ? path : path + "/";
+  for (const auto& [p, data] : files_) {
+    if (p.rfind(prefix, 0) != 0 || p.find('/', prefix.size()) != std::string::npos) continue;
+    found = true;
+    if (data) {
+      names.insert(p.substr(prefix.size()));
+    } else {
+      names.erase(p.substr(prefix.size()));
+    }
+  }
+  for (const auto& d : dirs_) {
+    if (d.rfind(prefix, 0) == 0 && d.find('/', prefix.size()) == std::string::npos) names.insert(d.substr(prefix.size()));
+  }
+  if (!found) throw Error("fs", "not_found", "cannot list " + path + ": No such file or directory");
+  return {names.begin(), names.end()};
+}
+
+std::vector<std::string> SimWorld::Glob(const std::string& pattern) {
+  std::set<std::string> out;
+  if (options_.seed_from_disk) {
+    for (auto& p : sys::Glob(pattern)) out.insert(p);
+  }
+  for (const auto& [p, data] : files_) {
+    if (fnmatch(pattern.c_str(), p.c_str(), FNM_PATHNAME) != 0) continue;
+    if (data) {
+      out.insert(p);
+    } else {
+      out.erase(p);
+    }
+  }
+  return {out.begin(), out.end()};
+}
+
+void SimWorld::SetFile(const std::string& path, std::string data, mode_t mode) {
+  files_[path] = std::move(data);
+  modes_[path] = mode;
+  for (std::string p = Parent(path); p != "/" && p != "." && !p.empty(); p = Parent(p)) dirs_.insert(p);
+}
+
+// ---- processes --------------------------------------------------------------
+
+SimWorld::Proc* SimWorld::FindProc(pid_t pid) {
+  if (auto it = procs_.find(pid); it != procs_.end()) return &it->second;
+  if (!options_.seed_from_disk || pid <= 0 || !sys::ProcessAlive(pid)) return nullptr;
+  // A real process (the nginx master named by a real pid file): adopted as
+  // it is now, with its children; from here on only the copy changes.
+  Proc p;
+  p.cmdline = sys::CmdLine(pid);
+  procs_[pid] = p;
+  observed_.emplace(fmt::format("pid {}", pid), p.cmdline);
+  for (pid_t child : sys::ChildPids(pid)) {
+    Proc c;
+    c.cmdline = sys::CmdLine(child);
+    c.parent = pid;
+    procs_.emplace(child, c);
+  }
+  return &procs_[pid];
+}
+
+pid_t SimWorld::AddProcess(const std::string& cmdline, pid_t parent) {
+  pid_t pid = NewPid();
+  Proc p;
+  p.cmdline = cmdline;
+  p.parent = parent;
+  procs_[pid] = p;
+  return pid;
+}
+
+pid_t SimWorld::AddNginx(const std::string& pid_file, int workers) {
+  pid_t master = AddProcess("nginx: master process nginx");
+  for (int i = 0; i < workers; ++i) AddProcess("nginx: worker process", master);
+  SetFile(pid_file, fmt::format("{}\n", master));
+  return master;
+}
+
+pid_t SimWorld::AddService(const std::string& name, const std::string& pid_file, int port) {
+  pid_t pid = AddProcess(name);
+  procs_[pid].name = name;
+  procs_[pid].port = port;
+  procs_[pid].listens = port > 0;
+  SetFile(pid_file, fmt::format("{}\n", pid));
+  return pid;
+}
+
+void SimWorld::Kill(pid_t pid) {
+  Proc* p = FindProc(pid);
+  if (!p) return;
+  p->alive = false;
+  for (auto& [cpid, c] : procs_) {
+    if (c.parent == pid) c.alive = false;
+  }
+}
+
+bool SimWorld::ProcessAlive(pid_t pid) {
+  Proc* p = FindProc(pid);
+  return p && p->alive;
+}
+
+std::optional<pid_t> SimWorld::ReadPidFile(const std::string& path) {
+  auto data = Lookup(path);
+  if (!data) return std::nullopt;
+  try {
+    long v = std::stol(*data);
+    if (v > 0) return static_cast<pid_t>(v);
+  } catch (...) {
+  }
+  return std::nullopt;
+}
+
+std::vector<pid_t> SimWorld::ChildPids(pid_t pid) {
+  std::vector<pid_t> out;
+  if (!FindProc(pid)) return out;
+  for (const auto& [cpid, c] : procs_) {
+    if (c.parent == pid && c.alive) out.push_back(cpid);
+  }
+  return out;
+}
+
+std::string SimWorld::CmdLine(pid_t pid) {
+  Proc* p = FindProc(pid);
+  return p && p->alive ? p->cmdline : "";
+}
+
+void SimWorld::SendSignal(pid_t pid, int sig) {
+  Proc* p = FindProc(pid);
+  if (!p || !p->alive) {
+    throw Error("proc", "not_found", fmt::format("cannot send signal {} to pid {}: No such process", sig, pid));
+  }
+  Record("signal", fmt::format("kill -{} {}", sig, pid), {{"pid", pid}, {"signal", sig}, {"process", p->cmdline}});
+  if (sig == SIGHUP) {
+    std::vector<pid_t> old = ChildPids(pid);
+    if (old.empty() || reload_ignored_) return;
+    // A new generation takes the configuration; the old one exits.
+    std::string title = procs_[old[0]].cmdline;
+    for (pid_t o : old) procs_[o].alive = false;
+    for (size_t i = 0; i < old.size(); ++i) AddProcess(title, pid);
+  } else if (sig == SIGTERM || sig == SIGKILL || sig == SIGINT || sig == SIGQUIT) {
+    Kill(pid);
+  }
+}
+
+SimWorld::Proc* SimWorld::ServiceOn(int port) {
+  for (auto& [pid, p] : procs_) {
+    if (p.alive && p.listens && p.port == port && Monotonic() >= p.listen_at) return &p;
+  }
+  return nullptr;
+}
+
+bool SimWorld::Listening(int port) { return listening_.count(port) || frontends_.count(port) || ServiceOn(port); }
+
+sys::TcpResult SimWorld::TcpConnect(const std::string& host, int port, std::chrono::milliseconds timeout) {
+  sys::TcpResult r;
+  if (Listening(port)) {
+    r.ok = true;
+    return r;
+  }
+  (void)timeout;
+  r.code = "refused";
+  r.error = fmt::format("cannot connect to {}:{}: Connection refused (simulated)", host, port);
+  return r;
+}
+
+pid_t SimWorld::StartService(const sys::ServiceSpec& spec) {
+  if (spec.argv.empty()) throw Error("service", "invalid", "service: argv must not be empty");
+  if (spec.pid_file.empty()) throw Error("service", "invalid", "service: pid_file is required");
+  if (auto old = ReadPidFile(spec.pid_file); old && ProcessAlive(*old)) {
+    throw Error("service", "conflict",
+                fmt::format("service {} is already running (pid {} from {})", spec.name, *old, spec.pid_file));
+  }
+  SimServiceScript script;
+  if (auto it = scripts_.find(spec.name); it != scripts_.end()) script = it->second;
+  if (auto it = scripts_.find(std::to_string(spec.port)); spec.port > 0 && it != scripts_.end()) script = it->second;
+  std::string cmdline;
+  for (const auto& a : spec.argv) cmdline += (cmdline.empty() ? "" : " ") + a;
+  pid_t pid = AddProcess(cmdline);
+  Proc& p = procs_[pid];
+  p.name = spec.name.empty() ? Basename(spec.argv[0]) : spec.name;
+  p.port = spec.port;
+  p.listens = script.behaviour == "listens";
+  p.listen_at = Monotonic() + script.listen_after;
+  if (script.behaviour == "exits") {
+    p.alive = false;
+    if (!spec.log_file.empty()) files_[spec.log_file] = "simulated: the service exited during start-up\n";
+  }
+  files_[spec.pid_file] = fmt::format("{}\n", pid);
+  Record("service", "start " + (spec.name.empty() ? spec.argv[0] : spec.name),
+         {{"name", spec.name}, {"argv", spec.argv}, {"port", spec.port}, {"pid_file", spec.pid_file}, {"pid", pid}});
+  return pid;
+}
+
+sys::StopResult SimWorld::StopService(const sys::ServiceSpec& spec, std::chrono::milliseconds grace) {
+  (void)grace;
+  sys::StopResult r;
+  auto pid = ReadPidFile(spec.pid_file);
+  r.pid = pid.value_or(0);
+  if (!pid || !ProcessAlive(*pid)) {
+    r.how = "not_running";
+  } else {
+    Kill(*pid);
+    r.how = "term";
+  }
+  if (Lookup(spec.pid_file)) files_[spec.pid_file] = std::nullopt;
+  Record("service", "stop " + (spec.name.empty() ? spec.argv[0] : spec.name),
+         {{"name", spec.name}, {"pid", r.pid}, {"how", r.how}});
+  return r;
+}
+
+sys::ServiceStatus SimWorld::ServiceStatusOf(const sys::ServiceSpec& spec) {
+  sys::ServiceStatus st;
+  auto pid = ReadPidFile(spec.pid_file);
+  st.pid = pid.value_or(0);
+  st.alive = pid && ProcessAlive(*pid);
+  if (Proc* p = st.alive ? FindProc(*pid) : nullptr; p && p->port == 0 && spec.port > 0) {
+    // A live real service seen through its pid file: taken to listen on its
+    // port (probing it would be a request to the real world).
+    p->port = spec.port;
+    p->listens = true;
+    p->name = spec.name;
+  }
+  st.listening = spec.port > 0 && Listening(spec.port);
+  st.state = !st.alive ? "down" : (spec.port > 0 && !st.listening) ? "not_listening" : "running";
+  return st;
+}
+
+sys::ProcessResult SimWorld::RunProcess(const sys::ProcessSpec& spec) {
+  sys::ProcessResult r;
+  r.exit_code = 0;
+  std::string display;
+  for (const auto& a : spec.argv) display += (display.empty() ? "" : " ") + a;
+  for (auto& rule : process_rules_) {
+    if (rule.times == 0 || !ArgvMatches(spec.argv, rule.match)) continue;
+    if (rule.times > 0) --rule.times;
+    r.exit_code = rule.exit_code;
+    r.out = rule.out;
+    r.err = rule.err;
+    r.seconds = rule.seconds;
+    offset_ += rule.seconds;
+    Record("process", "run " + display, {{"argv", spec.argv}, {"exit_code", r.exit_code}, {"scripted", true}});
+    return r;
+  }
+  // `nginx -s reload` reloads the simulated masters.
+  if (!spec.argv.empty() && Basename(spec.argv[0]) == "nginx" && ArgvMatches(spec.argv, "-s reload")) {
+    std::vector<pid_t> masters;
+    for (const auto& [pid, p] : procs_) {
+      if (p.alive && p.cmdline.find("nginx: master") != std::string::npos) masters.push_back(pid);
+    }
+    for (pid_t m : masters) {
+      std::vector<pid_t> old = ChildPids(m);
+      if (reload_ignored_ || old.empty()) continue;
+      std::string title = procs_[old[0]].cmdline;
+      for (pid_t o : old) procs_[o].alive = false;
+      for (size_t i = 0; i < old.size(); ++i) AddProcess(title, m);
+    }
+  }
+  Record("process", "run " + display, {{"argv", spec.argv}, {"exit_code", 0}});
+  return r;
+}
+
+// ---- HTTP -------------------------------------------------------------------
+
+net::HttpResponse SimWorld::Http(const net::HttpRequest& request) {
+  net::HttpResponse r;
+  bool mutating = request.method != "GET" && request.method != "HEAD";
+  for (auto& rule : http_rules_) {
+    if (rule.times == 0 || request.url.rfind(rule.url, 0) != 0) continue;
+    if (!rule.method.empty() && rule.method != request.method) continue;
+    if (rule.times > 0) --rule.times;
+    offset_ += rule.seconds;
+    r.seconds = rule.seconds;
+    if (!rule.error_code.empty()) {
+      r.error_code = rule.error_code;
+      r.error = rule.error_code == "timeout" ? "timed out (simulated)" : "cannot connect (simulated)";
+    } else {
+      r.status = rule.status;
+      r.body = rule.body;
+    }
+    if (mutating) Record("http", request.method + " " + request.url, {{"status", r.status}, {"scripted", true}});
+    return r;
+  }
+  if (!request.unix_socket.empty()) return Docker(request);
+  auto [host, port] = HostPort(request.url);
+  int target = port;
+  if (auto fe = frontends_.find(port); fe != frontends_.end()) {
+    // nginx: the first server line that is neither down nor backup.
+    target = 0;
+    std::istringstream conf(Lookup(fe->second).value_or(""));
+    for (std::string line; std::getline(conf, line) && target == 0;) {
+      auto words = Words(line.substr(0, line.find('#')));
+      if (words.size() < 2 || words[0] != "server" || line.find("down") != std::string::npos ||
+          line.find("backup") != std::string::npos) {
+        continue;
+      }
+      std::string addr = words[1];
+      if (addr.ends_with(';')) addr.pop_back();
+      target = HostPort("http://" + addr).second;
+    }
+    if (!ServiceOn(target)) {
+      r.status = 502;
+      r.body = "502 Bad Gateway (simulated nginx: no upstream listening)";
+      if (mutating) Record("http", request.method + " " + request.url, {{"status", r.status}});
+      return r;
+    }
+  }
+  Proc* svc = ServiceOn(target);
+  if (!svc && !Listening(port)) {
+    r.error_code = "connect_failed";
+    r.error = fmt::format("cannot connect to {}:{}: Connection refused (simulated)", host, port);
+    return r;
+  }
+  // The simulated app answers like a healthy one and says who it is, so
+  // health checks and the switch's verification by traffic can tell colours.
+  std::string name = svc ? svc->name : "";
+  r.status = 200;
+  r.headers = {{"Content-Type", "application/json"}, {"X-Colour", name}, {"X-Service", name}};
+  r.body = json{{"status", "ok"}, {"service", name}}.dump();
+  if (mutating) Record("http", request.method + " " + request.url, {{"status", r.status}});
+  return r;
+}
+
+// ---- Docker -----------------------------------------------------------------
+
+void SimWorld::AddContainer(const std::string& name, const std::string& image) {
+  Container c;
+  c.id = fmt::format("{:064x}", next_container_++);
+  c.name = name;
+  c.image = image;
+  c.state = "running";
+  containers_.push_back(c);
+}
+
+// The Engine API as the Docker client uses it: containers (create, start,
+// stop, restart, kill, remove, inspect with health, wait, list, logs), ping
+// and version, images (answered as present). Anything else is a 501 naming
+// the call, so a playbook never gets a made-up answer.
+net::HttpResponse SimWorld::Docker(const net::HttpRequest& request) {
+  net::HttpResponse r;
+  std::string url = request.url;
+  if (auto p = url.find("://"); p != std::string::npos) url = url.substr(url.find('/', p + 3));
+  std::string query;
+  if (auto q = url.find('?'); q != std::string::npos) {
+    query = url.substr(q + 1);
+    url = url.substr(0, q);
+  }
+  if (url.rfind("/v1.", 0) == 0) url = url.substr(url.find('/', 1));
+  auto param = [&](const std::string& key) {
+    for (const auto& kv : Words([&] {
+           std::string t = query;
+           std::replace(t.begin(), t.end(), '&', ' ');
+           return t;
+         }())) {
+      if (kv.rfind(key + "=", 0) == 0) return kv.substr(key.size() + 1);
+    }
+    return std::string();
+  };
+  auto reply = [&](int status, const json& body) {
+    r.status = status;
+    r.headers = {{"Content-Type", "application/json"}};
+    r.body = body.is_null() ? "" : body.dump();
+    return r;
+  };
+  auto find = [&](const std::string& id) -> Container* {
+    for (auto& c : containers_) {
+      if (c.id == id || c.name == id || (id.size() >= 12 && c.id.rfind(id, 0) == 0)) return &c;
+    }
+    return nullptr;
+  };
+  auto health = [&](const Container& c) -> std::string {
+    SimServiceScript script;
+    if (auto it = scripts_.find(c.name); it != scripts_.end()) script = it->second;
+    if (script.behaviour == "never_listens") return Monotonic() - c.started_at >= script.listen_after ? "unhealthy" : "starting";
+    return Monotonic() - c.started_at >= script.listen_after ? "healthy" : "starting";
+  };
+  if (options_.seed_from_disk && docker_seeded_.insert(request.unix_socket).second) {
+    // Sandbox: the containers running on this host, listed once (a GET, the
+    // only request the simulated world ever sends to a real service).
+    net::HttpRequest list;
+    list.url = "http://localhost/containers/json?all=1";
+    list.unix_socket = request.unix_socket;
+    list.timeout = std::chrono::milliseconds(5000);
+    net::HttpResponse real = net::Send(list);
+    json seen = real.ok() && real.status == 200 ? json::parse(real.body, nullptr, false) : json();
+    json names = json::array();
+    if (seen.is_array()) {
+      for (const auto& c : seen) {
+        Container k;
+        k.id = c.value("Id", "");
+        auto ns = c.value("Names", json::array());
+        k.name = !ns.empty() && ns[0].is_string() ? ns[0].get<std::string>().substr(1) : k.id.substr(0, 12);
+        k.image = c.value("Image", "");
+        k.state = c.value("State", "running") == "running" ? "running" : "exited";
+        containers_.push_back(k);
+        names.push_back(k.name + " " + k.image + " " + k.state);
+      }
+    }
+    observed_.emplace("docker " + request.unix_socket, seen.is_array() ? sys::Sha256Hex(names.dump()) : "unreachable");
+  }
+  const std::string& m = request.method;
+  if (url == "/_ping") {
+    r.status = 200;
+    r.body = "OK";
+    return r;
+  }
+  if (url == "/version") return reply(200, {{"ApiVersion", "1.43"}, {"Version", "simulated"}, {"Os", "linux"}});
+  if (m == "GET" && url == "/containers/json") {
+    bool all = param("all") == "1";
+    json list = json::array();
+    for (const auto& c : containers_) {
+      if (!all && c.state != "running") continue;
+      list.push_back({{"Id", c.id}, {"Names", {"/" + c.name}}, {"Image", c.image}, {"State", c.state},
+                      {"Status", c.state}, {"Labels", c.config.value("Labels", json::object())}});
+    }
+    return reply(200, list);
+  }
+  if (m == "POST" && url == "/containers/create") {
+    std::string name = param("name");
+    if (!name.empty() && find(name)) {
+      return reply(409, {{"message", "Conflict. The container name \"/" + name + "\" is already in use"}});
+    }
+    Container c;
+    c.id = fmt::format("{:064x}", next_container_++);
+    c.name = name.empty() ? c.id.substr(0, 12) : name;
+    c.config = json::parse(request.body, nullptr, false);
+    if (c.config.is_discarded()) c.config = json::object();
+    c.image = c.config.value("Image", "");
+    c.healthcheck = c.config.contains("Healthcheck");
+    containers_.push_back(c);
+    Record("docker", "create " + c.name + " (" + c.image + ")", {{"name", c.name}, {"image", c.image}});
+    return reply(201, {{"Id", c.id}, {"Warnings", json::array()}});
+  }
+  if (m == "GET" && url.rfind("/images/", 0) == 0 && url.ends_with("/json")) {
+    std::string name = url.substr(8, url.size() - 13);
+    return reply(200, {{"Id", "sha256:" + sys::Sha256Hex(name)}, {"RepoTags", {name}}});
+  }
+  if (url.rfind("/containers/", 0) == 0) {
+    std::string rest = url.substr(12);
+    std::string id = rest.substr(0, rest.find('/'));
+    std::string action = rest.find('/') == std::string::npos ? "" : rest.substr(rest.find('/') + 1);
+    Container* c = find(id);
+    if (!c) return reply(404, {{"message", "No such container: " + id}});
+    auto change = [&](const std::string& what) { Record("docker", what + " " + c->name, {{"name", c->name}, {"id", c->id}}); };
+    if (m == "GET" && action == "json") {
+      json state = {{"Status", c->state}, {"Running", c->state == "running"}, {"ExitCode", c->exit_code}};
+      if (c->healthcheck && c->state == "running") state["Health"] = {{"Status", health(*c)}, {"Log", json::array()}};
+      return reply(200, {{"Id", c->id}, {"Name", "/" + c->name}, {"Image", c->image}, {"State", state},
+                         {"Config", c->config}});
+    }
+    if (m == "POST" && (action == "start" || action == "restart")) {
+      if (action == "start" && c->state == "running") return reply(304, nullptr);
+      change(action);
+      SimServiceScript script;
+      if (auto it = scripts_.find(c->name); it != scripts_.end()) script = it->second;
+      c->started_at = Monotonic();
+      if (script.behaviour == "exits") {
+        c->state = "exited";
+        c->exit_code = 1;
+      } else {
+        c->state = "running";
+      }
+      return reply(204, nullptr);
+    }
+    if (m == "POST" && (action == "stop" || action == "kill")) {
+      if (c->state != "running") return reply(action == "stop" ? 304 : 409, {{"message", "container " + id + " is not running"}});
+      change(action);
+      c->state = "exited";
+      c->exit_code = action == "kill" ? 137 : 0;
+      return reply(204, nullptr);
+    }
+    if (m == "POST" && action == "wait") return reply(200, {{"StatusCode", c->exit_code}});
+    if (m == "GET" && action == "logs") {
+      r.status = 200;
+      return r;
+    }
+    if (m == "DELETE" && action.empty()) {
+      if (c->state == "running" && param("force") != "1" && param("force") != "true") {
+        return reply(409, {{"message", "cannot remove a running container " + c->id + ": stop it or force"}});
+      }
+      change("remove");
+      containers_.erase(containers_.begin() + (c - containers_.data()));
+      return reply(204, nullptr);
+    }
+  }
+  return reply(501, {{"message", "the simulated Docker engine does not support " + m + " " + url}});
+}
+
+// ---- time -------------------------------------------------------------------
+
+double SimWorld::Monotonic() { return sys::Monotonic() + offset_; }
+double SimWorld::Now() { return sys::NowEpoch() + offset_; }
+
+void SimWorld::Sleep(double seconds, bool stoppable) {
+  if (stoppable) ThrowIfStopped("time");
+  if (seconds > 0) offset_ += seconds;
+}
+
+}  // namespace hoist::engine

@@ -1,0 +1,264 @@
+// `hoist run --sandbox`, `--expect-plan` and `hoist test` through the real
+// binary. The sandbox test checksums the real database file and nginx
+// include before and after: a rehearsal must leave them byte-identical.
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+
+#include "db/connection.h"
+#include "support/support.h"
+#include "sys/sha256.h"
+
+namespace hoist::test {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const std::string kPlaybooks = std::string(HOIST_TEST_DIR) + "/playbooks";
+
+void Sql(const std::string& path, const std::string& sql) {
+  db::OpenOptions o;
+  o.create = true;
+  auto conn = db::Open("sqlite://" + path, o);
+  conn->Exec(sql);
+  conn->Close();
+}
+
+/// A project like a real blue/green host: a WAL SQLite database, an nginx
+/// include, the test playbook and its migrations.
+struct BlueGreenProject {
+  TempDir dir{"sbx"};
+  BlueGreenProject() {
+    fs::create_directories(dir / "data");
+    Sql(dir / "data/app.db",
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+        "CREATE TABLE releases (id INTEGER PRIMARY KEY, version TEXT NOT NULL, colour TEXT NOT NULL);"
+        "INSERT INTO users (name) VALUES ('ada'), ('grace'), ('linus');"
+        "INSERT INTO releases (version, colour) VALUES ('1.0.0', 'blue');");
+    WriteFile(dir / "nginx/api.conf", "upstream api {\n    server 127.0.0.1:5001 max_fails=3;\n}\n");
+    fs::copy(kPlaybooks + "/migrations", dir / "migrations");
+    fs::copy(kPlaybooks + "/bluegreen.lua", dir / "bluegreen.lua");
+    WriteFile(dir / "hoist.lua", R"(return { environments = { prod = {
+      database = "sqlite:data/app.db", migrations = "migrations", backups = "backups",
+      nginx = { conf = ")" + (dir / "nginx/api.conf") + R"(", upstream = "api" },
+      app = { bin = "/bin/false", run_dir = ")" + (dir / "run") + R"(", ports = { blue = 5001, green = 5002 } },
+    } } })");
+  }
+  std::string Sums() {
+    std::string out;
+    for (const char* f : {"data/app.db", "nginx/api.conf"}) {
+      out += std::string(f) + "=" + (fs::exists(dir / f) ? sys::Sha256Hex(ReadAll(dir / f)) : "missing") + "\n";
+    }
+    return out;
+  }
+  sys::ProcessResult Run(std::vector<std::string> args) { return RunHoist(dir.path, std::move(args)); }
+};
+
+std::string PlanHash(const std::string& out) {
+  std::smatch m;
+  REQUIRE(std::regex_search(out, m, std::regex("plan hash: ([0-9a-f]{64})")));
+  return m[1];
+}
+
+TEST_SUITE("cli/sandbox") {
+  TEST_CASE("run --sandbox reports the changes and leaves the real database and nginx include byte-identical") {
+    BlueGreenProject p;
+    std::string before = p.Sums();
+    auto r = p.Run({"run", "bluegreen.lua", "-e", "version=1.4.2", "--sandbox"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(p.Sums() == before);
+    // Reading a WAL database (the online copy does) may leave SQLite's empty
+    // -wal beside it, as any reader does; never a frame in it.
+    CHECK((!fs::exists(p.dir / "data/app.db-wal") || fs::file_size(p.dir / "data/app.db-wal") == 0));
+    CHECK_FALSE(fs::exists(p.dir / "run"));         // no pid file, no log
+    CHECK_FALSE(fs::exists(p.dir / "backups"));     // the backup went to the sandbox
+    CHECK_FALSE(fs::exists(p.dir / ".hoist/state.db"));  // nor the real journal
+    CHECK(r.out.find("world changes it would make, in order:") != std::string::npos);
+    CHECK(r.out.find(" 1. start api-green   (step \"start green\")") != std::string::npos);
+    CHECK(r.out.find("write " + (p.dir / "nginx/api.conf")) != std::string::npos);
+    CHECK(r.out.find("-     server 127.0.0.1:5001 max_fails=3;") != std::string::npos);
+    CHECK(r.out.find("+     server 127.0.0.1:5002 max_fails=3;") != std::string::npos);
+    CHECK(r.out.find("run nginx -s reload") != std::string::npos);
+    CHECK(std::regex_search(r.out, std::regex("releases +1 -> 2 +\\(changed\\)")));
+    CHECK(r.out.find("+ column users.email") != std::string::npos);
+    PlanHash(r.out);
+    // The real database is as it was: one release, no email column.
+    db::OpenOptions ro;
+    ro.readonly = true;
+    auto conn = db::Open("sqlite://" + (p.dir / "data/app.db"), ro);
+    CHECK(std::get<int64_t>(conn->Query("SELECT count(*) FROM releases").rows[0][0]) == 1);
+    CHECK(conn->Columns("users").size() == 2);
+  }
+
+  TEST_CASE("run --sandbox --json ends with one sandbox_report event") {
+    BlueGreenProject p;
+    auto r = p.Run({"--json", "run", "bluegreen.lua", "-e", "version=1.4.2", "--sandbox"});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    std::string last = r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1);
+    json rep = json::parse(last);
+    CHECK(rep["event"] == "sandbox_report");
+    CHECK(rep["status"] == "ok");
+    CHECK(rep["rows"]["releases"]["before"] == 1);
+    CHECK(rep["rows"]["releases"]["after"] == 2);
+    CHECK(rep["changes"][0]["what"] == "start api-green");
+    CHECK(rep["plan_hash"].get<std::string>().size() == 64);
+  }
+
+  TEST_CASE("--expect-plan refuses to run when the database changed since the rehearsal, saying how") {
+    BlueGreenProject p;
+    auto r = p.Run({"run", "bluegreen.lua", "-e", "version=1.4.2", "--sandbox"});
+    REQUIRE(r.exit_code == 0);
+    std::string hash = PlanHash(r.out);
+    // Same inputs: the same hash.
+    auto again = p.Run({"run", "bluegreen.lua", "-e", "version=1.4.2", "--sandbox"});
+    CHECK(PlanHash(again.out) == hash);
+    Sql(p.dir / "data/app.db", "INSERT INTO users (name) VALUES ('margaret');");
+    auto refused = p.Run({"run", "bluegreen.lua", "-e", "version=1.4.2", "--expect-plan", hash});
+    CHECK(refused.exit_code == 2);
+    CHECK(refused.err.find("the plan changed since the rehearsal") != std::string::npos);
+    CHECK(refused.err.find("table users had 3 rows and has 4") != std::string::npos);
+    CHECK_FALSE(fs::exists(p.dir / "run"));
+  }
+
+  TEST_CASE("--expect-plan runs for real when nothing changed") {
+    BlueGreenProject p;
+    WriteFile(p.dir / "note.lua", R"lua(local hoist = require "hoist"
+local project = require "hoist.project"
+local fs = require "hoist.fs"
+return hoist.playbook { name = "note", version = "1.0.0", params = { v = { type = "string", required = true } },
+  run = function(run, p)
+    run:step("note", function()
+      local db <close> = project.database(run)
+      fs.write_atomic(run.project_root .. "/note.txt", fs.read(run.project_root .. "/nginx/api.conf"))
+      return db:exec("INSERT INTO releases (version, colour) VALUES (?, 'none')", p.v)
+    end)
+  end }
+)lua");
+    auto r = p.Run({"run", "note.lua", "-e", "v=2.0.0", "--sandbox"});
+    REQUIRE(r.exit_code == 0);
+    CHECK_FALSE(fs::exists(p.dir / "note.txt"));
+    std::string hash = PlanHash(r.out);
+    auto other = p.Run({"run", "note.lua", "-e", "v=2.0.1", "--expect-plan", hash});
+    CHECK(other.exit_code == 2);
+    CHECK(other.err.find("params was {\"v\":\"2.0.0\"} and is now {\"v\":\"2.0.1\"}") != std::string::npos);
+    auto real = p.Run({"run", "note.lua", "-e", "v=2.0.0", "--expect-plan", hash});
+    INFO(real.out << real.err);
+    CHECK(real.exit_code == 0);
+    CHECK(fs::exists(p.dir / "note.txt"));
+  }
+
+  TEST_CASE("replay: a run replays as recorded, diverges precisely on another database, and saves a test") {
+    TempDir dir("rpl");
+    fs::create_directories(dir / "data");
+    Sql(dir / "data/app.db", "CREATE TABLE users (id INTEGER PRIMARY KEY);INSERT INTO users VALUES (1),(2),(3);");
+    Sql(dir / "other.db", "CREATE TABLE users (id INTEGER PRIMARY KEY);INSERT INTO users VALUES (1),(2),(3),(4);");
+    WriteFile(dir / "hoist.lua", "return { environments = { prod = { database = \"sqlite:data/app.db\" } } }");
+    WriteFile(dir / "branch.lua", R"lua(local hoist = require "hoist"
+local project = require "hoist.project"
+local proc = require "hoist.proc"
+local fs = require "hoist.fs"
+return hoist.playbook { name = "branch", version = "1.0.0", run = function(run)
+  run:step("count", function()
+    local db <close> = project.database(run)
+    local n = db:scalar("SELECT count(*) FROM users")
+    local r = proc.run({ "echo", n > 3 and "big" or "small" })
+    fs.write_atomic(run.project_root .. "/out.txt", r.stdout)
+    return n
+  end)
+end }
+)lua");
+    auto real = RunHoist(dir.path, {"run", "branch.lua"});
+    REQUIRE(real.exit_code == 0);
+    CHECK(ReadAll(dir / "out.txt") == "small\n");
+    fs::remove(dir / "out.txt");
+
+    auto same = RunHoist(dir.path, {"replay", "1"});
+    INFO(same.out << same.err);
+    CHECK(same.exit_code == 0);
+    CHECK(same.out.find("matched: all ") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "out.txt"));  // replayed, not redone
+
+    auto other = RunHoist(dir.path, {"replay", "1", "--db", "sqlite:other.db"});
+    INFO(other.out << other.err);
+    CHECK(other.exit_code == 1);
+    CHECK(other.out.find("DIVERGED at call 1 (in step \"count\"):") != std::string::npos);
+    CHECK(other.out.find("expected: RunProcess {\"argv\":[\"echo\",\"small\"]") != std::string::npos);
+    CHECK(other.out.find("actual:   RunProcess {\"argv\":[\"echo\",\"big\"]") != std::string::npos);
+
+    auto saved = RunHoist(dir.path, {"replay", "1", "--save-test", "tests/run1_test.lua"});
+    INFO(saved.out << saved.err);
+    REQUIRE(saved.exit_code == 0);
+    CHECK(fs::exists(dir / "tests/run1.replay.json"));
+    CHECK(fs::exists(dir / "tests/run1.replay.db"));
+    auto test = RunHoist(dir.path, {"test"});
+    INFO(test.out << test.err);
+    CHECK(test.exit_code == 0);
+    CHECK(test.out.find("1 passed, 0 failed") != std::string::npos);
+  }
+
+  TEST_CASE("recorded world answers keep secrets masked in the journal") {
+    TempDir dir("sec");
+    WriteFile(dir / "secret.lua", R"lua(local hoist = require "hoist"
+local proc = require "hoist.proc"
+return hoist.playbook { name = "secret", version = "1.0.0",
+  params = { token = { type = "string", secret = true, required = true } },
+  run = function(run, p)
+    run:step("use", function()
+      return proc.run({ "sh", "-c", "echo $TOKEN" }, { env = { TOKEN = p.token } }).stdout
+    end)
+  end }
+)lua");
+    auto r = RunHoist(dir.path, {"run", "secret.lua", "-e", "token=s3cr3t-Tok3n-xyz"});
+    REQUIRE(r.exit_code == 0);
+    auto show = RunHoist(dir.path, {"show", "1", "--json"});
+    REQUIRE(show.exit_code == 0);
+    CHECK(show.out.find("RunProcess") != std::string::npos);  // the call is recorded...
+    CHECK(show.out.find("s3cr3t-Tok3n-xyz") == std::string::npos);  // ...its env and output masked
+    CHECK(ReadAll(dir / ".hoist/state.db").find("s3cr3t-Tok3n-xyz") == std::string::npos);
+    CHECK(ReadAll(dir / ".hoist/state.db-wal").find("s3cr3t-Tok3n-xyz") == std::string::npos);
+  }
+
+  TEST_CASE("hoist test: the blue/green suite passes") {
+    auto r = RunHoist(HOIST_TEST_DIR, {"test", "playbooks"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(std::regex_search(r.out, std::regex("\n(1[0-9]|[2-9][0-9]) passed, 0 failed")));
+  }
+
+  TEST_CASE("hoist test: the broken playbook fails exactly the cases that catch its bugs") {
+    auto r = RunHoist(HOIST_TEST_DIR, {"test", "--lib", "playbooks", "playbooks_broken/bluegreen_broken.cases.lua"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find("  FAIL  green listens but answers 500: no switch") != std::string::npos);
+    CHECK(r.out.find("run status: expected failed, got ok") != std::string::npos);
+    CHECK(r.out.find("  FAIL  nginx -t fails: the include is restored and green stopped") != std::string::npos);
+    CHECK(r.out.find("  FAIL  HTTP 500 through nginx after the switch: reverted to blue") != std::string::npos);
+    CHECK(r.out.find("expected a world change containing \"stop api-green\"") != std::string::npos);
+    CHECK(r.out.find("bluegreen_cases.lua:") != std::string::npos);  // the failing assertion's line
+    CHECK(r.out.find("  ok    deploy: backup, migrate, start green, health, switch, record") != std::string::npos);
+    CHECK(std::regex_search(r.out, std::regex("\n[0-9]+ passed, 3 failed")));
+  }
+
+  TEST_CASE("hoist test --json: one line per case and a summary") {
+    auto r = RunHoist(HOIST_TEST_DIR, {"--json", "test", "playbooks/sandbox_guard_test.lua"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    std::istringstream in(r.out);
+    std::vector<json> lines;
+    for (std::string l; std::getline(in, l);) lines.push_back(json::parse(l));
+    REQUIRE(lines.size() == 3);
+    CHECK(lines[0]["event"] == "test_case");
+    CHECK(lines[0]["ok"] == true);
+    CHECK(lines[2] == json({{"event", "test_summary"}, {"passed", 2}, {"failed", 0}, {"seconds", lines[2]["seconds"]}}));
+  }
+}
+
+}  // namespace
+}  // namespace hoist::test
