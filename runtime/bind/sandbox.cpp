@@ -248,6 +248,7 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
     world = own_world.get();
   }
   auto* sim = dynamic_cast<engine::SimWorld*>(world);
+  if (sim) sim->AddRealDir(res.dir);
   run.world = world;
 
   if (options.foreign_lease) {
