@@ -1,4 +1,5 @@
-// A sandbox rehearsal of a canned playbook against the real example project
+// A sandbox rehearsal of the canned playbooks (deploy, backup, verify,
+// migrate, status) against the real example project
 // (real nginx, the example app, a WAL SQLite file): it must leave the
 // database, the nginx include, the backups and the processes exactly as
 // they were, and report the same world calls, in the same order, as the
@@ -142,6 +143,9 @@ TEST_SUITE("playbooks/sandbox") {
       // A real backup to verify: the rehearsal verifies it read-only.
       rig.HoistOk({"backup"});
       Parity(rig, {"verify"}, "backup verify " + rig.path(".hoist/backups/app-manual-TIME.db"));
+    }
+    SUBCASE("migrate") {
+      Parity(rig, {"migrate", "-e", "action=up", "-e", "version=2"}, "migrate apply 0002_add_author_name.sql");
     }
     SUBCASE("status") { Parity(rig, {"status"}, "db open DB"); }
   }

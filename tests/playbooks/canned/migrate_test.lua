@@ -66,3 +66,13 @@ case("migrate down: the stored down section runs and the history entry goes", fu
   t.eq(#r:query("SELECT version FROM hoist_schema_migrations WHERE success = 1"), 0, "applied migrations")
   t.rows(r, "notes", 3)
 end)
+
+case("migrate with per-release migrations ({version}): -e version picks the release's directory", function()
+  local sb = c.sandbox(nil, { db = { sql = c.dir .. "/fixtures/app.sql" } })   -- migrations = .../releases/{version}/migrations
+  local r = sb:run(MIGRATE, { action = "up", version = "2" })
+  t.status(r, "ok")
+  t.ok(has_column(r, "notes", "author_name"), "release 2's 0001 was applied")
+  local none = sb:run(MIGRATE, { action = "status" })
+  t.status(none, "failed")
+  t.contains(none.error, "-e version=RELEASE")
+end)
