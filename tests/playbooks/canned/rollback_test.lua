@@ -25,6 +25,15 @@ case("rollback: the standby is healthy, traffic switches back to it, the databas
   t.unchanged(r, "start app-")
   t.eq(r.schema_diff.equal, true, "the schema")
   t.not_called(r, "backup", "restore")
+  -- Fresh state: no release is remembered for blue, so its migrations dir
+  -- ({version}) is unknown. The rollback happened and must say so, not fail.
+  local warned = false
+  for _, e in ipairs(r.events) do
+    if e.kind == "log" and e.name == "warn" and tostring((e.data or {}).message):find("schema version was not recorded", 1, true) then
+      warned = true
+    end
+  end
+  t.ok(warned, "a warning that the schema version was not recorded")
 end)
 
 case("rollback: the standby is not running, refused with nothing changed", function()
