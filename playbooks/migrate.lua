@@ -70,11 +70,26 @@ return hoist.playbook {
     dry_run = { type = "boolean", default = false, help = "up/down: show the SQL that would run, change nothing" },
     backup = { type = "boolean", default = true, help = "up/down: take a protected backup first (skipped when there is nothing to do)" },
     create = { type = "boolean", default = false, help = "up: create the SQLite database file when it does not exist yet (a new project); off so a mistyped path is an error" },
+    version = { type = "string", help = "when `migrations` holds {version} (each release ships its own): the release whose migrations to use (default: the one deployed last, as hoist deploy remembers it)" },
   },
   run = function(run, p)
     local a = p.action
     local conn <close> = project.database(run, (p.create and a == "up") and { create = true } or nil)
     local dir = project.migrations(run)
+    if dir:find("{version}", 1, true) then
+      -- Releases ship their migrations (examples/sqlite-bluegreen): without
+      -- a release the path names no directory at all.
+      local release = p.version
+      if not release then
+        local last = run:recall("last_deploy")
+        release = last and last.release
+      end
+      if not release then
+        error(hoist.error("migrate", "invalid", ("migrations = %q names a directory per release: say which with "
+          .. "-e version=RELEASE (no deploy is remembered to default to)"):format(run.env.migrations)))
+      end
+      dir = dir:gsub("{version}", (tostring(release):gsub("%%", "%%%%")))
+    end
     if a == "status" then
       local st = run:step("status", function() return migrate.status(conn, dir) end)
       log.info(conn:url() .. ": migrations in " .. dir .. "\n" .. status_text(st))

@@ -4,7 +4,10 @@
 // long phases report progress. The work is in db/backup.h.
 #include <lua.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -157,9 +160,36 @@ int l_create(lua_State* L) {
 
 /// backup.list(dir) -> { {path, name, engine, source, label, created_at, size, verified, protected, manifest}, ... }
 int l_list(lua_State* L) {
-  std::string dir = SandboxPath(L, lua::CheckString(L, 1, "dir"));
+  std::string real = lua::CheckString(L, 1, "dir");
+  std::string dir = SandboxPath(L, real);
+  std::vector<bk::Entry> entries = bk::List(dir);
+  if (Context* ctx = GetContext(L); ctx && dir != real) {
+    // A sandbox sees the real backups too (read-only: listing, verifying and
+    // restoring *from* them writes nothing real), so `restore --sandbox` and
+    // `verify --sandbox` rehearse with the backups a real run would use.
+    // A real backup of the environment's database names the real file as
+    // its source: it is named as the copy's, which is what the run's
+    // connection says it is, so "the backups of this database" still match.
+    std::set<std::string> have;
+    for (const auto& e : entries) have.insert(e.name);
+    for (auto e : bk::List(real)) {
+      if (have.count(e.name)) continue;
+      std::error_code ec;
+      std::string canon = std::filesystem::weakly_canonical(e.source, ec).string();
+      auto it = ctx->db_redirects.find(ec || e.source.empty() ? e.source : canon);
+      if (it == ctx->db_redirects.end()) it = ctx->db_redirects.find(e.source);
+      if (it != ctx->db_redirects.end()) {
+        db::DbUrl u = db::ParseUrl(it->second);
+        e.source = u.engine == db::Engine::kSqlite ? u.path : u.redacted;
+      }
+      entries.push_back(std::move(e));
+    }
+    std::stable_sort(entries.begin(), entries.end(), [](const bk::Entry& a, const bk::Entry& b) {
+      return a.created_at != b.created_at ? a.created_at > b.created_at : a.name > b.name;
+    });
+  }
   json out = json::array();
-  for (const auto& e : bk::List(dir)) {
+  for (const auto& e : entries) {
     out.push_back({{"path", e.path},
                    {"name", e.name},
                    {"engine", e.engine},
@@ -200,7 +230,8 @@ int l_verify(lua_State* L) {
 
 /// backup.prune(dir, { keep, older_than = "30d", source, dry_run }) -> { removed, kept, stale }
 int l_prune(lua_State* L) {
-  std::string dir = SandboxPath(L, lua::CheckString(L, 1, "dir"));
+  std::string real = lua::CheckString(L, 1, "dir");
+  std::string dir = SandboxPath(L, real);
   lua::CheckTable(L, 2, "options");
   lua::CheckKeys(L, 2, "backup.prune", {"keep", "older_than", "source", "dry_run"});
   bk::PruneOptions o;
@@ -216,6 +247,9 @@ int l_prune(lua_State* L) {
   }
   if (auto v = lua::OptStringField(L, 2, "source")) o.source = *v;
   o.dry_run = lua::OptBooleanField(L, 2, "dry_run").value_or(false);
+  // A dry run removes nothing: in a sandbox it looks at the real backups,
+  // so `prune --dry-run --sandbox` lists what the real prune would remove.
+  if (o.dry_run && !sys::StatPath(dir).exists) dir = real;
   double start = sys::Monotonic();
   bk::PruneResult r = bk::Prune(dir, o);
   if (!o.dry_run) {

@@ -1,5 +1,6 @@
 #include "bind/run.h"
 
+#include <regex>
 #include <limits.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -587,6 +588,41 @@ std::string EnvironmentDatabase(const Project& project, const std::string& env) 
     url = "sqlite://" + project.root + "/" + url.substr(7);
   }
   return url;
+}
+
+std::vector<std::pair<int, std::string>> EnvironmentFrontends(const Project& project, const std::string& env) {
+  lua::State vm(VmOptions(project));
+  Config c = LoadConfig(vm, project);
+  lua_State* L = vm.get();
+  PushEnvironment(L, lua_gettop(L), c, env);
+  int env_idx = lua_gettop(L);
+  std::vector<std::pair<int, std::string>> out;
+  lua_getfield(L, env_idx, "nginx");
+  if (!lua_istable(L, -1)) return out;
+  int nginx_idx = lua_gettop(L);
+  std::string conf = lua::OptStringField(L, nginx_idx, "conf").value_or("");
+  if (conf.empty()) return out;
+  if (conf[0] != '/') conf = project.root + "/" + conf;
+  std::vector<std::string> urls;
+  lua_getfield(L, nginx_idx, "verify");
+  if (lua_istable(L, -1)) {
+    if (auto u = lua::OptStringField(L, lua_gettop(L), "url")) urls.push_back(*u);
+  }
+  lua_pop(L, 1);
+  if (auto u = lua::OptStringField(L, nginx_idx, "verify_url")) urls.push_back(*u);
+  lua_getfield(L, env_idx, "bake");
+  if (lua_istable(L, -1)) {
+    if (auto u = lua::OptStringField(L, lua_gettop(L), "url")) urls.push_back(*u);
+  }
+  lua_pop(L, 1);
+  static const std::regex loopback(R"(^https?://(127\.0\.0\.1|localhost|\[::1\])(:([0-9]+))?(/.*)?$)");
+  for (const auto& u : urls) {
+    std::smatch m;
+    if (!std::regex_match(u, m, loopback)) continue;
+    int port = m[3].matched ? std::stoi(m[3].str()) : (u.rfind("https", 0) == 0 ? 443 : 80);
+    out.emplace_back(port, conf);
+  }
+  return out;
 }
 
 std::vector<std::string> EnvironmentNames(const Project& project) {

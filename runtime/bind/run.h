@@ -83,6 +83,10 @@ std::string StatePath(const Project& project);
 /// The environment's `database` URL from hoist.lua ("" when it has none),
 /// with a relative SQLite path made absolute against the project root.
 std::string EnvironmentDatabase(const Project& project, const std::string& env);
+/// The nginx front of an environment, as a sandbox simulates it: (port,
+/// include) for each loopback URL among nginx.verify.url and bake.url, so a
+/// rehearsal's traffic checks reach a simulated nginx routing by the include.
+std::vector<std::pair<int, std::string>> EnvironmentFrontends(const Project& project, const std::string& env);
 
 /// Environment names declared in hoist.lua (sorted).
 std::vector<std::string> EnvironmentNames(const Project& project);

@@ -79,6 +79,7 @@ void BuildFromSql(const std::string& path, const std::string& sql_file) {
   db::OpenOptions o;
   o.create = true;
   auto conn = db::Open("sqlite://" + path, o);
+  conn->Exec("PRAGMA synchronous=OFF");  // a throwaway fixture: no fsync per statement
   for (const auto& st : db::SplitSql(script, db::Dialect::kSqlite)) {
     try {
       conn->Exec(st.sql);
@@ -214,7 +215,11 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
       co.dir = res.dir + "/db";
       co.label = "sandbox";
       auto copy = db::backup::CreateSqlite(src.path, co);
-      res.copy_url = "sqlite://" + copy.path;
+      // The copy keeps the original's file name: backups the run takes are
+      // named after their source (app-predeploy-...), as in the real run.
+      std::string named = res.dir + "/db/" + fs::path(src.path).filename().string();
+      fs::rename(copy.path, named);
+      res.copy_url = "sqlite://" + named;
       run.db_redirects[Canonical(src.path)] = res.copy_url;
     }
   }
@@ -245,9 +250,20 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
     engine::SimOptions so;
     so.seed_from_disk = true;
     own_world = std::make_unique<engine::SimWorld>(so);
+    // The real nginx is not part of the simulated world: requests to it
+    // would be refused, and every switch verification and bake would fail.
+    // A simulated one in its place routes by the include as the run left it.
+    if (!run.env_table.is_object()) {
+      try {
+        for (const auto& [port, conf] : EnvironmentFrontends(project, run.env)) own_world->AddFrontend(port, conf);
+      } catch (const Error&) {
+        // No usable environment: the run itself reports that, precisely.
+      }
+    }
     world = own_world.get();
   }
   auto* sim = dynamic_cast<engine::SimWorld*>(world);
+  if (sim) sim->AddRealDir(res.dir);
   run.world = world;
 
   if (options.foreign_lease) {

@@ -73,8 +73,20 @@ void SimWorld::Record(std::string kind, std::string what, json detail) {
 
 // ---- files ----------------------------------------------------------------
 
+bool SimWorld::Real(const std::string& path) const {
+  for (const auto& d : real_dirs_) {
+    if (path == d || (path.size() > d.size() && path.rfind(d, 0) == 0 && path[d.size()] == '/')) return true;
+  }
+  return false;
+}
+
 std::optional<std::string> SimWorld::Lookup(const std::string& path) {
   if (auto it = files_.find(path); it != files_.end()) return it->second;
+  if (Real(path)) {
+    sys::Stat st = sys::StatPath(path);
+    if (!st.exists || st.type == "dir") return std::nullopt;
+    return sys::ReadFile(path);
+  }
   if (!options_.seed_from_disk) return std::nullopt;
   sys::Stat st = sys::StatPath(path);
   if (!st.exists || st.type == "dir") {
@@ -123,7 +135,7 @@ void SimWorld::WriteInPlace(const std::string& path, std::string_view data) {
 }
 
 void SimWorld::MkdirP(const std::string& path, mode_t mode) {
-  if (dirs_.count(path) || (options_.seed_from_disk && sys::StatPath(path).type == "dir")) return;
+  if (dirs_.count(path) || ((options_.seed_from_disk || Real(path)) && sys::StatPath(path).type == "dir")) return;
   if (auto f = files_.find(path); f != files_.end() && f->second) {
     throw Error("fs", "conflict", "cannot create directory " + path + ": " + path + " exists and is not a directory");
   }
@@ -161,14 +173,14 @@ sys::Stat SimWorld::StatPath(const std::string& path) {
     st.mode = 0755;
     return st;
   }
-  if (options_.seed_from_disk) return sys::StatPath(path);
+  if (options_.seed_from_disk || Real(path)) return sys::StatPath(path);
   return st;
 }
 
 std::vector<std::string> SimWorld::ListDir(const std::string& path) {
   std::set<std::string> names;
   bool found = dirs_.count(path) > 0;
-  if (options_.seed_from_disk && sys::StatPath(path).type == "dir") {
+  if ((options_.seed_from_disk || Real(path)) && sys::StatPath(path).type == "dir") {
     found = true;
     for (auto& n : sys::ListDir(path)) names.insert(n);
   }

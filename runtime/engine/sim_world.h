@@ -110,6 +110,13 @@ class SimWorld : public World {
   /// A container already running (name, image) in the simulated Docker engine.
   void AddContainer(const std::string& name, const std::string& image);
 
+  /// The sandbox's own private dir (the database copy, its backups): reads
+  /// under it reach the real disk whatever seed_from_disk says, uncached and
+  /// unobserved, because the run itself changes those files through the
+  /// database and backup code, which bypass the world. Without it a
+  /// playbook checking `fs.exists(database path)` sees no database.
+  void AddRealDir(const std::string& dir) { real_dirs_.push_back(dir); }
+
   /// nginx masters ignore HUP: no new worker generation ("reload fails").
   void SetReloadIgnored(bool ignored) { reload_ignored_ = ignored; }
 
@@ -139,6 +146,7 @@ class SimWorld : public World {
   Proc* FindProc(pid_t pid);
   void Record(std::string kind, std::string what, nlohmann::json detail);
   std::optional<std::string> Lookup(const std::string& path);
+  bool Real(const std::string& path) const;
   /// The simulated Docker Engine API (requests over a unix socket).
   net::HttpResponse Docker(const net::HttpRequest& request);
   bool Listening(int port);
@@ -170,6 +178,7 @@ class SimWorld : public World {
   std::vector<Container> containers_;
   std::set<std::string> docker_seeded_;  // sockets whose real containers were looked at
   int next_container_ = 1;
+  std::vector<std::string> real_dirs_;
   std::vector<SimChange> changes_;
   std::map<std::string, std::string> observed_;
   std::function<std::string()> step_name_;

@@ -594,9 +594,18 @@ function M.rollback(run, opts)
       return backup.restore(file, conn, { confirm = true })
     end)
   end
+  -- Traffic has moved: nothing below may fail the run. The target's
+  -- migrations directory may be unknown ({version} with no remembered
+  -- release, e.g. a fresh state store) or gone; the version is then left
+  -- unrecorded rather than reporting a rollback that happened as failed.
   local conn <close> = open_db(run)
-  local schema = migrate.status(conn, M.migrations_dir(run, rel(target))).current
-  run:remember("schema_version", schema)
+  local sok, st = pcall(migrate.status, conn, M.migrations_dir(run, rel(target)))
+  local schema = sok and st.current or nil
+  if sok then
+    run:remember("schema_version", schema)
+  else
+    log.warn("rolled back, but the schema version was not recorded: " .. message(st))
+  end
   run:remember("last_rollback", { from = live, to = target, release = rel(target), run_id = run.id,
     at = time.iso(time.now()) })
   local last = run:recall("last_deploy")

@@ -178,7 +178,8 @@ end
 
 --- Runs a playbook (a name, or a path relative to the test file) in the sandbox.
 -- @return the result: status, exit_code, error, steps, events, changes, files, rows
-function Sandbox:run(playbook, params)
+-- opts: { yes = false } runs it as without --yes (default: confirmed, as with --yes).
+function Sandbox:run(playbook, params, opts)
   local s = self.spec
   local pb = playbook
   if pb:find("/", 1, true) or pb:match("%.lua$") then pb = M.path(pb) end
@@ -190,7 +191,7 @@ function Sandbox:run(playbook, params)
     dbspec = false
   end
   local r = sandbox.run { playbook = pb, params = params or {}, env_table = s.env or {}, db = dbspec,
-    world = s.world, lease = s.lease, yes = true }
+    world = s.world, lease = s.lease, yes = not (opts and opts.yes == false) }
   if r.dir and r.dir ~= "" then open_dirs[#open_dirs + 1] = r.dir end
   return setmetatable(r, Result)
 end

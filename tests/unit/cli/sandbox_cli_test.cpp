@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <regex>
+#include <set>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -230,6 +232,24 @@ return hoist.playbook { name = "secret", version = "1.0.0",
     INFO(r.out << r.err);
     CHECK(r.exit_code == 0);
     CHECK(std::regex_search(r.out, std::regex("\n(1[0-9]|[2-9][0-9]) passed, 0 failed")));
+  }
+
+  TEST_CASE("hoist test: the canned playbooks' cases pass") {
+    auto r = RunHoist(HOIST_TEST_DIR, {"--json", "test", "playbooks/canned"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    std::istringstream in(r.out);
+    json summary;
+    std::set<std::string> files;
+    for (std::string l; std::getline(in, l);) {
+      json j = json::parse(l);
+      if (j["event"] == "test_summary") summary = j;
+      if (j["event"] == "test_case") files.insert(j["file"].get<std::string>());
+    }
+    CHECK(summary.value("failed", -1) == 0);
+    CHECK(summary.value("passed", 0) >= 25);
+    // deploy, rollback/contract/status, migrate, backup/restore/verify/prune/compare
+    CHECK(files.size() == 4);
   }
 
   TEST_CASE("hoist test: the broken playbook fails exactly the cases that catch its bugs") {
