@@ -319,6 +319,8 @@ int l_drill(lua_State* L) {
   o.conninfo = ServerOption(L, 2);
   if (auto v = lua::OptStringField(L, 2, "pg_bin")) o.pg_bin = *v;
   o.progress = ProgressOf(L);
+  // A rehearsal may drill the real backups (read-only), never record into them.
+  o.record = SandboxPath(L, file) == file;
   double start = sys::Monotonic();
   bk::DrillResult r = bk::Drill(file, o);
   RecordWorld(L, "backup", "drill " + file, {{"ok", r.ok}, {"problems", r.problems}}, sys::Monotonic() - start);

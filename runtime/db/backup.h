@@ -210,6 +210,9 @@ struct DrillOptions {
   std::string conninfo;
   std::string pg_bin;
   ProgressFn progress;
+  /// Append the result to the backup's manifest (drills, last_drill). Off in
+  /// sandbox runs that drill a real backup: a rehearsal writes nothing real.
+  bool record = true;
 };
 
 struct DrillResult {

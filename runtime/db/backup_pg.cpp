@@ -733,7 +733,7 @@ DrillResult DrillPg(const std::string& file, const json& manifest, const DrillOp
   }
   r.ok = r.problems.empty();
   r.seconds = Since(t0);
-  if (auto real = ReadManifest(file)) {
+  if (auto real = o.record ? ReadManifest(file) : std::nullopt) {
     json m = *real;
     if (!m.contains("drills") || !m["drills"].is_array()) m["drills"] = json::array();
     m["drills"].push_back(r.ToJson());

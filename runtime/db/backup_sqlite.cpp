@@ -1009,7 +1009,7 @@ DrillResult DrillSqlite(const std::string& file, const json& manifest, const Dri
   }
   r.ok = r.problems.empty();
   r.seconds = Since(t0);
-  if (real_manifest) {
+  if (o.record && real_manifest) {
     json m = *real_manifest;
     if (!m.contains("drills") || !m["drills"].is_array()) m["drills"] = json::array();
     m["drills"].push_back(r.ToJson());

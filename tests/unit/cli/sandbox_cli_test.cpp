@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -235,7 +236,20 @@ return hoist.playbook { name = "secret", version = "1.0.0",
   }
 
   TEST_CASE("hoist test: the canned playbooks' cases pass") {
+    // Rehearsals read the fixture backups (verify, drill, restore from them)
+    // and must write nothing into them: a drill once appended its record to
+    // the real manifest.
+    auto snapshot = [] {
+      std::map<std::string, std::string> files;
+      for (const auto& e : std::filesystem::recursive_directory_iterator(std::string(HOIST_TEST_DIR) +
+                                                                           "/playbooks/canned/fixtures")) {
+        if (e.is_regular_file()) files[e.path().string()] = ReadAll(e.path().string());
+      }
+      return files;
+    };
+    const auto before = snapshot();
     auto r = RunHoist(HOIST_TEST_DIR, {"--json", "test", "playbooks/canned"});
+    CHECK(snapshot() == before);
     INFO(r.out << r.err);
     CHECK(r.exit_code == 0);
     std::istringstream in(r.out);
