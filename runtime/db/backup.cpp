@@ -855,8 +855,15 @@ VerifyResult VerifyOrThrow(const std::string& file, const VerifyOptions& o) {
 DrillResult Drill(const std::string& file, const DrillOptions& o) {
   RequireExists(file);
   json m = ManifestOrGuess(file);
-  if (Str(m, "engine") == "postgres") return DrillPg(file, m, o);
-  return DrillSqlite(file, m, o);
+  DrillResult r = Str(m, "engine") == "postgres" ? DrillPg(file, m, o) : DrillSqlite(file, m, o);
+  // The drill's record goes into the backup's own manifest (when it has one).
+  if (std::optional<json> real = o.record ? ReadManifest(file) : std::nullopt) {
+    if (!real->contains("drills") || !(*real)["drills"].is_array()) (*real)["drills"] = json::array();
+    (*real)["drills"].push_back(r.ToJson());
+    (*real)["last_drill"] = {{"at", r.at}, {"ok", r.ok}};
+    WriteManifest(file, *real);
+  }
+  return r;
 }
 
 }  // namespace hoist::db::backup

@@ -733,13 +733,6 @@ DrillResult DrillPg(const std::string& file, const json& manifest, const DrillOp
   }
   r.ok = r.problems.empty();
   r.seconds = Since(t0);
-  if (auto real = o.record ? ReadManifest(file) : std::nullopt) {
-    json m = *real;
-    if (!m.contains("drills") || !m["drills"].is_array()) m["drills"] = json::array();
-    m["drills"].push_back(r.ToJson());
-    m["last_drill"] = {{"at", r.at}, {"ok", r.ok}};
-    WriteManifest(file, m);
-  }
   return r;
 }
 

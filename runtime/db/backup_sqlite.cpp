@@ -1009,13 +1009,6 @@ DrillResult DrillSqlite(const std::string& file, const json& manifest, const Dri
   }
   r.ok = r.problems.empty();
   r.seconds = Since(t0);
-  if (o.record && real_manifest) {
-    json m = *real_manifest;
-    if (!m.contains("drills") || !m["drills"].is_array()) m["drills"] = json::array();
-    m["drills"].push_back(r.ToJson());
-    m["last_drill"] = {{"at", r.at}, {"ok", r.ok}};
-    WriteManifest(file, m);
-  }
   return r;
 }
 
