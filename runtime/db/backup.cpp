@@ -211,6 +211,69 @@ bool IsStaleTemp(const std::string& path) {
   return true;
 }
 
+// --- GrowingHasher
+
+namespace {
+constexpr size_t kGrowChunk = 4 << 20;
+}
+
+GrowingHasher::GrowingHasher(std::string root, bool is_dir)
+    : root_(std::move(root)), is_dir_(is_dir), buf_(new char[kGrowChunk]) {}
+
+bool GrowingHasher::Pass() {
+  bool progressed = false;
+  for (const auto& rel : Files()) {
+    std::string path = is_dir_ ? root_ + "/" + rel : root_;
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    auto& f = files_[rel];
+    if (!f.fd || f.ino != st.st_ino || static_cast<uint64_t>(st.st_size) < f.off) {
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) FailErrno("cannot read", path, errno);
+      bytes_ -= f.off;
+      f = Tracked{};
+      f.fd = Fd(fd);
+      struct stat fst;
+      if (::fstat(fd, &fst) != 0) FailErrno("cannot stat", path, errno);
+      f.ino = fst.st_ino;
+      st.st_size = fst.st_size;
+    }
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (size <= f.off) continue;
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kGrowChunk, size - f.off));
+    size_t got = PreadFull(f.fd.get(), buf_.get(), n, f.off, path);
+    if (got == 0) continue;
+    f.sha.Update(std::string_view(buf_.get(), got));
+    f.off += got;
+    bytes_ += got;
+    progressed = true;
+  }
+  return progressed;
+}
+
+std::map<std::string, std::string> GrowingHasher::Finish() {
+  while (Pass()) CheckStop();
+  std::map<std::string, std::string> out;
+  for (auto& [rel, f] : files_) out[rel] = f.sha.FinishHex();
+  return out;
+}
+
+std::vector<std::string> GrowingHasher::Files() const {
+  if (!is_dir_) return {""};
+  std::vector<std::string> out, stack{""};
+  while (!stack.empty()) {
+    std::string rel = stack.back();
+    stack.pop_back();
+    for (const auto& name : sys::ListDir(rel.empty() ? root_ : root_ + "/" + rel)) {
+      std::string r = rel.empty() ? name : rel + "/" + name;
+      sys::Stat st = sys::StatPath(root_ + "/" + r);
+      if (st.type == "dir") stack.push_back(r);
+      if (st.type == "file") out.push_back(r);
+    }
+  }
+  return out;
+}
+
 // --- FollowHasher / Worker
 
 FollowHasher::FollowHasher(int fd, std::string path) : fd_(fd), path_(std::move(path)) {
@@ -557,16 +620,23 @@ TreeDigest HashTree(const std::string& dir) {
       }
     }
   }
-  std::sort(out.files.begin(), out.files.end());
-  std::string base = BaseName(dir);
+  std::map<std::string, std::string> digests;
   for (const auto& r : out.files) {
     CheckStop();
     std::string p = dir + "/" + r;
-    out.sidecar_text += sys::Sha256FileHex(p) + "  " + base + "/" + r + "\n";
+    digests[r] = sys::Sha256FileHex(p);
     out.size += sys::StatPath(p).size;
   }
+  std::sort(out.files.begin(), out.files.end());
+  out.sidecar_text = TreeSidecar(BaseName(dir), digests);
   out.digest = sys::Sha256Hex(out.sidecar_text);
   return out;
+}
+
+std::string TreeSidecar(const std::string& base, const std::map<std::string, std::string>& digests) {
+  std::string text;
+  for (const auto& [rel, digest] : digests) text += digest + "  " + base + "/" + rel + "\n";
+  return text;
 }
 
 json BaseManifest(const std::string& engine, const std::string& final_path, const std::string& source,

@@ -11,14 +11,18 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "db/backup.h"
+#include "sys/sha256.h"
 
 namespace hoist::db::backup::detail {
 
@@ -137,6 +141,40 @@ class FollowHasher {
   std::thread thread_;
 };
 
+/// Hashes files another process is writing while it writes them, so only
+/// the tail is left when it exits instead of a second read of everything.
+/// Sound for writers that only append: pg_dump's plain and tar dumps and
+/// each file of a directory dump (a custom dump seeks back to rewrite its
+/// TOC, so it goes through a FIFO instead). A file that shrinks or is
+/// replaced is hashed again from its start.
+class GrowingHasher {
+ public:
+  /// root: a file, or a directory (every regular file under it).
+  GrowingHasher(std::string root, bool is_dir);
+  /// One round over the files: hashes what was appended since the last
+  /// (at most 4 MiB per file). False when nothing new was there.
+  bool Pass();
+  /// After the writer exited: hashes the rest. Relative path ("" for a
+  /// single file) -> hex digest.
+  std::map<std::string, std::string> Finish();
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  struct Tracked {
+    Fd fd;
+    ino_t ino = 0;
+    uint64_t off = 0;
+    sys::Sha256 sha;
+  };
+  std::vector<std::string> Files() const;
+
+  std::string root_;
+  bool is_dir_;
+  std::map<std::string, Tracked> files_;
+  uint64_t bytes_ = 0;
+  std::unique_ptr<char[]> buf_;
+};
+
 /// Runs fn on another thread; Join() rethrows its exception. The
 /// destructor joins (fn must end by itself or watch a cancel flag).
 class Worker {
@@ -212,6 +250,9 @@ struct TreeDigest {
   std::vector<std::string> files;  ///< relative paths
 };
 TreeDigest HashTree(const std::string& dir);
+/// The sidecar text of a directory named `base` from relative path -> hex
+/// digest (sha256sum lines, sorted by path, as HashTree writes them).
+std::string TreeSidecar(const std::string& base, const std::map<std::string, std::string>& digests);
 
 /// The common manifest fields.
 json BaseManifest(const std::string& engine, const std::string& final_path, const std::string& source,

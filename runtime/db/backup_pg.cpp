@@ -1,7 +1,7 @@
 // PostgreSQL backups through pg_dump/pg_restore/psql, run from argv arrays
-// with the password in PGPASSWORD (never argv, never logged). Sequential
-// formats (custom, plain, tar) stream through a FIFO so the sha256 is
-// computed while pg_dump writes; a directory dump is hashed file by file.
+// with the password in PGPASSWORD (never argv, never logged). The sha256
+// is computed while pg_dump writes: plain, tar and directory dumps are
+// hashed as their files grow; custom format streams through a FIFO.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/file.h>
@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -354,25 +355,6 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
     mark = now;
   };
 
-  // pg_dump must not be older than the server it reads.
-  // Both versions at once: a process spawn and a connection.
-  sys::ProcessResult ver;
-  {
-    Worker version_worker([&] { ver = RunTool({Tool(o.pg_bin, "pg_dump"), "--version"}, t); });
-    ServerInfo head = ReadServer(conninfo, /*want_fingerprint=*/false);
-    version_worker.Join();
-    server.major = head.major;
-    server.version = head.version;
-  }
-  int dump_major = MajorOfToolVersion(ver.out);
-  lap("versions");
-  if (dump_major == 0) Fail("failed", "cannot tell pg_dump's version from \"" + Tail(ver.out) + "\"");
-  if (dump_major < server.major) {
-    Fail("version_mismatch", fmt::format("pg_dump {} is older than the server ({} {}): install postgresql-client-{} "
-                                         "or point pg_bin at a newer pg_dump",
-                                         dump_major, redacted, server.version, server.major));
-  }
-
   std::vector<std::string> argv = {Tool(o.pg_bin, "pg_dump"), "--dbname=" + t.conninfo_nopw, "--no-password",
                                    "--format=" + o.format, "--no-sync"};
   if (o.format != "tar") argv.push_back("--compress=" + std::to_string(level));
@@ -390,80 +372,129 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
   const std::string display = "pg_dump " + (t.dbname.empty() ? redacted : t.dbname);
   std::string sha;
   uint64_t size = 0;
-  std::string warnings_from;
   sys::ProcessResult dump;
   std::unique_ptr<TempOutput> out_file;
   std::unique_ptr<TempDirOutput> out_dir;
-  std::string sidecar_text;
-  // The schema fingerprint is read on its own connection while pg_dump runs.
-  std::optional<Worker> fingerprint;
-  fingerprint.emplace([&] {
-    ServerInfo fp = ReadServer(conninfo, /*want_fingerprint=*/true);
-    server.fingerprint = fp.fingerprint;
-    server.migration_version = fp.migration_version;
-  });
+  std::map<std::string, std::string> digests;  // directory dumps: file -> sha256
 
+  // While pg_dump runs: the server's version, schema fingerprint and
+  // migration version on a connection of their own, and pg_dump's version.
+  // A pg_dump older than the server refuses by itself; the check after it
+  // turns that into a message that says what to install.
+  sys::ProcessResult ver;
+  Worker version_worker([&] { ver = RunTool({Tool(o.pg_bin, "pg_dump"), "--version"}, t); });
+  Worker fingerprint([&] { server = ReadServer(conninfo, /*want_fingerprint=*/true); });
+  auto check_versions = [&] {
+    version_worker.Join();
+    fingerprint.Join();
+    int dump_major = MajorOfToolVersion(ver.out);
+    if (dump_major == 0) Fail("failed", "cannot tell pg_dump's version from \"" + Tail(ver.out) + "\"");
+    if (dump_major < server.major) {
+      Fail("version_mismatch", fmt::format("pg_dump {} is older than the server ({} {}): install "
+                                           "postgresql-client-{} or point pg_bin at a newer pg_dump",
+                                           dump_major, redacted, server.version, server.major));
+    }
+    return dump_major;
+  };
+
+  // pg_dump runs on a worker (with this thread's step deadline; it is
+  // stopped on Ctrl-C like any process); this thread hashes what it writes
+  // and reports progress.
+  std::unique_ptr<Fifo> fifo;
+  std::optional<GrowingHasher> grower;
   if (o.format == "directory") {
     out_dir = std::make_unique<TempDirOutput>(o.dir, stem + ext);
     argv.push_back("--file=" + out_dir->path());
-    dump = RunTool(argv, t);
-    CheckTool(dump, "pg_dump of " + redacted);
-    ChmodTree(out_dir->path());
+    grower.emplace(out_dir->path(), /*is_dir=*/true);
   } else {
     out_file = std::make_unique<TempOutput>(o.dir, stem + ext);
-    Fifo fifo(o.dir);
-    argv.push_back("--file=" + fifo.path());
-    // pg_dump runs on a worker (with this thread's step deadline); this
-    // thread drains the FIFO, hashes, writes and reports progress.
-    const auto deadline = CurrentDeadline();
-    Worker runner([&] {
-      std::optional<DeadlineScope> scope;
-      if (deadline != Clock::time_point::max()) scope.emplace(deadline - Clock::now());
-      struct CloseWriter {
-        Fifo& f;
-        ~CloseWriter() { f.CloseWriter(); }
-      } close_writer{fifo};
-      dump = RunTool(argv, t);
-    });
+    if (o.format == "custom") {
+      fifo = std::make_unique<Fifo>(o.dir);
+      argv.push_back("--file=" + fifo->path());
+    } else {
+      argv.push_back("--file=" + out_file->path());
+      grower.emplace(out_file->path(), /*is_dir=*/false);
+    }
+  }
+  const auto deadline = CurrentDeadline();
+  std::atomic<bool> dumped{false};
+  Worker runner([&] {
+    std::optional<DeadlineScope> scope;
+    if (deadline != Clock::time_point::max()) scope.emplace(deadline - Clock::now());
+    struct Done {
+      Fifo* f;
+      std::atomic<bool>& done;
+      ~Done() {
+        if (f) f->CloseWriter();
+        done = true;
+      }
+    } on_exit{fifo.get(), dumped};
+    dump = RunTool(argv, t);
+  });
+
+  std::exception_ptr hash_error;  // kept until pg_dump is done, then rethrown
+  if (fifo) {
     sys::Sha256 hash;
     std::unique_ptr<char[]> buf(new char[kPipeBuf]);
-    std::exception_ptr write_error;
     for (;;) {
-      if (!write_error && !StopReason().empty()) {
+      if (!hash_error && !StopReason().empty()) {
         try {
           CheckStop();
         } catch (...) {
-          write_error = std::current_exception();  // pg_dump sees the same stop and exits
+          hash_error = std::current_exception();  // pg_dump sees the same stop and exits
         }
       }
-      pollfd p{fifo.read_fd(), POLLIN, 0};
+      pollfd p{fifo->read_fd(), POLLIN, 0};
       int pr = ::poll(&p, 1, 200);
       if (pr == 0) continue;
       if (pr < 0 && errno == EINTR) continue;
-      ssize_t n = ::read(fifo.read_fd(), buf.get(), kPipeBuf);
+      ssize_t n = ::read(fifo->read_fd(), buf.get(), kPipeBuf);
       if (n < 0) {
         if (errno == EINTR || errno == EAGAIN) continue;
-        FailErrno("cannot read", fifo.path(), errno);
+        FailErrno("cannot read", fifo->path(), errno);
       }
       if (n == 0) break;
-      if (write_error) continue;  // keep draining so pg_dump can finish
+      if (hash_error) continue;  // keep draining so pg_dump can finish
       try {
         hash.Update(std::string_view(buf.get(), static_cast<size_t>(n)));
         WriteFull(out_file->fd(), buf.get(), static_cast<size_t>(n), out_file->path());
         size += static_cast<uint64_t>(n);
         if (o.progress) o.progress(display, static_cast<double>(size), 0, "bytes");
       } catch (...) {
-        write_error = std::current_exception();
+        hash_error = std::current_exception();
       }
     }
-    runner.Join();
-    if (write_error) std::rethrow_exception(write_error);
-    CheckTool(dump, "pg_dump of " + redacted);
-    FsyncFd(out_file->fd(), out_file->path());
     sha = hash.FinishHex();
+  } else {
+    while (!dumped) {
+      if (hash_error) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        continue;
+      }
+      try {
+        CheckStop();
+        // Idle only when pg_dump has not written anything new.
+        if (!grower->Pass()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        if (o.progress) o.progress(display, static_cast<double>(grower->bytes()), 0, "bytes");
+      } catch (...) {
+        hash_error = std::current_exception();  // pg_dump sees a stop too; otherwise it finishes
+      }
+    }
   }
-
-  fingerprint->Join();
+  runner.Join();
+  if (hash_error) std::rethrow_exception(hash_error);
+  const int dump_major = check_versions();
+  CheckTool(dump, "pg_dump of " + redacted);
+  if (grower) {
+    digests = grower->Finish();
+    size = grower->bytes();
+    if (out_dir) {
+      ChmodTree(out_dir->path());
+    } else {
+      sha = digests.at("");
+    }
+  }
+  if (out_file) FsyncFd(out_file->fd(), out_file->path());
   lap("dump");
   // pg_dump exited 0 without an error line; the archive must also be framed
   // as its format says (backup.verify runs pg_restore --list besides).
@@ -473,6 +504,7 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
   }
 
   CreateResult r;
+  std::string sidecar_text;
   {
     // Name and publish under the same lock the SQLite side uses.
     std::string lock_path = o.dir + "/.hoist-backup.lock";
@@ -482,15 +514,9 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
     ::flock(lfd, LOCK_EX);
     r.path = ChooseName(o.dir, stem, ext, created);
     if (out_dir) {
-      // Hash the directory as it will be named (the sidecar lists its files).
-      TreeDigest tree = HashTree(out_dir->path());
-      std::string from = BaseName(out_dir->path()) + "/", to = BaseName(r.path) + "/";
-      sidecar_text = tree.sidecar_text;
-      for (size_t pos = 0; (pos = sidecar_text.find(from, pos)) != std::string::npos; pos += to.size()) {
-        sidecar_text.replace(pos, from.size(), to);
-      }
+      // The sidecar lists the directory's files under its final name.
+      sidecar_text = TreeSidecar(BaseName(r.path), digests);
       sha = sys::Sha256Hex(sidecar_text);
-      size = tree.size;
     } else {
       sidecar_text = sha + "  " + BaseName(r.path) + "\n";
     }
@@ -512,7 +538,7 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
     m["warnings"] = WarningLines(dump.err);
     m["verified"] = true;
     m["check"] = "pg_dump exit status and stderr";
-    lap("hash_tree");
+    lap("publish");
     m["seconds"] = Since(t0);
     m["timings"] = timings;
     PublishBackup(r, sidecar_text, std::move(m), sha, size, [&] {
