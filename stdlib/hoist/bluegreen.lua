@@ -673,7 +673,13 @@ function M.status(run)
       live = out.active == c }
   end
   local release = out.active and colours[out.active] and colours[out.active].release
+  local template = run.env.migrations or "migrations"
   local dok, derr = pcall(function()
+    if not release and template:find("{version}", 1, true) then
+      out.schema = { error = "not read: no release is recorded as live, and the migrations directory (" ..
+        template .. ") is named by it" }
+      return
+    end
     local path = sqlite_path(run)
     if path and not fs.exists(path) then
       out.schema = { error = "no database yet" }

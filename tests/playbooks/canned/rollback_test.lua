@@ -79,3 +79,15 @@ case("status: reports the live colour and each colour's state, changing nothing"
   t.ok(report:find("green%s+LIVE%s+release %-%s+running"), "green is live:\n" .. report)
   t.contains(report, "last backup: none")
 end)
+
+case("status before any deploy: the active colour from nginx, and why the schema was not read", function()
+  local r = c.sandbox():run(c.playbook("status"))
+  t.status(r, "ok")
+  t.eq(#r.changes, 0, "world changes")
+  local report = ""
+  for _, e in ipairs(r:calls("log")) do report = report .. tostring(e.data and e.data.message) .. "\n" end
+  t.contains(report, "active colour: blue")
+  -- The migrations directory is releases/{version}/migrations and no release is recorded yet.
+  t.contains(report, "schema: not read: no release is recorded as live, and the migrations directory (" ..
+    c.dir .. "/fixtures/releases/{version}/migrations) is named by it")
+end)
