@@ -77,9 +77,11 @@ class HumanReporter final : public Reporter {
     bool finished = total > 0 && done >= total;
     if (!finished && now - last_progress_ < 0.1) return;
     last_progress_ = now;
-    std::string text = total > 0 ? fmt::format("  {} {:.0f}% ({:.1f}/{:.1f} {})", label, 100.0 * done / total, done,
-                                               total, unit)
-                                 : fmt::format("  {} {:.1f} {}", label, done, unit);
+    std::string amount = total <= 0       ? Amount(done, unit)
+                         : unit == "bytes" ? Amount(done, unit) + " of " + Amount(total, unit)
+                                           : fmt::format("{:.0f} of {}", done, Amount(total, unit));
+    std::string text = total > 0 ? fmt::format("  {} {:.0f}% ({})", label, 100.0 * done / total, amount)
+                                 : fmt::format("  {} {}", label, amount);
     fmt::print(out_, "\r\033[K{}{}{}", C(kDim), text, C(kReset));
     std::fflush(out_);
     progress_shown_ = true;
@@ -87,6 +89,14 @@ class HumanReporter final : public Reporter {
 
  private:
   const char* C(const char* code) const { return o_.color ? code : ""; }
+  /// "1.2 GB" for bytes; "17 pages" for other units.
+  static std::string Amount(double n, const std::string& unit) {
+    if (unit != "bytes") return fmt::format("{:.0f} {}", n, unit);
+    if (n < 1e3) return fmt::format("{:.0f} B", n);
+    if (n < 1e6) return fmt::format("{:.0f} kB", n / 1e3);
+    if (n < 1e9) return fmt::format("{:.1f} MB", n / 1e6);
+    return fmt::format("{:.2f} GB", n / 1e9);
+  }
   static std::string Indent(const json& ev) { return std::string(2 + 2 * ev.value("depth", 0), ' '); }
 
   void Line(const std::string& s) { fmt::print(out_, "{}\n", s); }

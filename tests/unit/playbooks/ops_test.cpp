@@ -13,6 +13,7 @@
 #include "db/connection.h"
 #include "engine/state_store.h"
 #include "support/support.h"
+#include "support/terminal.h"
 
 namespace hoist::test {
 namespace {
@@ -297,6 +298,30 @@ TEST_CASE("restore: refuses without confirmation, then restores after a safety b
   auto conn = db::Open("sqlite://" + (p.dir / ("backups/" + safety)), ReadOnly());
   auto r = conn->Query("SELECT group_concat(name) FROM (SELECT name FROM users ORDER BY id)");
   CHECK(db::ValueToJson(r.rows[0][0]) == "ada,mallory");
+}
+
+TEST_CASE("restore on a terminal: answering n changes nothing, answering y restores") {
+  Ops p;
+  REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
+  p.Exec("INSERT INTO users (name) VALUES ('ada'), ('grace')");
+  REQUIRE(p.Run({"backup", "-e", "label=good"}).exit_code == 0);
+  p.Exec("DELETE FROM users WHERE name = 'grace'");
+
+  auto no = RunHoistOnTerminal(p.dir.path, {"restore"}, "n\n");
+  INFO(no.output);
+  REQUIRE(no.prompted);
+  CHECK(no.output.find("will restore app-good-") != std::string::npos);
+  CHECK(no.exit_code == 1);
+  CHECK(no.output.find("not_confirmed") == std::string::npos);  // a person said no: no advice to pass --yes
+  CHECK(p.Scalar("SELECT group_concat(name) FROM users") == "ada");
+  CHECK(p.Backups().size() == 1);  // no safety backup either
+
+  auto yes = RunHoistOnTerminal(p.dir.path, {"restore"}, "y\n");
+  INFO(yes.output);
+  REQUIRE(yes.prompted);
+  CHECK(yes.exit_code == 0);
+  CHECK(p.Scalar("SELECT group_concat(name) FROM (SELECT name FROM users ORDER BY id)") == "ada,grace");
+  CHECK(p.Backups().size() == 2);  // the protected safety backup of what was replaced
 }
 
 TEST_CASE("restore: a bit-flipped backup is refused and the live database is unchanged") {
