@@ -399,7 +399,13 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
 
   // pg_dump runs on a worker (with this thread's step deadline; it is
   // stopped on Ctrl-C like any process); this thread hashes what it writes
-  // and reports progress.
+  // and reports progress. Custom and plain dumps come through a FIFO: a
+  // custom archive written to a file is rewritten at its start when pg_dump
+  // ends, and pg_dump writes both in 4 KiB pieces, which cost it more into
+  // a file than into a pipe that hoist drains in 1 MiB writes (measured:
+  // plain 1.01-1.10x pg_dump through the FIFO, 1.13-1.28x written directly).
+  // Directory and tar dumps are hashed in place as they grow: pg_dump
+  // stages tar members in temp files and copies them in large blocks.
   std::unique_ptr<Fifo> fifo;
   std::optional<GrowingHasher> grower;
   if (o.format == "directory") {
@@ -408,7 +414,7 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
     grower.emplace(out_dir->path(), /*is_dir=*/true);
   } else {
     out_file = std::make_unique<TempOutput>(o.dir, stem + ext);
-    if (o.format == "custom") {
+    if (o.format == "custom" || o.format == "plain") {
       fifo = std::make_unique<Fifo>(o.dir);
       argv.push_back("--file=" + fifo->path());
     } else {
@@ -482,6 +488,7 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
     }
   }
   runner.Join();
+  lap("dump");
   if (hash_error) std::rethrow_exception(hash_error);
   const int dump_major = check_versions();
   CheckTool(dump, "pg_dump of " + redacted);
@@ -494,8 +501,9 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
       sha = digests.at("");
     }
   }
+  lap("checksum_tail");
   if (out_file) FsyncFd(out_file->fd(), out_file->path());
-  lap("dump");
+  lap("fsync");
   // pg_dump exited 0 without an error line; the archive must also be framed
   // as its format says (backup.verify runs pg_restore --list besides).
   if (std::string problem = FramingCheck(out_dir ? out_dir->path() : out_file->path(), o.format, o.pg_bin);

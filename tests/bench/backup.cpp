@@ -4,7 +4,7 @@
 // (issue 3, docs/performance.md "Backups"). Prints seconds, MB/s and the
 // ratios the targets are stated in; exits 1 when a target is missed.
 //
-//   bench_backup [--size-mb N] [--pg-mb N] [--dir DIR] [--timeout S] [--keep]
+//   bench_backup [--size-mb N] [--pg-mb N] [--pg-formats custom,directory,plain,tar] [--dir DIR] [--timeout S] [--keep]
 //
 // PostgreSQL (--pg-mb 0 skips it): a private cluster from
 // tests/support/pg_cluster, a table of incompressible bytea, pg_dump in
@@ -187,7 +187,7 @@ void Print(const Row& r) {
 
 /// PostgreSQL: pg_dump vs hoist's backup, format by format. Runs in a child
 /// process because the cluster harness exits 77 when PostgreSQL cannot start.
-int PgBench(int pg_mb, const std::string& dir, double timeout) {
+int PgBench(int pg_mb, const std::string& formats, const std::string& dir, double timeout) {
   auto& pg = hoist::test::PgCluster::Get();
   std::string db = pg.CreateDatabase("bench");
   long rows = static_cast<long>(pg_mb) * 1024L * 1024L / 600L;
@@ -233,6 +233,7 @@ int PgBench(int pg_mb, const std::string& dir, double timeout) {
   };
   for (const Case& c : std::vector<Case>{{"custom", {"-Z0"}, 0}, {"directory", {"-Z0"}, 0}, {"plain", {}, 0},
                                          {"tar", {}, 0}, {"custom", {}, -2}}) {
+    if (("," + formats + ",").find("," + c.format + ",") == std::string::npos) continue;
     const int rounds = c.compress == -2 ? 1 : kRounds;
     std::vector<double> dumps, hoists;
     std::string what = "pg_dump -F" + c.format.substr(0, 1) + (c.extra.empty() ? "" : " " + c.extra[0]);
@@ -301,6 +302,7 @@ int PgBench(int pg_mb, const std::string& dir, double timeout) {
 int main(int argc, char** argv) {
   int size_mb = 1024;
   int pg_mb = 512;
+  std::string pg_formats = "custom,directory,plain,tar";
   std::string base = "/tmp";
   double timeout = 60;
   bool keep = false;
@@ -308,11 +310,13 @@ int main(int argc, char** argv) {
     std::string a = argv[i];
     if (a == "--size-mb" && i + 1 < argc) size_mb = std::atoi(argv[++i]);
     else if (a == "--pg-mb" && i + 1 < argc) pg_mb = std::atoi(argv[++i]);
+    else if (a == "--pg-formats" && i + 1 < argc) pg_formats = argv[++i];
     else if (a == "--dir" && i + 1 < argc) base = argv[++i];
     else if (a == "--timeout" && i + 1 < argc) timeout = std::atof(argv[++i]);
     else if (a == "--keep") keep = true;
     else {
-      std::fprintf(stderr, "usage: bench_backup [--size-mb N] [--pg-mb N] [--dir DIR] [--timeout S] [--keep]\n");
+      std::fprintf(stderr, "usage: bench_backup [--size-mb N] [--pg-mb N] [--pg-formats custom,directory,plain,tar] [--dir DIR] "
+                           "[--timeout S] [--keep]\n");
       return 2;
     }
   }
@@ -458,7 +462,7 @@ int main(int argc, char** argv) {
     std::fflush(nullptr);
     pid_t child = ::fork();
     if (child == 0) {
-      int code = PgBench(pg_mb, dir, timeout);
+      int code = PgBench(pg_mb, pg_formats, dir, timeout);
       std::fflush(nullptr);
       ::_exit(code);
     }
