@@ -480,7 +480,7 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
     if (lfd < 0) FailErrno("cannot lock", o.dir, errno);
     Fd lock(lfd);
     ::flock(lfd, LOCK_EX);
-    r.path = ChooseName(o.dir, stem, ext, created);
+    r.path = ChooseName(o, stem, ext, created);
     if (out_dir) {
       // Hash the directory as it will be named (the sidecar lists its files).
       TreeDigest tree = HashTree(out_dir->path());
@@ -521,7 +521,7 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
       } else {
         out_file->Publish(r.path);
       }
-    }, o.dir, redacted, o.keep);
+    }, o, redacted);
   }
   r.seconds = Since(t0);
   return r;
