@@ -118,6 +118,30 @@ std::string ServerOption(lua_State* L, int idx) {
 
 void PushResult(lua_State* L, const json& j) { lua::PushJson(L, j); }
 
+/// In a sandbox (`dir` is the sandbox's stand-in for `real`), the real
+/// backups dir, read-only: listing, verifying and restoring *from* it
+/// writes nothing real, so `restore`/`verify --sandbox` rehearse with the
+/// backups a real run would use, and prune and a create's retention count
+/// them as the real run does. A real backup of the environment's database
+/// names the real file as its source: it is named as the copy's, which is
+/// what the run's connection says it is. Outside a sandbox: none.
+bk::ReadOnlyBackups RealBackups(lua_State* L, const std::string& real, const std::string& dir) {
+  Context* ctx = GetContext(L);
+  if (!ctx || dir == real) return {};
+  bk::ReadOnlyBackups r;
+  r.dir = real[0] == '/' ? real : ctx->project_root + "/" + real;
+  r.source = [redirects = ctx->db_redirects](const std::string& source) {
+    std::error_code ec;
+    std::string canon = std::filesystem::weakly_canonical(source, ec).string();
+    auto it = redirects.find(ec || source.empty() ? source : canon);
+    if (it == redirects.end()) it = redirects.find(source);
+    if (it == redirects.end()) return source;
+    db::DbUrl u = db::ParseUrl(it->second);
+    return u.engine == db::Engine::kSqlite ? u.path : u.redacted;
+  };
+  return r;
+}
+
 /// backup.create(conn, { dir, label, keep, compress, protect, reason,
 ///   format, data_only, schema_only, tables, pg_bin }) -> { path, sha256, size, manifest, pruned, ... }
 int l_create(lua_State* L) {
@@ -127,7 +151,9 @@ int l_create(lua_State* L) {
                  {"dir", "label", "keep", "compress", "protect", "reason", "format", "data_only", "schema_only", "tables",
                   "pg_bin"});
   bk::CreateOptions o;
-  o.dir = SandboxPath(L, lua::CheckStringField(L, 2, "dir"));
+  std::string real_dir = lua::CheckStringField(L, 2, "dir");
+  o.dir = SandboxPath(L, real_dir);
+  o.read_only = RealBackups(L, real_dir, o.dir);
   if (auto v = lua::OptStringField(L, 2, "label")) o.label = *v;
   if (auto v = lua::OptIntegerField(L, 2, "keep")) o.keep = static_cast<int>(*v);
   o.compress = CompressOption(L, 2);
@@ -163,25 +189,12 @@ int l_list(lua_State* L) {
   std::string real = lua::CheckString(L, 1, "dir");
   std::string dir = SandboxPath(L, real);
   std::vector<bk::Entry> entries = bk::List(dir);
-  if (Context* ctx = GetContext(L); ctx && dir != real) {
-    // A sandbox sees the real backups too (read-only: listing, verifying and
-    // restoring *from* them writes nothing real), so `restore --sandbox` and
-    // `verify --sandbox` rehearse with the backups a real run would use.
-    // A real backup of the environment's database names the real file as
-    // its source: it is named as the copy's, which is what the run's
-    // connection says it is, so "the backups of this database" still match.
+  if (bk::ReadOnlyBackups ro = RealBackups(L, real, dir); !ro.dir.empty()) {
     std::set<std::string> have;
     for (const auto& e : entries) have.insert(e.name);
-    for (auto e : bk::List(real)) {
+    for (auto e : bk::List(ro.dir)) {
       if (have.count(e.name)) continue;
-      std::error_code ec;
-      std::string canon = std::filesystem::weakly_canonical(e.source, ec).string();
-      auto it = ctx->db_redirects.find(ec || e.source.empty() ? e.source : canon);
-      if (it == ctx->db_redirects.end()) it = ctx->db_redirects.find(e.source);
-      if (it != ctx->db_redirects.end()) {
-        db::DbUrl u = db::ParseUrl(it->second);
-        e.source = u.engine == db::Engine::kSqlite ? u.path : u.redacted;
-      }
+      e.source = ro.source(e.source);
       entries.push_back(std::move(e));
     }
     std::stable_sort(entries.begin(), entries.end(), [](const bk::Entry& a, const bk::Entry& b) {
@@ -247,9 +260,9 @@ int l_prune(lua_State* L) {
   }
   if (auto v = lua::OptStringField(L, 2, "source")) o.source = *v;
   o.dry_run = lua::OptBooleanField(L, 2, "dry_run").value_or(false);
-  // A dry run removes nothing: in a sandbox it looks at the real backups,
-  // so `prune --dry-run --sandbox` lists what the real prune would remove.
-  if (o.dry_run && !sys::StatPath(dir).exists) dir = real;
+  // A rehearsal counts the real backups and lists those the real prune
+  // would remove, removing none of them.
+  o.read_only = RealBackups(L, real, dir);
   double start = sys::Monotonic();
   bk::PruneResult r = bk::Prune(dir, o);
   if (!o.dry_run) {

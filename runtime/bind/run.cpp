@@ -755,6 +755,7 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   std::unique_ptr<engine::StateStore> store;
   try {
     store = engine::OpenStateStore(config.state_path);
+    if (!options.facts_from.empty()) store->SeedFacts(env_name, engine::ReadFacts(options.facts_from, env_name));
   } catch (const Error& e) {
     return usage_error(ErrorText(e), e.code() == "busy" ? "" : "check the 'state' setting in hoist.lua and the directory's permissions");
   }

@@ -61,6 +61,9 @@ struct RunOptions {
   std::string sandbox_dir;                   ///< marks a sandbox run (Context::sandbox_dir)
   std::string sandbox_database;              ///< replaces the environment's `database`
   std::map<std::string, std::string> db_redirects;  ///< Context::db_redirects
+  /// A rehearsal of a real environment: its state store starts with the
+  /// environment's remembered facts (run:recall) from this store, read-only.
+  std::string facts_from;
   /// hoist.testing: this table (JSON object) is the environment instead of
   /// hoist.lua's; null = from hoist.lua.
   nlohmann::json env_table;

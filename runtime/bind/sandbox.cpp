@@ -178,6 +178,10 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
   RunOptions run = options.run;
   run.sandbox_dir = res.dir;
   run.state_path = res.dir + "/state.db";
+  // A rehearsal of this host's environment recalls what the real run would
+  // (which release each colour runs, the last deploy): without them
+  // contract, rollback and migrate take other paths than the real run.
+  if (!options.world && !run.env_table.is_object()) run.facts_from = StatePath(project);
   sys::MkdirP(res.dir + "/db", 0700);
 
   // The source database: named, built from a fixture, or the environment's.
@@ -303,6 +307,14 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
               {"env", res.journal.value("env", "")},
               {"database", {{"fingerprint", before.fingerprint}, {"rows", rows}}},
               {"world", observed}};
+  if (!run.facts_from.empty()) {
+    // What it recalled steers it as much as what it read (last_deploy
+    // decides whether contract may run): a deploy since then changes the plan.
+    json facts = json::object();
+    json remembered = engine::ReadFacts(run.facts_from, res.journal.value("env", ""));
+    for (const auto& [k, v] : remembered.items()) facts[k] = v.value("value", json());
+    res.plan["facts"] = facts;
+  }
   res.plan_hash = sys::Sha256Hex(res.plan.dump());
   return res;
 }

@@ -19,6 +19,7 @@
 #include <ctime>
 #include <map>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include <fmt/format.h>
@@ -550,15 +551,18 @@ void EnsureDir(const std::string& dir) {
   }
 }
 
-std::string ChooseName(const std::string& dir, const std::string& stem, const std::string& ext,
+std::string ChooseName(const CreateOptions& o, const std::string& stem, const std::string& ext,
                        std::chrono::system_clock::time_point t) {
   std::string base = stem + "-" + CompactStamp(t);
+  auto taken = [](const std::string& p) {
+    return sys::StatPath(p).exists || sys::StatPath(p + ".json").exists || sys::StatPath(p + ".sha256").exists;
+  };
   for (int i = 1;; ++i) {
     std::string name = i == 1 ? base + ext : fmt::format("{}-{}{}", base, i, ext);
-    std::string p = dir + "/" + name;
-    if (!sys::StatPath(p).exists && !sys::StatPath(p + ".json").exists && !sys::StatPath(p + ".sha256").exists) {
-      return p;
-    }
+    // A name the real dir has would shadow that backup in a sandbox's view,
+    // and is not the name the real run would choose.
+    if (taken(o.dir + "/" + name) || (!o.read_only.dir.empty() && taken(o.read_only.dir + "/" + name))) continue;
+    return o.dir + "/" + name;
   }
 }
 
@@ -585,8 +589,8 @@ void WriteManifest(const std::string& data_path, const json& manifest) {
 }
 
 void PublishBackup(CreateResult& r, const std::string& sidecar_text, json manifest, const std::string& sha,
-                   uint64_t size, const std::function<void()>& publish, const std::string& dir,
-                   const std::string& source, int keep) {
+                   uint64_t size, const std::function<void()>& publish, const CreateOptions& options,
+                   const std::string& source) {
   sys::WriteAtomic(SidecarPath(r.path), sidecar_text, 0600);
   WriteManifest(r.path, manifest);
   try {
@@ -600,7 +604,7 @@ void PublishBackup(CreateResult& r, const std::string& sidecar_text, json manife
   r.manifest_path = ManifestPath(r.path);
   r.sha256 = sha;
   r.size = size;
-  r.pruned = PruneAfterCreate(dir, source, keep);
+  r.pruned = PruneAfterCreate(options, source);
 }
 
 TreeDigest HashTree(const std::string& dir) {
@@ -661,12 +665,13 @@ void RemoveBackup(const std::string& path) {
   sys::Remove(ManifestPath(path));
 }
 
-std::vector<std::string> PruneAfterCreate(const std::string& dir, const std::string& source, int keep) {
-  if (keep <= 0) return {};
+std::vector<std::string> PruneAfterCreate(const CreateOptions& options, const std::string& source) {
+  if (options.keep <= 0) return {};
   PruneOptions po;
-  po.keep = keep;
+  po.keep = options.keep;
   po.source = source;
-  return Prune(dir, po).removed;
+  po.read_only = options.read_only;
+  return Prune(options.dir, po).removed;
 }
 
 }  // namespace detail
@@ -813,6 +818,21 @@ PruneResult Prune(const std::string& dir, const PruneOptions& o) {
   if (o.keep == 0 && o.older_than <= 0) Fail("invalid", "prune needs keep or older_than");
   PruneResult r;
   std::vector<Entry> all = List(dir);
+  std::set<std::string> untouchable;
+  if (!o.read_only.dir.empty()) {
+    std::set<std::string> have;
+    for (const auto& e : all) have.insert(e.name);
+    for (auto& e : List(o.read_only.dir)) {
+      if (have.count(e.name)) continue;
+      if (o.read_only.source) e.source = o.read_only.source(e.source);
+      untouchable.insert(e.path);
+      all.push_back(std::move(e));
+    }
+    std::stable_sort(all.begin(), all.end(), [](const Entry& a, const Entry& b) {
+      if (a.created_at != b.created_at) return a.created_at > b.created_at;
+      return a.name > b.name;
+    });
+  }
   double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   // Per source, newest first (List's order).
   std::map<std::string, std::vector<const Entry*>> by_source;
@@ -841,7 +861,7 @@ PruneResult Prune(const std::string& dir, const PruneOptions& o) {
       auto created = ParseIsoTime(e->created_at);
       bool old_enough = o.older_than <= 0 || (created && now - *created > o.older_than);
       if (beyond_keep && old_enough) {
-        if (!o.dry_run) RemoveBackup(e->path);
+        if (!o.dry_run && !untouchable.count(e->path)) RemoveBackup(e->path);
         r.removed.push_back(e->path);
       } else {
         r.kept.push_back(e->path);
@@ -849,12 +869,13 @@ PruneResult Prune(const std::string& dir, const PruneOptions& o) {
     }
   }
   // Leftovers of crashed backups: temp files nobody holds a lock on.
-  if (sys::StatPath(dir).exists) {
-    for (const auto& name : sys::ListDir(dir)) {
+  for (const std::string* d : {&dir, &o.read_only.dir}) {
+    if (d->empty() || !sys::StatPath(*d).exists) continue;
+    for (const auto& name : sys::ListDir(*d)) {
       if (!IsTempName(name)) continue;
-      std::string p = dir + "/" + name;
+      std::string p = *d + "/" + name;
       if (!IsStaleTemp(p)) continue;
-      if (!o.dry_run) sys::Remove(p, /*recursive=*/true);
+      if (!o.dry_run && d == &dir) sys::Remove(p, /*recursive=*/true);
       r.stale.push_back(p);
     }
   }

@@ -21,6 +21,16 @@ using json = nlohmann::json;
 /// ("bytes"); total 0 = unknown. Called on the calling thread.
 using ProgressFn = std::function<void(const std::string& label, double done, double total, const std::string& unit)>;
 
+/// A sandbox's read-only view of the real backups dir ("" = none): its
+/// backups count for retention as if they were in the dir being pruned
+/// (their source renamed by `source`, the real database -> its copy) and
+/// its stale temp files are looked at, but nothing there is ever removed:
+/// the prune lists what it would remove there in `removed` and `stale`.
+struct ReadOnlyBackups {
+  std::string dir;
+  std::function<std::string(const std::string&)> source;  ///< null = unchanged
+};
+
 /// Options shared by both engines' create.
 struct CreateOptions {
   /// Target directory, created 0700 when missing.
@@ -30,6 +40,8 @@ struct CreateOptions {
   /// After success, prune backups of the same source beyond the newest
   /// `keep` (0 = keep everything). Protected backups never count or go.
   int keep = 0;
+  /// Counted by that prune, never touched (a sandbox's view of the real dir).
+  ReadOnlyBackups read_only;
   /// SQLite: zstd level (0 = store uncompressed, true in Lua = 3).
   /// PostgreSQL: pg_dump -Z level for custom/directory/plain (default 0).
   int compress = 0;
@@ -185,6 +197,8 @@ struct PruneOptions {
   /// Restrict to backups of this source ("" = every source in dir).
   std::string source;
   bool dry_run = false;
+  /// Counted, never touched (a sandbox's view of the real dir).
+  ReadOnlyBackups read_only;
 };
 
 struct PruneResult {
@@ -196,7 +210,8 @@ struct PruneResult {
 /// Removes backups beyond keep and/or older than older_than (both must hold
 /// when both are given). Never removes a protected backup nor the newest
 /// verified backup of a source. Throws Error{"backup","invalid"} when
-/// neither keep nor older_than is given.
+/// neither keep nor older_than is given. A backup in dir shadows one of
+/// the same name in options.read_only.dir.
 PruneResult Prune(const std::string& dir, const PruneOptions& options);
 
 /// "30d", "12h", "90m", "45s", "2w" -> seconds. Throws Error{"backup","invalid"}.

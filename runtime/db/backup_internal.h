@@ -217,9 +217,10 @@ std::string BaseName(const std::string& path);
 /// Creates dir 0700 when missing (parents too).
 void EnsureDir(const std::string& dir);
 
-/// Picks `<stem>-<stamp><ext>` in dir, adding "-2", "-3"... when a data
-/// file, manifest or sidecar of that name exists.
-std::string ChooseName(const std::string& dir, const std::string& stem, const std::string& ext,
+/// Picks `<stem>-<stamp><ext>` in options.dir, adding "-2", "-3"... when a
+/// data file, manifest or sidecar of that name exists there or in
+/// options.read_only.dir.
+std::string ChooseName(const CreateOptions& options, const std::string& stem, const std::string& ext,
                        std::chrono::system_clock::time_point t);
 
 /// `<path>.sha256` in sha256sum format ("<hex>  <name>\n"; for a directory
@@ -238,8 +239,8 @@ void WriteManifest(const std::string& data_path, const json& manifest);
 /// manifest go too, so a backup is complete under its final name or absent.
 /// Then fills r (manifest, checksum, size) and prunes to `keep`.
 void PublishBackup(CreateResult& r, const std::string& sidecar_text, json manifest, const std::string& sha,
-                   uint64_t size, const std::function<void()>& publish, const std::string& dir,
-                   const std::string& source, int keep);
+                   uint64_t size, const std::function<void()>& publish, const CreateOptions& options,
+                   const std::string& source);
 
 /// sha256 of every regular file under dir, as sha256sum lines (sorted by
 /// relative path, prefixed with the directory's base name), and the size.
@@ -262,6 +263,6 @@ json BaseManifest(const std::string& engine, const std::string& final_path, cons
 void RemoveBackup(const std::string& path);
 
 /// Prunes after create: keep only `keep` unprotected backups of source.
-std::vector<std::string> PruneAfterCreate(const std::string& dir, const std::string& source, int keep);
+std::vector<std::string> PruneAfterCreate(const CreateOptions& options, const std::string& source);
 
 }  // namespace hoist::db::backup::detail

@@ -520,7 +520,7 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
     if (lfd < 0) FailErrno("cannot lock", o.dir, errno);
     Fd lock(lfd);
     ::flock(lfd, LOCK_EX);
-    r.path = ChooseName(o.dir, stem, ext, created);
+    r.path = ChooseName(o, stem, ext, created);
     if (out_dir) {
       // The sidecar lists the directory's files under its final name.
       sidecar_text = TreeSidecar(BaseName(r.path), digests);
@@ -555,7 +555,7 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
       } else {
         out_file->Publish(r.path);
       }
-    }, o.dir, redacted, o.keep);
+    }, o, redacted);
   }
   r.seconds = Since(t0);
   return r;

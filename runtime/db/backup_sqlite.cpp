@@ -847,7 +847,7 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
   CreateResult r;
   {
     DirLock lock(o.dir);
-    r.path = ChooseName(o.dir, stem, ext, created);
+    r.path = ChooseName(o, stem, ext, created);
     json m = BaseManifest("sqlite", r.path, source, o, created);
     m["size"] = size;
     m["db_size"] = total;
@@ -867,7 +867,7 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
     m["seconds"] = Since(t0);
     m["timings"] = timings;
     PublishBackup(r, sha + "  " + BaseName(r.path) + "\n", std::move(m), sha, size,
-                  [&] { (ztmp ? *ztmp : tmp).Publish(r.path); }, o.dir, source, o.keep);
+                  [&] { (ztmp ? *ztmp : tmp).Publish(r.path); }, o, source);
   }
   r.seconds = Since(t0);
   return r;

@@ -63,6 +63,34 @@ std::pair<std::string, int> HostPort(const std::string& url) {
 
 json Sha(std::string_view data) { return sys::Sha256Hex(data); }
 
+int PortNumber(const json& v) {
+  try {
+    if (v.is_number_integer()) return v.get<int>();
+    if (v.is_string()) return std::stoi(v.get<std::string>());
+  } catch (...) {
+  }
+  return 0;
+}
+
+/// Where a container's app answers on the host: the first port Docker
+/// publishes (`published`: create's HostConfig.PortBindings or a listing's
+/// Ports), else, for host networking, where Docker records none, the
+/// `hoist.port` label (hoist.bluegreen sets it). 0 = not known.
+int ContainerPort(const json& labels, const json& published) {
+  if (published.is_object()) {
+    for (const auto& [inner, bindings] : published.items()) {
+      for (const auto& b : bindings.is_array() ? bindings : json::array()) {
+        if (int p = PortNumber(b.value("HostPort", json())); p > 0) return p;
+      }
+    }
+  } else if (published.is_array()) {
+    for (const auto& p : published) {
+      if (int n = PortNumber(p.value("PublicPort", json())); n > 0) return n;
+    }
+  }
+  return labels.is_object() && labels.contains("hoist.port") ? PortNumber(labels["hoist.port"]) : 0;
+}
+
 }  // namespace
 
 SimWorld::SimWorld(SimOptions options) : options_(std::move(options)) {}
@@ -505,6 +533,23 @@ net::HttpResponse SimWorld::Http(const net::HttpRequest& request) {
 
 // ---- Docker -----------------------------------------------------------------
 
+void SimWorld::RunContainer(Container& c, const SimServiceScript& script) {
+  c.state = "running";
+  c.started_at = Monotonic();
+  if (c.port <= 0) return;
+  c.pid = AddProcess("container " + c.name);
+  Proc& p = procs_[c.pid];
+  p.name = c.name;
+  p.port = c.port;
+  p.listens = script.behaviour == "listens";
+  p.listen_at = c.started_at + script.listen_after;
+}
+
+void SimWorld::HaltContainer(Container& c) {
+  if (c.pid) Kill(c.pid);
+  c.pid = 0;
+}
+
 void SimWorld::AddContainer(const std::string& name, const std::string& image) {
   Container c;
   c.id = fmt::format("{:064x}", next_container_++);
@@ -573,7 +618,12 @@ net::HttpResponse SimWorld::Docker(const net::HttpRequest& request) {
         auto ns = c.value("Names", json::array());
         k.name = !ns.empty() && ns[0].is_string() ? ns[0].get<std::string>().substr(1) : k.id.substr(0, 12);
         k.image = c.value("Image", "");
-        k.state = c.value("State", "running") == "running" ? "running" : "exited";
+        k.port = ContainerPort(c.value("Labels", json::object()), c.value("Ports", json::array()));
+        if (c.value("State", "running") == "running") {
+          RunContainer(k, {});
+        } else {
+          k.state = "exited";
+        }
         containers_.push_back(k);
         names.push_back(k.name + " " + k.image + " " + k.state);
       }
@@ -609,6 +659,8 @@ net::HttpResponse SimWorld::Docker(const net::HttpRequest& request) {
     if (c.config.is_discarded()) c.config = json::object();
     c.image = c.config.value("Image", "");
     c.healthcheck = c.config.contains("Healthcheck");
+    c.port = ContainerPort(c.config.value("Labels", json::object()),
+                           c.config.value("HostConfig", json::object()).value("PortBindings", json::object()));
     containers_.push_back(c);
     Record("docker", "create " + c.name + " (" + c.image + ")", {{"name", c.name}, {"image", c.image}});
     return reply(201, {{"Id", c.id}, {"Warnings", json::array()}});
@@ -635,18 +687,20 @@ net::HttpResponse SimWorld::Docker(const net::HttpRequest& request) {
       change(action);
       SimServiceScript script;
       if (auto it = scripts_.find(c->name); it != scripts_.end()) script = it->second;
-      c->started_at = Monotonic();
+      HaltContainer(*c);
       if (script.behaviour == "exits") {
+        c->started_at = Monotonic();
         c->state = "exited";
         c->exit_code = 1;
       } else {
-        c->state = "running";
+        RunContainer(*c, script);
       }
       return reply(204, nullptr);
     }
     if (m == "POST" && (action == "stop" || action == "kill")) {
       if (c->state != "running") return reply(action == "stop" ? 304 : 409, {{"message", "container " + id + " is not running"}});
       change(action);
+      HaltContainer(*c);
       c->state = "exited";
       c->exit_code = action == "kill" ? 137 : 0;
       return reply(204, nullptr);
@@ -661,6 +715,7 @@ net::HttpResponse SimWorld::Docker(const net::HttpRequest& request) {
         return reply(409, {{"message", "cannot remove a running container " + c->id + ": stop it or force"}});
       }
       change("remove");
+      HaltContainer(*c);
       containers_.erase(containers_.begin() + (c - containers_.data()));
       return reply(204, nullptr);
     }

@@ -174,7 +174,13 @@ class SimWorld : public World {
     bool healthcheck = false;
     double started_at = 0;
     nlohmann::json config;
+    int port = 0;    // the host port its app answers on (0 = none known)
+    pid_t pid = 0;   // the simulated process answering there while it runs
   };
+  /// The container's app is up: a process answering on its port (if known).
+  void RunContainer(Container& c, const SimServiceScript& script);
+  /// The container stopped: nothing answers on its port any more.
+  void HaltContainer(Container& c);
   std::vector<Container> containers_;
   std::set<std::string> docker_seeded_;  // sockets whose real containers were looked at
   int next_container_ = 1;

@@ -88,6 +88,24 @@ Lease ReadLease(db::Stmt& s) {
 constexpr const char* kLeaseCols =
     "env, owner, host, pid, run_id, reason, token, started_at, heartbeat_at, expires_at";
 
+json KvRow(db::Stmt& s) {
+  json j = {{"value", Parse(s.Text(0))}, {"updated_at", s.Text(2)}};
+  j["run_id"] = s.IsNull(1) ? json(nullptr) : json(s.Int(1));
+  return j;
+}
+
+json AllFacts(db::Sqlite& db, const std::string& env) {
+  auto s = db.Prepare("SELECT value, run_id, updated_at, key FROM kv WHERE env = ? ORDER BY key");
+  s.Bind(1, env);
+  json out = json::object();
+  while (s.Step()) out[s.Text(3)] = KvRow(s);
+  return out;
+}
+
+bool IsPostgresLocation(const std::string& location) {
+  return location.rfind("postgres://", 0) == 0 || location.rfind("postgresql://", 0) == 0;
+}
+
 class SqliteStateStore final : public StateStore {
  public:
   explicit SqliteStateStore(const std::string& path) : db_(Open(path)) {
@@ -332,12 +350,21 @@ class SqliteStateStore final : public StateStore {
     return KvRow(s);
   }
 
-  json RecallAll(const std::string& env) override {
-    auto s = db_.Prepare("SELECT value, run_id, updated_at, key FROM kv WHERE env = ? ORDER BY key");
-    s.Bind(1, env);
-    json out = json::object();
-    while (s.Step()) out[s.Text(3)] = KvRow(s);
-    return out;
+  json RecallAll(const std::string& env) override { return AllFacts(db_, env); }
+
+  void SeedFacts(const std::string& env, const json& facts) override {
+    db::Transaction tx(db_, true);
+    auto s = db_.Prepare("INSERT OR REPLACE INTO kv(env, key, value, run_id, updated_at) VALUES(?,?,?,?,?)");
+    for (const auto& [key, row] : facts.items()) {
+      s.Bind(1, env).Bind(2, key).Bind(3, Dump(row.value("value", json())));
+      if (row.contains("run_id") && row["run_id"].is_number_integer()) {
+        s.Bind(4, row["run_id"].get<int64_t>());
+      } else {
+        s.BindNull(4);
+      }
+      s.Bind(5, row.value("updated_at", sys::NowIso())).Run();
+    }
+    tx.Commit();
   }
 
   std::vector<Lease> Leases() override {
@@ -362,11 +389,6 @@ class SqliteStateStore final : public StateStore {
     }
   }
 
-  static json KvRow(db::Stmt& s) {
-    json j = {{"value", Parse(s.Text(0))}, {"updated_at", s.Text(2)}};
-    j["run_id"] = s.IsNull(1) ? json(nullptr) : json(s.Int(1));
-    return j;
-  }
 
   static json RunRow(db::Stmt& s) {
     json j = {{"id", s.Int(0)},         {"playbook", s.Text(1)}, {"version", s.Text(2)},
@@ -395,6 +417,9 @@ std::optional<json> StateStore::Recall(const std::string&, const std::string&) {
 json StateStore::RecallAll(const std::string&) {
   throw Error("state", "unsupported", "this state store keeps no remembered facts");
 }
+void StateStore::SeedFacts(const std::string&, const json&) {
+  throw Error("state", "unsupported", "this state store keeps no remembered facts");
+}
 
 LeaseHeldError::LeaseHeldError(Lease holder)
     : Error("lease", "lease_held",
@@ -405,11 +430,28 @@ LeaseHeldError::LeaseHeldError(Lease holder)
       holder_(std::move(holder)) {}
 
 std::unique_ptr<StateStore> OpenStateStore(const std::string& location) {
-  if (location.rfind("postgres://", 0) == 0 || location.rfind("postgresql://", 0) == 0) {
+  if (IsPostgresLocation(location)) {
     throw Error("state", "unsupported",
                 "a PostgreSQL state store is not available in this version; use a file path for state");
   }
   return std::make_unique<SqliteStateStore>(location);
+}
+
+json ReadFacts(const std::string& location, const std::string& env) {
+  if (IsPostgresLocation(location)) {
+    throw Error("state", "unsupported",
+                "a PostgreSQL state store is not available in this version; use a file path for state");
+  }
+  struct stat st {};
+  if (::stat(location.c_str(), &st) != 0) return json::object();
+  try {
+    db::Sqlite db(location, SQLITE_OPEN_READONLY);
+    auto kv = db.Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv'");
+    if (!kv.Step()) return json::object();
+    return AllFacts(db, env);
+  } catch (const Error& e) {
+    throw Error("state", "failed", fmt::format("cannot read the facts in state store {}: {}", location, e.message()));
+  }
 }
 
 }  // namespace hoist::engine

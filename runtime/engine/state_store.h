@@ -107,10 +107,18 @@ class StateStore {
   virtual std::optional<json> Recall(const std::string& env, const std::string& key);
   /// Every key of env: {key: {value, run_id, updated_at}}.
   virtual json RecallAll(const std::string& env);
+  /// Stores facts as RecallAll gives them (run_id and updated_at kept):
+  /// a sandbox's own store starts from the real one's.
+  virtual void SeedFacts(const std::string& env, const json& facts);
 };
 
 /// Opens the store at `location`: a file path (created 0600, its directory
 /// 0700) or, later, a postgres:// URL. Throws Error{"state",...}.
 std::unique_ptr<StateStore> OpenStateStore(const std::string& location);
+
+/// RecallAll(env) of the store at `location`, read-only: nothing is created
+/// or written, and a store that does not exist yet has no facts ({}).
+/// Throws Error{"state",...} when it exists but cannot be read.
+json ReadFacts(const std::string& location, const std::string& env);
 
 }  // namespace hoist::engine

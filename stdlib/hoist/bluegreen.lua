@@ -242,7 +242,9 @@ local function container(cfg, colour, release, vars, argv, env, image)
     -- host networking: the colour's port is the container's own, on the
     -- host's loopback, exactly where nginx's upstream points.
     network = app.network or "host",
-    labels = { ["hoist.colour"] = colour, ["hoist.release"] = tostring(release) },
+    -- hoist.port: where it answers, which host networking leaves Docker
+    -- no record of (a sandbox's simulated engine routes traffic by it).
+    labels = { ["hoist.colour"] = colour, ["hoist.release"] = tostring(release), ["hoist.port"] = tostring(vars.port) },
     healthcheck = app.healthcheck,
   }
   return self

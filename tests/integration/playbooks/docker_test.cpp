@@ -3,34 +3,17 @@
 // private dockerd (tests/support/dockerd), sharing the SQLite file through
 // a bind mount, behind the same real nginx.
 #include <doctest/doctest.h>
-#include <sys/stat.h>
 
 #include <filesystem>
 
 #include "integration/playbooks/bluegreen_rig.h"
+#include "integration/playbooks/example_image.h"
 #include "net/docker.h"
-#include "net/tar.h"
 #include "support/dockerd.h"
-#include "sys/fs.h"
 
 namespace hoist::test {
 namespace {
 
-constexpr const char* kImage = "hoist-test/notes:latest";
-
-/// Builds the example's image once per test process.
-void BuildImage(Dockerd& dockerd) {
-  static bool built = false;
-  if (built) return;
-  TempDir ctx("notes-ctx");
-  WriteFile(ctx / "Dockerfile", "FROM scratch\nCOPY app /app\nENTRYPOINT [\"/app\"]\n");
-  WriteFile(ctx / "app", sys::ReadFile(HOIST_EXAMPLE_APP_STATIC));
-  ::chmod((ctx / "app").c_str(), 0755);
-  net::DockerClient client = dockerd.Client();
-  net::BuildResult r = client.Build(net::TarDirectory(ctx.path), {.tag = kImage});
-  REQUIRE_MESSAGE(r.id.starts_with("sha256:"), r.log);
-  built = true;
-}
 
 std::string ContainerState(Dockerd& dockerd, const std::string& name) {
   net::DockerClient client = dockerd.Client();
@@ -46,14 +29,14 @@ TEST_SUITE("playbooks/docker") {
   TEST_CASE("Docker colours: deploy 1 and 2 from a scratch image, rollback, a failing release is removed") {
     Dockerd& dockerd = Dockerd::Shared();
     BlueGreenRig rig;
-    BuildImage(dockerd);
-    std::map<std::string, std::string> env = {{"EXAMPLE_IMAGE", kImage}, {"EXAMPLE_DOCKER_SOCKET", dockerd.socket()}};
+    BuildExampleImage(dockerd);
+    std::map<std::string, std::string> env = {{"EXAMPLE_IMAGE", kExampleImage}, {"EXAMPLE_DOCKER_SOCKET", dockerd.socket()}};
     rig.HoistOk({"deploy", "-e", "version=1"}, env);
     CHECK(rig.Traffic() == "release 1 (green)");
     CHECK(ContainerState(dockerd, "app-green") == "running");
     CHECK(ContainerState(dockerd, "app-blue") == "not_found");
 
-    rig.HoistOk({"deploy", "-e", std::string("image=") + kImage, "-e", "version=2"}, env);
+    rig.HoistOk({"deploy", "-e", std::string("image=") + kExampleImage, "-e", "version=2"}, env);
     CHECK(rig.Traffic() == "release 2 (blue)");
     CHECK(rig.Direct("green") == "release 1 (green)");
     CHECK(rig.Db("SELECT max(version) FROM hoist_schema_migrations WHERE success") == "3");

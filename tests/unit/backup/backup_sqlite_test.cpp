@@ -439,6 +439,35 @@ TEST_CASE("list is newest first with manifest data, prune keeps the protected an
     CHECK(r.pruned == std::vector<std::string>{made[3], made[2], made[1]});
     CHECK(std::filesystem::exists(other));
   }
+  SUBCASE("a read-only dir (a sandbox's view of the real one) counts towards keep and is never touched") {
+    MakeDb(t / "copy.db", 10);
+    const std::string own = t / "sandbox";
+    bk::ReadOnlyBackups real;
+    real.dir = dir;
+    real.source = [&](const std::string& s) { return s == t / "app.db" ? t / "copy.db" : s; };
+    bk::CreateOptions o = Opts(own, "n5");
+    o.keep = 2;
+    o.read_only = real;
+    auto mine = bk::CreateSqlite(t / "copy.db", o);
+    CHECK(mine.pruned == std::vector<std::string>{made[3], made[2], made[1]});
+    bk::PruneOptions po;
+    po.keep = 1;
+    po.read_only = real;
+    auto pr = bk::Prune(own, po);
+    CHECK(pr.removed == std::vector<std::string>{made[4], made[3], made[2], made[1]});
+    CHECK(bk::List(dir).size() == 6);
+    CHECK(bk::List(own).size() == 1);
+  }
+  SUBCASE("a name the read-only dir has is not chosen") {
+    // Both seconds the create may fall in.
+    auto now = std::chrono::system_clock::now();
+    for (auto s : {now, now + std::chrono::seconds(1)}) {
+      WriteFile(dir + "/app-n1-" + bk::detail::CompactStamp(s) + ".db.sha256", "");
+    }
+    bk::CreateOptions o = Opts(t / "sandbox", "n1");
+    o.read_only.dir = dir;
+    CHECK(bk::CreateSqlite(t / "app.db", o).path.ends_with("-2.db"));
+  }
   SUBCASE("bad options") {
     auto e = CatchError([&] { bk::Prune(dir, {}); });
     CHECK(e.message() == "prune needs keep or older_than");

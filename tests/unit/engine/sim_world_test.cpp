@@ -226,6 +226,35 @@ TEST_SUITE("engine/sim_world") {
                                             "create api-red (api:1.4.2)", "start api-red", "stop api-green"});
   }
 
+  TEST_CASE("a simulated container answers on the port it publishes or its hoist.port label names, while it runs") {
+    engine::SimWorld world;
+    json out = RunIn(world, R"(
+      local docker, traffic, http = require "hoist.docker", require "hoist.traffic", require "hoist.http"
+      local d <close> = docker.connect{ socket = "/var/run/docker.sock" }
+      local up = function(port) return traffic.tcp("127.0.0.1", port, 1).ok end
+      d:create{ name = "api-green", image = "api:2", network = "host", labels = { ["hoist.port"] = "5002" } }
+      d:create{ name = "api-blue", image = "api:2", ports = { "5001:8080" } }
+      d:create{ name = "api-red", image = "api:2", network = "host" }
+      local before = up(5002)
+      d:start("api-green")
+      d:start("api-blue")
+      d:start("api-red")
+      local r = { before = before, green = up(5002), blue = up(5001), red = up(8080),
+                  who = http.get("http://127.0.0.1:5002/health").headers["x-colour"] }
+      d:stop("api-green")
+      d:remove("api-blue", { force = true })
+      r.green_after, r.blue_after = up(5002), up(5001)
+      return r
+    )");
+    CHECK(out["before"] == false);
+    CHECK(out["green"] == true);
+    CHECK(out["blue"] == true);
+    CHECK(out["red"] == false);   // nothing says where it listens
+    CHECK(out["who"] == "api-green");
+    CHECK(out["green_after"] == false);
+    CHECK(out["blue_after"] == false);
+  }
+
   TEST_CASE("a service scripted never to listen times out on the virtual clock") {
     engine::SimWorld world;
     world.ScriptService("api-green", {.behaviour = "never_listens"});

@@ -197,6 +197,28 @@ TEST_CASE("a version 1 store gains the facts table when opened") {
   CHECK((*s->Recall("prod", "k"))["value"] == 1);
 }
 
+TEST_CASE("a sandbox's store starts from the real one's facts, read without creating or writing anything") {
+  test::TempDir dir;
+  CHECK(ReadFacts(dir / "none/state.db", "prod") == json::object());
+  CHECK_FALSE(std::filesystem::exists(dir / "none"));
+  {
+    auto real = OpenStateStore(dir / "state.db");
+    real->Remember("prod", "last_deploy", {{"release", "3"}, {"baked", true}}, 12);
+    real->Remember("staging", "last_deploy", {{"release", "4"}}, 13);
+  }
+  auto bytes = [&] { return test::ReadAll(dir / "state.db") + test::ReadAll(dir / "state.db-wal"); };
+  std::string before = bytes();
+  json facts = ReadFacts(dir / "state.db", "prod");
+  CHECK(bytes() == before);
+  REQUIRE(facts.size() == 1);
+  CHECK(facts["last_deploy"]["value"]["release"] == "3");
+
+  auto sandbox = OpenStateStore(dir / "sandbox.db");
+  sandbox->SeedFacts("prod", facts);
+  CHECK(sandbox->RecallAll("prod") == facts);   // run_id and updated_at too
+  CHECK_FALSE(sandbox->Recall("staging", "last_deploy"));
+}
+
 TEST_CASE("a postgres state URL is refused clearly for now") {
   auto e = test::CatchError([] { OpenStateStore("postgres://db/hoist"); });
   CHECK(e.code() == "unsupported");
