@@ -480,6 +480,8 @@ int l_recall(lua_State* L) {
   engine::StateStore& store = StoreOf(ctx, "recall");
   std::string key = CheckKey(L);
   auto row = store.Recall(ctx->env, key);
+  // Journaled with what it returned, so a replay recalls the same.
+  if (ctx->runner) ctx->runner->Note("state", "recall " + key, row ? *row : json{{"value", nullptr}});
   if (!row || (*row)["value"].is_null()) {
     lua_pushnil(L);
     return 1;
@@ -756,6 +758,7 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   try {
     store = engine::OpenStateStore(config.state_path);
     if (!options.facts_from.empty()) store->SeedFacts(env_name, engine::ReadFacts(options.facts_from, env_name));
+    if (options.facts.is_object() && !options.facts.empty()) store->SeedFacts(env_name, options.facts);
   } catch (const Error& e) {
     return usage_error(ErrorText(e), e.code() == "busy" ? "" : "check the 'state' setting in hoist.lua and the directory's permissions");
   }

@@ -64,6 +64,9 @@ struct RunOptions {
   /// A rehearsal of a real environment: its state store starts with the
   /// environment's remembered facts (run:recall) from this store, read-only.
   std::string facts_from;
+  /// A replay: the facts the recorded run recalled, as it recalled them
+  /// ({key: {value, run_id, updated_at}}), seeded after facts_from.
+  nlohmann::json facts = nlohmann::json::object();
   /// hoist.testing: this table (JSON object) is the environment instead of
   /// hoist.lua's; null = from hoist.lua.
   nlohmann::json env_table;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -446,6 +447,26 @@ struct ReplayOutcome {
   size_t calls = 0;
 };
 
+/// What the recorded run recalled before remembering it itself: a replay
+/// starts from those facts, whatever the store holds now.
+json RecalledFacts(const json& run) {
+  json facts = json::object();
+  std::set<std::string> remembered;
+  for (const auto& e : run.value("events", json::array())) {
+    if (e.value("kind", "") != "state") continue;
+    const std::string name = e.value("name", "");
+    if (name.rfind("remember ", 0) == 0) {
+      remembered.insert(name.substr(9));
+    } else if (name.rfind("recall ", 0) == 0) {
+      std::string key = name.substr(7);
+      json row = e.value("data", json::object());
+      if (remembered.count(key) || facts.contains(key) || row.value("value", json()).is_null()) continue;
+      facts[key] = row;
+    }
+  }
+  return facts;
+}
+
 // Replays a journaled run (the `hoist show --json` shape) in a sandbox.
 ReplayOutcome Replay(const Project& project, const json& run, const std::string& db_url,
                      const std::string& keep_copy_as) {
@@ -468,6 +489,7 @@ ReplayOutcome Replay(const Project& project, const json& run, const std::string&
   so.run.params.file = run.value("params", json::object());
   so.run.assume_yes = true;
   if (run.contains("env_table")) so.run.env_table = run["env_table"];
+  so.run.facts = RecalledFacts(run);
   so.db.url = db_url;
   so.world = &world;
   so.keep_copy_as = keep_copy_as;

@@ -206,6 +206,39 @@ end }
     CHECK(test.out.find("1 passed, 0 failed") != std::string::npos);
   }
 
+  TEST_CASE("replay: a run that recalled remembered facts replays with them, whatever was remembered since") {
+    TempDir dir("rpl");
+    fs::create_directories(dir / "data");
+    Sql(dir / "data/app.db", "CREATE TABLE t (x);");
+    WriteFile(dir / "hoist.lua", "return { environments = { prod = { database = \"sqlite:data/app.db\" } } }");
+    // What the canned contract and rollback do: act on what an earlier run remembered.
+    WriteFile(dir / "facts.lua", R"lua(local hoist = require "hoist"
+local proc = require "hoist.proc"
+return hoist.playbook { name = "facts", version = "1.0.0", params = { set = { type = "string", default = "" } },
+  run = function(run, p)
+    if p.set ~= "" then run:remember("release", p.set) return end
+    local release = run:recall("release")
+    run:step("act", function() return proc.run({ "echo", "release " .. tostring(release) }).stdout end)
+    run:remember("release", "after " .. tostring(release))
+  end }
+)lua");
+    REQUIRE(RunHoist(dir.path, {"run", "facts.lua", "-e", "set=2"}).exit_code == 0);
+    auto acted = RunHoist(dir.path, {"run", "facts.lua"});  // run 2 recalls release 2
+    REQUIRE(acted.exit_code == 0);
+    REQUIRE(RunHoist(dir.path, {"run", "facts.lua", "-e", "set=3"}).exit_code == 0);
+
+    auto replay = RunHoist(dir.path, {"replay", "2"});
+    INFO(replay.out << replay.err);
+    CHECK(replay.exit_code == 0);
+    CHECK(replay.out.find("matched: all ") != std::string::npos);
+    // The replay remembered nothing into the real store.
+    auto facts = RunHoist(dir.path, {"run", "facts.lua"});
+    REQUIRE(facts.exit_code == 0);
+    auto show = RunHoist(dir.path, {"show", "4", "--json"});
+    REQUIRE(show.exit_code == 0);
+    CHECK(show.out.find("release 3") != std::string::npos);
+  }
+
   TEST_CASE("recorded world answers keep secrets masked in the journal") {
     TempDir dir("sec");
     WriteFile(dir / "secret.lua", R"lua(local hoist = require "hoist"
