@@ -116,6 +116,10 @@ void FsyncFd(int fd, const std::string& path) {
   if (::fsync(fd) != 0) FailErrno("cannot fsync", path, errno);
 }
 
+void StartWriteback(int fd, uint64_t off, uint64_t n) {
+  ::sync_file_range(fd, static_cast<off_t>(off), static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE);
+}
+
 namespace {
 
 std::string RandomTag() {
@@ -245,6 +249,7 @@ bool GrowingHasher::Pass() {
     size_t got = PreadFull(f.fd.get(), buf_.get(), n, f.off, path);
     if (got == 0) continue;
     f.sha.Update(std::string_view(buf_.get(), got));
+    StartWriteback(f.fd.get(), f.off, got);
     f.off += got;
     bytes_ += got;
     progressed = true;

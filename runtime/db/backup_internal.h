@@ -65,6 +65,9 @@ size_t PreadFull(int fd, char* buf, size_t n, uint64_t off, const std::string& p
 void PwriteFull(int fd, const char* buf, size_t n, uint64_t off, const std::string& path);
 void WriteFull(int fd, const char* buf, size_t n, const std::string& path);
 void FsyncFd(int fd, const std::string& path);
+/// Starts writing [off, off + n) back to disk without waiting (so the final
+/// fsync has little left to do); best effort, the fsync is the guarantee.
+void StartWriteback(int fd, uint64_t off, uint64_t n);
 
 /// A hidden output file `.<final_name>.tmp-XXXXXX` in dir, mode 0600 and
 /// flock'ed for its whole life (so prune can tell a crashed backup's

@@ -464,6 +464,7 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
       try {
         hash.Update(std::string_view(buf.get(), static_cast<size_t>(n)));
         WriteFull(out_file->fd(), buf.get(), static_cast<size_t>(n), out_file->path());
+        StartWriteback(out_file->fd(), size, static_cast<uint64_t>(n));
         size += static_cast<uint64_t>(n);
         if (o.progress) o.progress(display, static_cast<double>(size), 0, "bytes");
       } catch (...) {

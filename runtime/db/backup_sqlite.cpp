@@ -788,7 +788,7 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
         PwriteFull(tmp.fd(), reinterpret_cast<const char*>(page.get()), page_size, 0, tmp.path());
       }
       // Start writeback now, so the final fsync finds little left to do.
-      if (!level) ::sync_file_range(tmp.fd(), static_cast<off_t>(off), static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE);
+      if (!level) StartWriteback(tmp.fd(), off, n);
       off += n;
       if (hasher) hasher->Advance(off);
       if (o.progress) o.progress(label, static_cast<double>(off), static_cast<double>(total), "bytes");
