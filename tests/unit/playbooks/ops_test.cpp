@@ -72,6 +72,13 @@ struct Ops {
     }
   }
   sys::ProcessResult Run(std::vector<std::string> args) { return RunHoist(dir.path, std::move(args)); }
+  /// Migrated, users ada and grace, a backup labelled "good" of them, then `change` applied.
+  void GoodBackupThen(const std::string& change) {
+    REQUIRE(Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
+    Exec("INSERT INTO users (name) VALUES ('ada'), ('grace')");
+    REQUIRE(Run({"backup", "-e", "label=good"}).exit_code == 0);
+    Exec(change);
+  }
   json Query(const std::string& sql, const std::string& file = "data/app.db") {
     auto conn = db::Open("sqlite://" + (dir / file));
     auto r = conn->Query(sql);
@@ -275,10 +282,7 @@ TEST_CASE("backup: label, protect, retention from hoist.lua, files 0600 in a 070
 
 TEST_CASE("restore: refuses without confirmation, then restores after a safety backup") {
   Ops p;
-  REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
-  p.Exec("INSERT INTO users (name) VALUES ('ada'), ('grace')");
-  REQUIRE(p.Run({"backup", "-e", "label=good"}).exit_code == 0);
-  p.Exec("DELETE FROM users WHERE name = 'grace'; INSERT INTO users (name) VALUES ('mallory')");
+  p.GoodBackupThen("DELETE FROM users WHERE name = 'grace'; INSERT INTO users (name) VALUES ('mallory')");
 
   auto no = p.Run({"--json", "restore"});
   CHECK(no.exit_code == 1);
@@ -302,10 +306,7 @@ TEST_CASE("restore: refuses without confirmation, then restores after a safety b
 
 TEST_CASE("restore on a terminal: answering n changes nothing, answering y restores") {
   Ops p;
-  REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
-  p.Exec("INSERT INTO users (name) VALUES ('ada'), ('grace')");
-  REQUIRE(p.Run({"backup", "-e", "label=good"}).exit_code == 0);
-  p.Exec("DELETE FROM users WHERE name = 'grace'");
+  p.GoodBackupThen("DELETE FROM users WHERE name = 'grace'");
 
   auto no = RunHoistOnTerminal(p.dir.path, {"restore"}, "n\n");
   INFO(no.output);
