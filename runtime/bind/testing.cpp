@@ -129,10 +129,11 @@ void StripNulls(json& j) {
 }
 
 /// sandbox.run{ playbook, params, env, env_table, db = { sql | url } | false,
-///   world = {...}, lease = { owner, reason }, yes } -> result
+///   world = {...}, lease = { owner, reason }, facts = { key = value }, yes } -> result
 int l_run(lua_State* L) {
   lua::CheckTable(L, 1, "sandbox spec");
-  lua::CheckKeys(L, 1, "sandbox.run", {"playbook", "params", "env", "env_table", "db", "world", "lease", "yes"});
+  lua::CheckKeys(L, 1, "sandbox.run",
+                 {"playbook", "params", "env", "env_table", "db", "world", "lease", "facts", "yes"});
   Context* ctx = GetContext(L);
   if (!ctx) throw Error("testing", "invalid", "sandbox.run needs a project (run it under hoist test)");
   json spec = lua::ToJson(L, 1, /*lenient=*/true);
@@ -145,6 +146,9 @@ int l_run(lua_State* L) {
   if (spec.contains("params") && spec["params"].is_object()) o.run.params.file = spec["params"];
   if (spec.contains("env_table")) {
     o.run.env_table = spec["env_table"].is_object() ? spec["env_table"] : json::object();
+  }
+  if (spec.contains("facts") && spec["facts"].is_object()) {
+    for (const auto& [key, value] : spec["facts"].items()) o.run.facts[key] = {{"value", value}};
   }
   if (spec.contains("db")) {
     const json& d = spec["db"];

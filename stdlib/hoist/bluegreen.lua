@@ -459,9 +459,12 @@ function M.deploy(run, opts)
     return { stopped = true, release = idle_before and idle_before.release or nil, how = r and r.how }
   end, { undo = function(r)
     if not (r and r.stopped and r.release) then return end
-    -- Put the standby back so an instant rollback stays possible.
+    -- Put the standby back so an instant rollback stays possible; an undo
+    -- that leaves it unhealthy fails, so the operator hears of it.
     M.service(cfg, idle, r.release, idle_before and idle_before.image):start { wait = cfg.app.start_timeout or 30 }
     remember_colour(run, idle, idle_before)
+    local conn <close> = open_db(run)
+    M.gate(cfg, idle, r.release, conn)
   end })
 
   run:step("start " .. idle, function()

@@ -164,13 +164,14 @@ Sandbox.__index, Result.__index = Sandbox, Result
 --   { url = "postgres://..." } | false), env (the environment table the
 --   playbook sees as run.env; its `database` is the copy), world (files,
 --   nginx, services, listening, frontends, processes, http, behave), lease
---   ({ owner, reason }: held by someone else)
+--   ({ owner, reason }: held by someone else), facts ({ key = value }: what
+--   earlier runs remembered, for run:recall)
 function M.sandbox(spec)
   spec = spec or {}
   if type(spec) ~= "table" then error("sandbox(spec): spec must be a table", 2) end
   for k in pairs(spec) do
-    if k ~= "db" and k ~= "env" and k ~= "world" and k ~= "lease" then
-      error(fmt("sandbox: unknown key '%s' (expected: db, env, world, lease)", tostring(k)), 2)
+    if k ~= "db" and k ~= "env" and k ~= "world" and k ~= "lease" and k ~= "facts" then
+      error(fmt("sandbox: unknown key '%s' (expected: db, env, world, lease, facts)", tostring(k)), 2)
     end
   end
   return setmetatable({ spec = spec }, Sandbox)
@@ -191,7 +192,7 @@ function Sandbox:run(playbook, params, opts)
     dbspec = false
   end
   local r = sandbox.run { playbook = pb, params = params or {}, env_table = s.env or {}, db = dbspec,
-    world = s.world, lease = s.lease, yes = not (opts and opts.yes == false) }
+    world = s.world, lease = s.lease, facts = s.facts, yes = not (opts and opts.yes == false) }
   if r.dir and r.dir ~= "" then open_dirs[#open_dirs + 1] = r.dir end
   return setmetatable(r, Result)
 end

@@ -132,3 +132,44 @@ case("no version: refused before anything changes", function()
   t.contains(r.error, "deploy needs -e version=RELEASE")
   t.eq(#r.changes, 0, "world changes")
 end)
+
+-- Green runs release 1 as the standby (remembered by the deploy that left it there).
+local function with_standby(world)
+  local w = {
+    services = { { name = "app-blue", pid_file = "/srv/api/run/blue.pid", port = 5001 },
+                 { name = "app-green", pid_file = "/srv/api/run/green.pid", port = 5002 } },
+  }
+  for k, v in pairs(world or {}) do w[k] = v end
+  return c.sandbox(w, { facts = { colours = { blue = { release = "2" }, green = { release = "1" } } } })
+end
+
+case("a failed deploy puts the standby back and health-checks it before calling the undo done", function()
+  local r = with_standby { processes = { { match = "nginx -t", code = 1, stderr = "nginx: [emerg] bad\n" } } }
+    :run(DEPLOY, { version = "3" })
+  t.status(r, "failed")
+  t.step_failed(r, "switch blue -> green", "nginx -t")
+  -- The standby (release 1) stopped, release 3 started, stopped by the undo, release 1 started again.
+  t.order(r, { "stop app-green", "start app-green", "stop app-green", "start app-green" })
+  local last_start
+  for i, e in ipairs(r.events) do
+    if e.kind == "service" and tostring(e.name):find("start app-green", 1, true) then last_start = i end
+  end
+  local checked = false
+  for i, e in ipairs(r.events) do
+    if i > last_start and e.kind == "http" and tostring(e.name):find("127.0.0.1:5002/api/health", 1, true) then
+      checked = true
+    end
+  end
+  t.ok(checked, "the restarted standby's health was checked")
+  t.eq(t.file(r, c.CONF), c.BLUE_LIVE, "the include")
+end)
+
+case("a standby that comes back unhealthy makes the undo fail loudly (exit 3)", function()
+  local r = with_standby { http = { { url = "http://127.0.0.1:5002/api/health", status = 500, body = "db locked" } } }
+    :run(DEPLOY, { version = "3" })
+  t.status(r, "failed_undo")
+  t.eq(r.exit_code, 3, "exit code")
+  t.step_failed(r, "health gate green", "green (release 3) did not become healthy")
+  t.step_failed(r, "undo stop standby green", "green (release 1) did not become healthy")
+  t.eq(t.file(r, c.CONF), c.BLUE_LIVE, "the include")
+end)
