@@ -24,9 +24,11 @@ DynLib::DynLib(std::initializer_list<const char*> sonames, const std::string& ar
               what + " needs " + first + " (install the Debian package " + package + "): " + last_error);
 }
 
-DynLib::~DynLib() {
-  if (handle_) dlclose(handle_);
-}
+// Never dlclose: libpq pulls in libraries with thread-local storage and
+// exit handlers (krb5, gnutls); unloading them at static destruction left
+// stale TLS that the leak checker then read and crashed on. The process
+// keeps them until it exits.
+DynLib::~DynLib() = default;
 
 void* DynLib::Symbol(const char* name) const {
   dlerror();
