@@ -16,6 +16,7 @@
 #include <fstream>
 #include <memory>
 
+#include "support/colour_server.h"
 #include "support/support.h"
 #include "sys/process.h"
 
@@ -62,23 +63,6 @@ sys::ProcessResult Run(std::vector<std::string> argv, int timeout_ms = 60000) {
   spec.timeout = std::chrono::milliseconds(timeout_ms);
   spec.env["LC_ALL"] = "C.UTF-8";
   return sys::RunProcess(spec);
-}
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
 }
 
 // Builds (once per machine, under a file lock) a data directory made by

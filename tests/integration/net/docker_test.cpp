@@ -19,6 +19,7 @@
 #include "net/docker.h"
 #include "net/http.h"
 #include "net/tar.h"
+#include "support/colour_server.h"
 #include "support/dockerd.h"
 #include "support/support.h"
 
@@ -27,6 +28,7 @@ namespace {
 
 using std::chrono::milliseconds;
 using test::Dockerd;
+using test::FreePort;
 
 const std::string kSh = "/bin/busybox";
 
@@ -60,17 +62,6 @@ std::string HealthOf(DockerClient& d, const std::string& name) {
   return s.contains("Health") ? s["Health"].value("Status", "") : "";
 }
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 TEST_SUITE("net/docker") {
   TEST_CASE("dockerd answers ping and version with a negotiated API") {
