@@ -172,13 +172,16 @@ TEST_SUITE("traffic/nginx") {
     Rig rig;
     const std::string before = rig.Conf();
     rig.green.SetStatus(500);
-    for (const char* write : {"rename", "inplace"}) {
+    for (std::string write : {"rename", "inplace"}) {
       CAPTURE(write);
-      auto e = LuaError(rig.Site(std::string("  write = '") + write + "',\n") +
+      // 3 s: the window must outlast the reload on a loaded machine, or the
+      // last answer seen can still be the old workers' (from blue).
+      auto e = LuaError(rig.Site("  write = '" + write + "',\n") +
                         "site:switch('green', { verify = { url = '" + rig.nginx->url("/") +
-                        "', expect_header = 'X-Colour', timeout = 1 } })\n");
+                        "', expect_header = 'X-Colour', timeout = 3 } })\n");
+      INFO(e.message());
       CHECK(e.code() == "verify_failed");
-      CHECK(e.message().find("traffic through " + rig.nginx->url("/") + " did not come from green within 1 s") == 0);
+      CHECK(e.message().find("traffic through " + rig.nginx->url("/") + " did not come from green within 3 s") == 0);
       CHECK(e.message().find("last: status 500 from green") != std::string::npos);
       CHECK(e.message().find("restored byte for byte and nginx reloaded with it)") != std::string::npos);
       CHECK(rig.Conf() == before);
