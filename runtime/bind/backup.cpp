@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <set>
 
 #include <fmt/format.h>
 
@@ -188,19 +187,7 @@ int l_create(lua_State* L) {
 int l_list(lua_State* L) {
   std::string real = lua::CheckString(L, 1, "dir");
   std::string dir = SandboxPath(L, real);
-  std::vector<bk::Entry> entries = bk::List(dir);
-  if (bk::ReadOnlyBackups ro = RealBackups(L, real, dir); !ro.dir.empty()) {
-    std::set<std::string> have;
-    for (const auto& e : entries) have.insert(e.name);
-    for (auto e : bk::List(ro.dir)) {
-      if (have.count(e.name)) continue;
-      e.source = ro.source(e.source);
-      entries.push_back(std::move(e));
-    }
-    std::stable_sort(entries.begin(), entries.end(), [](const bk::Entry& a, const bk::Entry& b) {
-      return a.created_at != b.created_at ? a.created_at > b.created_at : a.name > b.name;
-    });
-  }
+  std::vector<bk::Entry> entries = bk::List(dir, RealBackups(L, real, dir));
   json out = json::array();
   for (const auto& e : entries) {
     out.push_back({{"path", e.path},

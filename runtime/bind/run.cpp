@@ -1,6 +1,5 @@
 #include "bind/run.h"
 
-#include <regex>
 #include <limits.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <regex>
 #include <set>
 
 #include <fmt/format.h>

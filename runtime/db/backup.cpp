@@ -266,18 +266,7 @@ std::map<std::string, std::string> GrowingHasher::Finish() {
 
 std::vector<std::string> GrowingHasher::Files() const {
   if (!is_dir_) return {""};
-  std::vector<std::string> out, stack{""};
-  while (!stack.empty()) {
-    std::string rel = stack.back();
-    stack.pop_back();
-    for (const auto& name : sys::ListDir(rel.empty() ? root_ : root_ + "/" + rel)) {
-      std::string r = rel.empty() ? name : rel + "/" + name;
-      sys::Stat st = sys::StatPath(root_ + "/" + r);
-      if (st.type == "dir") stack.push_back(r);
-      if (st.type == "file") out.push_back(r);
-    }
-  }
-  return out;
+  return FilesUnder(root_);
 }
 
 // --- FollowHasher / Worker
@@ -612,23 +601,25 @@ void PublishBackup(CreateResult& r, const std::string& sidecar_text, json manife
   r.pruned = PruneAfterCreate(options, source);
 }
 
-TreeDigest HashTree(const std::string& dir) {
-  TreeDigest out;
-  std::vector<std::string> stack{""};
+std::vector<std::string> FilesUnder(const std::string& dir) {
+  std::vector<std::string> out, stack{""};
   while (!stack.empty()) {
     std::string rel = stack.back();
     stack.pop_back();
-    std::string abs = rel.empty() ? dir : dir + "/" + rel;
-    for (const auto& name : sys::ListDir(abs)) {
+    for (const auto& name : sys::ListDir(rel.empty() ? dir : dir + "/" + rel)) {
       std::string r = rel.empty() ? name : rel + "/" + name;
       sys::Stat st = sys::StatPath(dir + "/" + r);
-      if (st.type == "dir") {
-        stack.push_back(r);
-      } else if (st.type == "file") {
-        out.files.push_back(r);
-      }
+      if (st.type == "dir") stack.push_back(r);
+      if (st.type == "file") out.push_back(r);
     }
   }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TreeDigest HashTree(const std::string& dir) {
+  TreeDigest out;
+  out.files = FilesUnder(dir);
   std::map<std::string, std::string> digests;
   for (const auto& r : out.files) {
     CheckStop();
@@ -636,7 +627,6 @@ TreeDigest HashTree(const std::string& dir) {
     digests[r] = sys::Sha256FileHex(p);
     out.size += sys::StatPath(p).size;
   }
-  std::sort(out.files.begin(), out.files.end());
   out.sidecar_text = TreeSidecar(BaseName(dir), digests);
   out.digest = sys::Sha256Hex(out.sidecar_text);
   return out;
@@ -752,6 +742,12 @@ bool Bool(const json& m, const char* key) {
 
 }  // namespace
 
+namespace {
+bool NewestFirst(const Entry& a, const Entry& b) {
+  return a.created_at != b.created_at ? a.created_at > b.created_at : a.name > b.name;
+}
+}  // namespace
+
 std::vector<Entry> List(const std::string& dir) {
   std::vector<Entry> out;
   if (!sys::StatPath(dir).exists) return out;
@@ -798,11 +794,22 @@ std::vector<Entry> List(const std::string& dir) {
     e.is_protected = Bool(m, "protected");
     out.push_back(std::move(e));
   }
-  std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) {
-    if (a.created_at != b.created_at) return a.created_at > b.created_at;
-    return a.name > b.name;
-  });
+  std::sort(out.begin(), out.end(), NewestFirst);
   return out;
+}
+
+std::vector<Entry> List(const std::string& dir, const ReadOnlyBackups& read_only) {
+  std::vector<Entry> all = List(dir);
+  if (read_only.dir.empty()) return all;
+  std::set<std::string> have;
+  for (const auto& e : all) have.insert(e.name);
+  for (auto& e : List(read_only.dir)) {
+    if (have.count(e.name)) continue;
+    if (read_only.source) e.source = read_only.source(e.source);
+    all.push_back(std::move(e));
+  }
+  std::stable_sort(all.begin(), all.end(), NewestFirst);
+  return all;
 }
 
 double ParseAge(const std::string& text) {
@@ -822,22 +829,11 @@ PruneResult Prune(const std::string& dir, const PruneOptions& o) {
   if (o.keep < 0) Fail("invalid", "keep must be >= 0");
   if (o.keep == 0 && o.older_than <= 0) Fail("invalid", "prune needs keep or older_than");
   PruneResult r;
-  std::vector<Entry> all = List(dir);
-  std::set<std::string> untouchable;
-  if (!o.read_only.dir.empty()) {
-    std::set<std::string> have;
-    for (const auto& e : all) have.insert(e.name);
-    for (auto& e : List(o.read_only.dir)) {
-      if (have.count(e.name)) continue;
-      if (o.read_only.source) e.source = o.read_only.source(e.source);
-      untouchable.insert(e.path);
-      all.push_back(std::move(e));
-    }
-    std::stable_sort(all.begin(), all.end(), [](const Entry& a, const Entry& b) {
-      if (a.created_at != b.created_at) return a.created_at > b.created_at;
-      return a.name > b.name;
-    });
-  }
+  std::vector<Entry> all = List(dir, o.read_only);
+  // What the read-only view adds is counted, never removed.
+  auto untouchable = [&](const Entry& e) {
+    return !o.read_only.dir.empty() && e.path.rfind(o.read_only.dir + "/", 0) == 0;
+  };
   double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   // Per source, newest first (List's order).
   std::map<std::string, std::vector<const Entry*>> by_source;
@@ -866,7 +862,7 @@ PruneResult Prune(const std::string& dir, const PruneOptions& o) {
       auto created = ParseIsoTime(e->created_at);
       bool old_enough = o.older_than <= 0 || (created && now - *created > o.older_than);
       if (beyond_keep && old_enough) {
-        if (!o.dry_run && !untouchable.count(e->path)) RemoveBackup(e->path);
+        if (!o.dry_run && !untouchable(*e)) RemoveBackup(e->path);
         r.removed.push_back(e->path);
       } else {
         r.kept.push_back(e->path);

@@ -188,6 +188,9 @@ struct Entry {
 /// without a manifest are listed with has_manifest = false; manifests whose
 /// data is gone and temp files are not listed. A missing dir is empty.
 std::vector<Entry> List(const std::string& dir);
+/// List(dir) with the backups of read_only.dir that dir does not shadow
+/// (same name), their sources renamed by read_only.source; newest first.
+std::vector<Entry> List(const std::string& dir, const ReadOnlyBackups& read_only);
 
 struct PruneOptions {
   /// Keep the newest N unprotected backups of each source (0 = no limit).

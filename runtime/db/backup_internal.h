@@ -146,10 +146,9 @@ class FollowHasher {
 
 /// Hashes files another process is writing while it writes them, so only
 /// the tail is left when it exits instead of a second read of everything.
-/// Sound for writers that only append: pg_dump's plain and tar dumps and
-/// each file of a directory dump (a custom dump seeks back to rewrite its
-/// TOC, so it goes through a FIFO instead). A file that shrinks or is
-/// replaced is hashed again from its start.
+/// Sound for writers that only append: pg_dump's tar dumps and each file of
+/// a directory dump (custom and plain dumps go through a FIFO). A file that
+/// shrinks or is replaced is hashed again from its start.
 class GrowingHasher {
  public:
   /// root: a file, or a directory (every regular file under it).
@@ -254,6 +253,8 @@ struct TreeDigest {
   std::vector<std::string> files;  ///< relative paths
 };
 TreeDigest HashTree(const std::string& dir);
+/// Relative paths of the regular files under dir, sorted.
+std::vector<std::string> FilesUnder(const std::string& dir);
 /// The sidecar text of a directory named `base` from relative path -> hex
 /// digest (sha256sum lines, sorted by path, as HashTree writes them).
 std::string TreeSidecar(const std::string& base, const std::map<std::string, std::string>& digests);

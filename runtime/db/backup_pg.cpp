@@ -1,7 +1,7 @@
 // PostgreSQL backups through pg_dump/pg_restore/psql, run from argv arrays
 // with the password in PGPASSWORD (never argv, never logged). The sha256
-// is computed while pg_dump writes: plain, tar and directory dumps are
-// hashed as their files grow; custom format streams through a FIFO.
+// is computed while pg_dump writes: tar and directory dumps are hashed as
+// their files grow; custom and plain dumps stream through a FIFO.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/file.h>

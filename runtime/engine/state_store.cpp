@@ -102,8 +102,11 @@ json AllFacts(db::Sqlite& db, const std::string& env) {
   return out;
 }
 
-bool IsPostgresLocation(const std::string& location) {
-  return location.rfind("postgres://", 0) == 0 || location.rfind("postgresql://", 0) == 0;
+void RefusePostgres(const std::string& location) {
+  if (location.rfind("postgres://", 0) == 0 || location.rfind("postgresql://", 0) == 0) {
+    throw Error("state", "unsupported",
+                "a PostgreSQL state store is not available in this version; use a file path for state");
+  }
 }
 
 class SqliteStateStore final : public StateStore {
@@ -389,7 +392,6 @@ class SqliteStateStore final : public StateStore {
     }
   }
 
-
   static json RunRow(db::Stmt& s) {
     json j = {{"id", s.Int(0)},         {"playbook", s.Text(1)}, {"version", s.Text(2)},
               {"env", s.Text(3)},       {"status", s.Text(4)},   {"operator", s.Text(6)},
@@ -430,18 +432,12 @@ LeaseHeldError::LeaseHeldError(Lease holder)
       holder_(std::move(holder)) {}
 
 std::unique_ptr<StateStore> OpenStateStore(const std::string& location) {
-  if (IsPostgresLocation(location)) {
-    throw Error("state", "unsupported",
-                "a PostgreSQL state store is not available in this version; use a file path for state");
-  }
+  RefusePostgres(location);
   return std::make_unique<SqliteStateStore>(location);
 }
 
 json ReadFacts(const std::string& location, const std::string& env) {
-  if (IsPostgresLocation(location)) {
-    throw Error("state", "unsupported",
-                "a PostgreSQL state store is not available in this version; use a file path for state");
-  }
+  RefusePostgres(location);
   struct stat st {};
   if (::stat(location.c_str(), &st) != 0) return json::object();
   try {
