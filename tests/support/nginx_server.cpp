@@ -40,7 +40,7 @@ std::string NginxServer::Binary() {
   return "";
 }
 
-NginxServer::NginxServer(const std::string& dir, NginxOptions o) : dir_(dir) {
+NginxServer::NginxServer(const std::string& dir, NginxOptions o) : dir_(dir), worker_processes_(o.worker_processes) {
   namespace fs = std::filesystem;
   for (const char* sub : {"logs", "tmp", "tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"})
     fs::create_directories(dir_ + "/" + sub);
@@ -97,10 +97,16 @@ bool NginxServer::Start(std::string* why) {
     return false;
   }
   started_ = true;
-  bool up = WaitFor([&] { return MasterPid() > 0 && sys::TcpConnect("127.0.0.1", port_, std::chrono::milliseconds(200)).ok; },
-                    std::chrono::milliseconds(5000));
+  // The master listens (and writes its pid file) before it forks the workers:
+  // a test that records the workers must not see half of them.
+  bool up = WaitFor([&] {
+    pid_t master = MasterPid();
+    return master > 0 && sys::TcpConnect("127.0.0.1", port_, std::chrono::milliseconds(200)).ok &&
+           sys::ChildPids(master).size() >= static_cast<size_t>(worker_processes_);
+  }, std::chrono::milliseconds(5000));
   if (!up) {
-    *why = "nginx started but does not listen on port " + std::to_string(port_) + ": " + ReadAll(error_log_);
+    *why = "nginx started but does not listen on port " + std::to_string(port_) + " with " +
+           std::to_string(worker_processes_) + " worker(s) within 5 s: " + ReadAll(error_log_);
     Stop();
     return false;
   }

@@ -31,8 +31,8 @@ class NginxServer {
   /// Path of the nginx binary, or "" when not installed.
   static std::string Binary();
 
-  /// Starts nginx (daemonized master) and waits until it listens; on failure
-  /// returns false with *why (nginx's own message).
+  /// Starts nginx (daemonized master) and waits until it listens and has
+  /// forked all its workers; on failure returns false with *why (nginx's own message).
   bool Start(std::string* why);
   /// Stops the master by pid (QUIT, then TERM, then KILL) and waits.
   void Stop();
@@ -53,6 +53,7 @@ class NginxServer {
  private:
   std::string dir_, main_conf_, upstream_conf_, maintenance_conf_, pid_file_, error_log_;
   int port_ = 0;
+  int worker_processes_ = 1;
   bool started_ = false;
 };
 
