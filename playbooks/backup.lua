@@ -10,14 +10,9 @@ local null = require("hoist.db").null
 -- A manifest value for humans: JSON null and nil read "none".
 local function show(v) if v == nil or v == null then return "none" end return tostring(v) end
 
-local function size(n)
-  if n >= 1048576 then return string.format("%.1f MiB", n / 1048576) end
-  return string.format("%.1f KiB", n / 1024)
-end
-
 return hoist.playbook {
   name = "backup",
-  version = "1.0.0",
+  version = "1.1.0",
   summary = "Back up the environment's database (verified), then prune to the configured retention",
   params = {
     label = { type = "string", default = "manual", help = "name part of the backup file ([A-Za-z0-9._-], e.g. predeploy)" },
@@ -31,14 +26,14 @@ return hoist.playbook {
     local conn <close> = project.database(run)
     local b = run:step("backup " .. conn:url(), function()
       return backup.create(conn, {
-        dir = settings.dir, label = p.label, keep = keep, protect = p.protect,
+        dir = settings.dir, label = p.label, keep = keep, keep_safety = settings.keep_safety, protect = p.protect,
         reason = p.reason ~= "" and p.reason or nil,
         compress = settings.compress, format = settings.format,
       })
     end)
     local m = b.manifest
     log.info(("backup %s: %s, sha256 %s, schema %s, migration version %s%s"):format(
-      b.path, size(b.size), b.sha256:sub(1, 16), (m.schema_fingerprint or "?"):sub(1, 16),
+      b.path, hoist.bytes(b.size), b.sha256:sub(1, 16), (m.schema_fingerprint or "?"):sub(1, 16),
       show(m.migration_version),
       p.protect and ", protected" or ""))
     if #b.pruned > 0 then

@@ -4,11 +4,11 @@ local bluegreen = require "hoist.bluegreen"
 
 return hoist.playbook {
   name = "deploy",
-  version = "1.0.0",
+  version = "1.1.0",
   summary = "Blue/green deploy: verified backup, expand migrations, start idle colour, health gate, switch, bake",
   description = [[
 Takes the environment's lease, then:
-  1. backup       a protected backup of the database, verified (hoist.backup)
+  1. backup       a safety backup of the database, verified (hoist.backup)
   2. migrations   pending expand migrations, rehearsed on a copy first (lint),
                   then applied with policy expand; contract ones wait for
                   `hoist contract`

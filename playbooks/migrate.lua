@@ -43,12 +43,12 @@ local function list_files(items)
   return table.concat(out, ", ")
 end
 
--- A protected backup before anything changes the schema: the way back if a
+-- A safety backup before anything changes the schema: the way back if a
 -- migration does what its down section cannot undo.
 local function safety_backup(run, conn, label)
   local settings = project.backups(run)
   return run:step("backup before migrating", function()
-    local b = backup.create(conn, { dir = settings.dir, label = label, protect = true,
+    local b = backup.create(conn, { dir = settings.dir, label = label, safety = true, keep_safety = settings.keep_safety,
       reason = "before hoist migrate (run " .. run.id .. ")", compress = settings.compress, format = settings.format })
     log.info("safety backup: " .. b.path)
     return { path = b.path, sha256 = b.sha256 }
@@ -57,7 +57,7 @@ end
 
 return hoist.playbook {
   name = "migrate",
-  version = "1.0.0",
+  version = "1.1.0",
   summary = "Schema migrations: status, plan, lint, up (expand policy, after a backup), down",
   params = {
     action = { type = "enum", values = { "status", "plan", "lint", "up", "down" }, default = "status",

@@ -141,22 +141,24 @@ bk::ReadOnlyBackups RealBackups(lua_State* L, const std::string& real, const std
   return r;
 }
 
-/// backup.create(conn, { dir, label, keep, compress, protect, reason,
+/// backup.create(conn, { dir, label, keep, keep_safety, compress, protect, safety, reason,
 ///   format, data_only, schema_only, tables, pg_bin }) -> { path, sha256, size, manifest, pruned, ... }
 int l_create(lua_State* L) {
   Source src = SourceOf(L, 1);
   lua::CheckTable(L, 2, "options");
   lua::CheckKeys(L, 2, "backup.create",
-                 {"dir", "label", "keep", "compress", "protect", "reason", "format", "data_only", "schema_only", "tables",
-                  "pg_bin"});
+                 {"dir", "label", "keep", "keep_safety", "compress", "protect", "safety", "reason", "format", "data_only",
+                  "schema_only", "tables", "pg_bin"});
   bk::CreateOptions o;
   std::string real_dir = lua::CheckStringField(L, 2, "dir");
   o.dir = SandboxPath(L, real_dir);
   o.read_only = RealBackups(L, real_dir, o.dir);
   if (auto v = lua::OptStringField(L, 2, "label")) o.label = *v;
   if (auto v = lua::OptIntegerField(L, 2, "keep")) o.keep = static_cast<int>(*v);
+  if (auto v = lua::OptIntegerField(L, 2, "keep_safety")) o.keep_safety = static_cast<int>(*v);
   o.compress = CompressOption(L, 2);
   o.protect = lua::OptBooleanField(L, 2, "protect").value_or(false);
+  o.safety = lua::OptBooleanField(L, 2, "safety").value_or(false);
   if (auto v = lua::OptStringField(L, 2, "reason")) o.reason = *v;
   if (auto v = lua::OptStringField(L, 2, "format")) o.format = *v;
   o.data_only = lua::OptBooleanField(L, 2, "data_only").value_or(false);
@@ -183,7 +185,7 @@ int l_create(lua_State* L) {
   return 1;
 }
 
-/// backup.list(dir) -> { {path, name, engine, source, label, created_at, size, verified, protected, manifest}, ... }
+/// backup.list(dir) -> { {path, name, engine, source, label, created_at, size, verified, protected, safety, manifest}, ... }
 int l_list(lua_State* L) {
   std::string real = lua::CheckString(L, 1, "dir");
   std::string dir = SandboxPath(L, real);
@@ -199,6 +201,7 @@ int l_list(lua_State* L) {
                    {"size", e.size},
                    {"verified", e.verified},
                    {"protected", e.is_protected},
+                   {"safety", e.is_safety},
                    {"has_manifest", e.has_manifest},
                    {"manifest", e.manifest}});
   }
@@ -228,14 +231,15 @@ int l_verify(lua_State* L) {
   return 1;
 }
 
-/// backup.prune(dir, { keep, older_than = "30d", source, dry_run }) -> { removed, kept, stale }
+/// backup.prune(dir, { keep, keep_safety, older_than = "30d", source, dry_run }) -> { removed, kept, stale }
 int l_prune(lua_State* L) {
   std::string real = lua::CheckString(L, 1, "dir");
   std::string dir = SandboxPath(L, real);
   lua::CheckTable(L, 2, "options");
-  lua::CheckKeys(L, 2, "backup.prune", {"keep", "older_than", "source", "dry_run"});
+  lua::CheckKeys(L, 2, "backup.prune", {"keep", "keep_safety", "older_than", "source", "dry_run"});
   bk::PruneOptions o;
   if (auto v = lua::OptIntegerField(L, 2, "keep")) o.keep = static_cast<int>(*v);
+  if (auto v = lua::OptIntegerField(L, 2, "keep_safety")) o.keep_safety = static_cast<int>(*v);
   lua_getfield(L, 2, "older_than");
   bool is_number = lua_type(L, -1) == LUA_TNUMBER;
   double seconds = is_number ? lua_tonumber(L, -1) : 0;

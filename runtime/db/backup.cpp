@@ -522,6 +522,13 @@ void CheckLabel(const std::string& label) {
   if (!ok) Fail("invalid", "label must match [A-Za-z0-9._-]{1,64}, got \"" + label + "\"");
 }
 
+void CheckCreateOptions(const CreateOptions& o) {
+  CheckLabel(o.label);
+  if (o.dir.empty()) Fail("invalid", "dir is required");
+  if (o.keep < 0) Fail("invalid", "keep must be >= 0");
+  if (o.keep_safety < 0) Fail("invalid", "keep_safety must be >= 0");
+}
+
 std::string DirName(const std::string& path) {
   size_t slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
@@ -649,7 +656,8 @@ json BaseManifest(const std::string& engine, const std::string& final_path, cons
   m["created_at"] = IsoTime(created);
   m["hoist_version"] = HOIST_VERSION;
   m["run_id"] = o.run_id ? json(*o.run_id) : json(nullptr);
-  m["protected"] = o.protect;
+  m["protected"] = o.protect || o.safety;
+  m["safety"] = o.safety;
   m["reason"] = o.reason.empty() ? json(nullptr) : json(o.reason);
   return m;
 }
@@ -661,9 +669,10 @@ void RemoveBackup(const std::string& path) {
 }
 
 std::vector<std::string> PruneAfterCreate(const CreateOptions& options, const std::string& source) {
-  if (options.keep <= 0) return {};
+  if (options.keep <= 0 && options.keep_safety <= 0) return {};
   PruneOptions po;
   po.keep = options.keep;
+  po.keep_safety = options.keep_safety;
   po.source = source;
   po.read_only = options.read_only;
   return Prune(options.dir, po).removed;
@@ -740,6 +749,16 @@ bool Bool(const json& m, const char* key) {
   return it != m.end() && it->is_boolean() && it->get<bool>();
 }
 
+/// A protected backup hoist took itself before changing data. Manifests
+/// written before the "safety" key existed are recognised by hoist's own
+/// safety labels, so the backups that piled up until then can be pruned.
+bool IsSafety(const json& m) {
+  auto it = m.find("safety");
+  if (it != m.end()) return it->is_boolean() && it->get<bool>();
+  static const std::set<std::string> kLabels = {"predeploy", "pre-restore", "pre-migrate", "pre-migrate-down"};
+  return kLabels.count(Str(m, "label")) > 0;
+}
+
 }  // namespace
 
 namespace {
@@ -792,6 +811,7 @@ std::vector<Entry> List(const std::string& dir) {
     if (m.contains("size") && m["size"].is_number_unsigned()) e.size = m["size"].get<uint64_t>();
     e.verified = Bool(m, "verified");
     e.is_protected = Bool(m, "protected");
+    e.is_safety = e.is_protected && IsSafety(m);
     out.push_back(std::move(e));
   }
   std::sort(out.begin(), out.end(), NewestFirst);
@@ -827,7 +847,11 @@ double ParseAge(const std::string& text) {
 
 PruneResult Prune(const std::string& dir, const PruneOptions& o) {
   if (o.keep < 0) Fail("invalid", "keep must be >= 0");
-  if (o.keep == 0 && o.older_than <= 0) Fail("invalid", "prune needs keep or older_than");
+  if (o.keep_safety < 0) Fail("invalid", "keep_safety must be >= 0");
+  if (o.keep == 0 && o.keep_safety == 0 && o.older_than <= 0) Fail("invalid", "prune needs keep, keep_safety or older_than");
+  // keep_safety alone prunes safety backups only; older_than alone ages out
+  // unprotected backups only (safety ones go by keep_safety).
+  const bool prune_plain = o.keep > 0 || o.older_than > 0;
   PruneResult r;
   std::vector<Entry> all = List(dir, o.read_only);
   // What the read-only view adds is counted, never removed.
@@ -850,18 +874,21 @@ PruneResult Prune(const std::string& dir, const PruneOptions& o) {
         break;
       }
     }
-    int rank = 0;
+    int rank = 0, safety_rank = 0;
     for (const Entry* e : entries) {
-      if (e->is_protected || e == newest_verified) {
-        r.kept.push_back(e->path);
-        if (!e->is_protected) ++rank;  // the newest verified one still counts towards keep
-        continue;
-      }
-      bool beyond_keep = o.keep == 0 || rank >= o.keep;
-      ++rank;
       auto created = ParseIsoTime(e->created_at);
       bool old_enough = o.older_than <= 0 || (created && now - *created > o.older_than);
-      if (beyond_keep && old_enough) {
+      bool goes;
+      if (e->is_safety) {
+        goes = o.keep_safety > 0 && safety_rank++ >= o.keep_safety && old_enough && e != newest_verified;
+      } else if (e->is_protected || e == newest_verified) {
+        goes = false;
+        if (!e->is_protected) ++rank;  // the newest verified one still counts towards keep
+      } else {
+        goes = prune_plain && (o.keep == 0 || rank >= o.keep) && old_enough;
+        ++rank;
+      }
+      if (goes) {
         if (!o.dry_run && !untouchable(*e)) RemoveBackup(e->path);
         r.removed.push_back(e->path);
       } else {

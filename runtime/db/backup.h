@@ -45,8 +45,15 @@ struct CreateOptions {
   /// SQLite: zstd level (0 = store uncompressed, true in Lua = 3).
   /// PostgreSQL: pg_dump -Z level for custom/directory/plain (default 0).
   int compress = 0;
-  /// Never removed by prune (safety backups before a migration or restore).
+  /// Never removed by prune (a backup a person wants kept).
   bool protect = false;
+  /// A safety backup hoist takes before it changes data (pre-deploy,
+  /// pre-migration, pre-restore): protected from keep and older_than, but
+  /// pruned by keep_safety so they do not pile up.
+  bool safety = false;
+  /// After success, prune safety backups of the same source beyond the
+  /// newest `keep_safety` (0 = keep them all).
+  int keep_safety = 0;
   /// Why this backup exists ("pre-restore", "pre-migration"), kept in the manifest.
   std::string reason;
   std::optional<int64_t> run_id;
@@ -180,6 +187,7 @@ struct Entry {
   uint64_t size = 0;
   bool verified = false;
   bool is_protected = false;
+  bool is_safety = false;  ///< protected, but subject to keep_safety
   bool has_manifest = false;
   json manifest;           ///< {} without one
 };
@@ -195,6 +203,8 @@ std::vector<Entry> List(const std::string& dir, const ReadOnlyBackups& read_only
 struct PruneOptions {
   /// Keep the newest N unprotected backups of each source (0 = no limit).
   int keep = 0;
+  /// Keep the newest N safety backups of each source (0 = keep them all).
+  int keep_safety = 0;
   /// Only remove backups older than this many seconds (0 = any age).
   double older_than = 0;
   /// Restrict to backups of this source ("" = every source in dir).
@@ -211,9 +221,10 @@ struct PruneResult {
 };
 
 /// Removes backups beyond keep and/or older than older_than (both must hold
-/// when both are given). Never removes a protected backup nor the newest
-/// verified backup of a source. Throws Error{"backup","invalid"} when
-/// neither keep nor older_than is given. A backup in dir shadows one of
+/// when both are given), and safety backups beyond keep_safety (and older
+/// than older_than when given). Never removes a backup a person protected
+/// nor the newest verified backup of a source. Throws
+/// Error{"backup","invalid"} when none of keep, keep_safety, older_than is given. A backup in dir shadows one of
 /// the same name in options.read_only.dir.
 PruneResult Prune(const std::string& dir, const PruneOptions& options);
 

@@ -213,6 +213,8 @@ std::optional<double> ParseIsoTime(const std::string& s);
 
 /// Throws invalid unless label matches [A-Za-z0-9._-]{1,64}.
 void CheckLabel(const std::string& label);
+/// Label, dir, keep and keep_safety: what both engines' create refuse before any work.
+void CheckCreateOptions(const CreateOptions& o);
 /// Directory part of path ("." when none) and base name.
 std::string DirName(const std::string& path);
 std::string BaseName(const std::string& path);

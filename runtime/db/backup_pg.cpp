@@ -332,7 +332,7 @@ bool ValidFormat(const std::string& f) { return f == "custom" || f == "plain" ||
 CreateResult CreatePostgres(const std::string& conninfo, const std::string& redacted, const CreateOptions& o) {
   const auto t0 = SteadyClock::now();
   const auto created = std::chrono::system_clock::now();
-  CheckLabel(o.label);
+  CheckCreateOptions(o);
   if (!ValidFormat(o.format)) {
     Fail("invalid", "format must be \"custom\", \"plain\", \"directory\" or \"tar\", got \"" + o.format + "\"");
   }
@@ -342,7 +342,6 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
   if (level > 9) Fail("invalid", "compress must be a gzip level from 0 to 9 for PostgreSQL");
   if (level && o.format == "tar") Fail("invalid", "pg_dump cannot compress the tar format (use custom or directory)");
   if (level && o.format == "plain") Fail("invalid", "plain dumps are restored by psql, which reads no gzip: use custom");
-  if (o.dir.empty()) Fail("invalid", "dir is required");
   CheckStop();
   EnsureDir(o.dir);
   PgTarget t = SplitConninfo(conninfo, redacted);
@@ -700,7 +699,7 @@ RestoreResult RestorePostgres(const std::string& file, const std::string& connin
     CreateOptions so;
     so.dir = o.safety_dir.empty() ? DirName(file) : o.safety_dir;
     so.label = "pre-restore";
-    so.protect = true;
+    so.safety = true;
     so.reason = "safety backup before restoring " + BaseName(file);
     so.run_id = o.run_id;
     so.pg_bin = o.pg_bin;

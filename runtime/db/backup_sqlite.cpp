@@ -692,12 +692,10 @@ void CheckTarget(const std::string& target) {
 CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
   const auto t0 = SteadyClock::now();
   const auto created = std::chrono::system_clock::now();
-  CheckLabel(o.label);
+  CheckCreateOptions(o);
   // -1 = "compress with the default": zstd level 3 (fast, ~the gzip -6 ratio).
   const int level = o.compress < 0 ? 3 : o.compress;
   if (level > 19) Fail("invalid", "compress must be a zstd level from 1 to 19 (or 0/false)");
-  if (o.keep < 0) Fail("invalid", "keep must be >= 0");
-  if (o.dir.empty()) Fail("invalid", "dir is required");
   CheckStop();
   sys::Stat st = sys::StatPath(db_path);
   if (!st.exists) Fail("not_found", "no such database: " + db_path);
@@ -922,7 +920,7 @@ RestoreResult RestoreSqlite(const std::string& file, const std::string& target, 
     CreateOptions so;
     so.dir = o.safety_dir.empty() ? DirName(file) : o.safety_dir;
     so.label = "pre-restore";
-    so.protect = true;
+    so.safety = true;
     so.reason = "safety backup before restoring " + BaseName(file);
     so.run_id = o.run_id;
     so.progress = o.progress;

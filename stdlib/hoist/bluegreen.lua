@@ -331,7 +331,7 @@ local function open_db(run, create)
   return project.database(run, create and { create = true } or nil)
 end
 
---- Verified, protected backup of the database (nil when it does not exist yet).
+--- Verified safety backup of the database (nil when it does not exist yet).
 function M.backup(run, label)
   local path = sqlite_path(run)
   if path and not fs.exists(path) then
@@ -340,8 +340,8 @@ function M.backup(run, label)
   end
   local b = project.backups(run)
   local conn <close> = open_db(run)
-  local made = backup.create(conn, { dir = b.dir, label = label, keep = b.keep, compress = b.compress,
-    protect = true, reason = run.playbook .. " run " .. run.id })
+  local made = backup.create(conn, { dir = b.dir, label = label, keep = b.keep, keep_safety = b.keep_safety,
+    compress = b.compress, safety = true, reason = run.playbook .. " run " .. run.id })
   local v = backup.verify(made.path)
   if not v.ok then
     fail("backup_unverified", fmt("the %s backup %s failed verification: %s; nothing was changed", label, made.path,

@@ -41,6 +41,14 @@ function M.check_options(area, t, where, allowed)
   end
 end
 
+--- A byte count for people: "512 B", "3.4 KiB", "1.2 MiB", "2.0 GiB".
+function M.bytes(n)
+  if n >= 1073741824 then return string.format("%.1f GiB", n / 1073741824) end
+  if n >= 1048576 then return string.format("%.1f MiB", n / 1048576) end
+  if n >= 1024 then return string.format("%.1f KiB", n / 1024) end
+  return string.format("%d B", n)
+end
+
 --- Replaces every registered secret in text with "***".
 M.mask = core.mask
 

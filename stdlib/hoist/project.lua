@@ -45,8 +45,9 @@ function M.migrations(run)
   return M.path(run, run.env.migrations or "migrations")
 end
 
---- Backup settings: `backups = "dir"` or `{ dir, keep, compress, format }`.
--- Defaults: dir ".hoist/backups", keep 10, no compression.
+--- Backup settings: `backups = "dir"` or `{ dir, keep, keep_safety, compress, format }`.
+-- Defaults: dir ".hoist/backups", keep 10, keep_safety 0 (every safety
+-- backup is kept), no compression.
 function M.backups(run)
   local b = run.env.backups
   if type(b) == "string" then b = { dir = b } end
@@ -56,6 +57,7 @@ function M.backups(run)
   for k, v in pairs(b) do out[k] = v end
   out.dir = M.path(run, b.dir or ".hoist/backups")
   if out.keep == nil then out.keep = 10 end
+  if out.keep_safety == nil then out.keep_safety = 0 end
   return out
 end
 

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <regex>
@@ -350,10 +351,114 @@ TEST_CASE("restore takes a protected safety backup first") {
   auto m = bk::ReadManifest(res.safety_backup).value();
   CHECK(m["protected"] == true);
   CHECK(m["label"] == "pre-restore");
+  CHECK(m["safety"] == true);  // pruned by keep_safety, not by keep
   CHECK(m["run_id"] == 7);
   CHECK(m["reason"] == "safety backup before restoring " + bk::detail::BaseName(r.path));
   CHECK(Conn(res.safety_backup, SQLITE_OPEN_READONLY).Scalar("SELECT v FROM marker") == "current");
   CHECK(Conn(t / "app.db").Scalar("SELECT v FROM marker") == "original");
+}
+
+TEST_CASE("safety backups: kept by keep and older_than, pruned by keep_safety; a person's protected backup never") {
+  TempDir t("bk");
+  MakeDb(t / "app.db", 10);
+  MakeDb(t / "other.db", 10);
+  const std::string dir = t / "b";
+  // Oldest first: a person's protected one, then 4 safety and 2 plain, interleaved.
+  struct Made { std::string path; std::string kind; };
+  std::vector<Made> made;
+  const std::vector<std::string> kinds = {"protected", "safety", "plain", "safety", "plain", "safety", "safety"};
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    bk::CreateOptions o = Opts(dir, kinds[i] + std::to_string(i));
+    o.protect = kinds[i] == "protected";
+    o.safety = kinds[i] == "safety";
+    made.push_back({bk::CreateSqlite(t / "app.db", o).path, kinds[i]});
+    auto m = bk::ReadManifest(made.back().path).value();
+    m["created_at"] = bk::detail::IsoTime(std::chrono::system_clock::now() - std::chrono::hours(24 * (10 - i)));
+    bk::detail::WriteManifest(made.back().path, m);
+  }
+  bk::CreateOptions oo = Opts(dir, "other-safety");
+  oo.safety = true;
+  const std::string other = bk::CreateSqlite(t / "other.db", oo).path;
+  auto m = bk::ReadManifest(made[1].path).value();
+  CHECK(m["protected"] == true);
+  CHECK(m["safety"] == true);
+  auto list = bk::List(dir);
+  REQUIRE(list.size() == 8);
+  for (const auto& e : list) {
+    if (e.path == other) continue;
+    auto it = std::find_if(made.begin(), made.end(), [&](const Made& x) { return x.path == e.path; });
+    REQUIRE(it != made.end());
+    CAPTURE(e.path);
+    CHECK(e.is_safety == (it->kind == "safety"));
+    CHECK(e.is_protected == (it->kind != "plain"));
+  }
+
+  SUBCASE("keep and older_than leave every safety backup") {
+    bk::PruneOptions po;
+    po.keep = 1;
+    po.older_than = bk::ParseAge("1h");
+    auto pr = bk::Prune(dir, po);
+    CHECK(pr.removed == std::vector<std::string>{made[2].path});  // made[4] is the newest plain one (keep 1)
+    for (const auto& x : made)
+      if (x.kind != "plain") CHECK(std::filesystem::exists(x.path));
+  }
+  SUBCASE("keep_safety alone prunes safety backups of each source beyond the newest N, nothing else") {
+    bk::PruneOptions po;
+    po.keep_safety = 2;
+    auto pr = bk::Prune(dir, po);
+    CHECK(pr.removed == std::vector<std::string>{made[3].path, made[1].path});
+    CHECK_FALSE(std::filesystem::exists(made[1].path + ".json"));
+    CHECK_FALSE(std::filesystem::exists(made[1].path + ".sha256"));
+    CHECK(std::filesystem::exists(made[0].path));  // a person protected it
+    CHECK(std::filesystem::exists(made[2].path));  // plain: keep was not given
+    CHECK(std::filesystem::exists(other));         // the other database's only safety backup
+  }
+  SUBCASE("keep_safety with older_than: both must hold for a safety backup") {
+    bk::PruneOptions po;
+    po.keep_safety = 1;
+    po.older_than = bk::ParseAge("6.5d");
+    // older_than also ages out the plain made[2] (8 days), not made[4] (6 days).
+    CHECK(bk::Prune(dir, po).removed == std::vector<std::string>{made[3].path, made[2].path, made[1].path});
+    CHECK(std::filesystem::exists(made[5].path));  // beyond keep_safety, but younger than 6.5 days
+  }
+  SUBCASE("the newest verified backup stays even when it is a safety backup beyond keep_safety") {
+    for (int i : {4, 6}) {
+      auto mm = bk::ReadManifest(made[i].path).value();
+      mm["verified"] = false;
+      bk::detail::WriteManifest(made[i].path, mm);
+    }
+    bk::PruneOptions po;
+    po.keep_safety = 1;
+    po.source = t / "app.db";
+    auto pr = bk::Prune(dir, po);
+    CHECK(pr.removed == std::vector<std::string>{made[3].path, made[1].path});
+    CHECK(std::filesystem::exists(made[5].path));  // newest verified
+  }
+  SUBCASE("create with keep_safety prunes this source's older safety backups") {
+    bk::CreateOptions o = Opts(dir, "predeploy");
+    o.safety = true;
+    o.keep_safety = 1;
+    auto r = bk::CreateSqlite(t / "app.db", o);
+    CHECK(r.pruned == std::vector<std::string>{made[6].path, made[5].path, made[3].path, made[1].path});
+    CHECK(std::filesystem::exists(other));
+    CHECK(std::filesystem::exists(made[2].path));
+  }
+  SUBCASE("manifests from before the safety key: hoist's own protected safety labels count as safety") {
+    bk::CreateOptions o = Opts(dir, "predeploy");
+    o.protect = true;
+    std::string old = bk::CreateSqlite(t / "other.db", o).path;
+    o.label = "keepme";
+    std::string mine = bk::CreateSqlite(t / "other.db", o).path;
+    for (const auto& p : {old, mine}) {
+      auto mm = bk::ReadManifest(p).value();
+      mm.erase("safety");
+      bk::detail::WriteManifest(p, mm);
+    }
+    for (const auto& e : bk::List(dir)) {
+      if (e.path == old) CHECK(e.is_safety);
+      if (e.path == mine) CHECK_FALSE(e.is_safety);
+    }
+  }
 }
 
 TEST_CASE("list is newest first with manifest data, prune keeps the protected and newest verified") {
@@ -470,7 +575,14 @@ TEST_CASE("list is newest first with manifest data, prune keeps the protected an
   }
   SUBCASE("bad options") {
     auto e = CatchError([&] { bk::Prune(dir, {}); });
-    CHECK(e.message() == "prune needs keep or older_than");
+    CHECK(e.message() == "prune needs keep, keep_safety or older_than");
+    bk::PruneOptions po;
+    po.keep_safety = -1;
+    CHECK(CatchError([&] { bk::Prune(dir, po); }).message() == "keep_safety must be >= 0");
+    bk::CreateOptions co = Opts(dir);
+    co.keep_safety = -2;
+    CHECK(CatchError([&] { bk::CreateSqlite(t / "app.db", co); }).message() == "keep_safety must be >= 0");
+    CHECK(bk::List(dir).size() == 6);  // refused before anything was written
     e = CatchError([&] { bk::ParseAge("30 days"); });
     CHECK(e.message() == "older_than must look like \"30d\", \"12h\", \"90m\", \"45s\" or \"2w\", got \"30 days\"");
     CHECK(bk::ParseAge("90m") == 5400);

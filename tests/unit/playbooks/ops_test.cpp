@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -140,13 +141,16 @@ TEST_CASE("the database playbooks are canned, versioned and documented") {
   Ops p;
   auto list = p.Run({"list"});
   REQUIRE(list.exit_code == 0);
-  for (const char* name : {"backup", "compare", "migrate", "prune", "restore", "verify"}) {
+  // Minor versions: backup, migrate and prune learned keep_safety.
+  for (auto [name, version] : std::vector<std::pair<const char*, const char*>>{
+           {"backup", "1.1.0"}, {"compare", "1.0.0"}, {"migrate", "1.1.0"}, {"prune", "1.1.0"}, {"restore", "1.0.0"},
+           {"verify", "1.0.0"}}) {
     CAPTURE(name);
     CHECK(list.out.find(name) != std::string::npos);
     auto d = p.Run({"describe", name, "--json"});
     REQUIRE(d.exit_code == 0);
     json j = json::parse(d.out);
-    CHECK(j["version"] == "1.0.0");
+    CHECK(j["version"] == version);
     CHECK(!j["summary"].get<std::string>().empty());
     for (const auto& param : j["params"]) CHECK(!param["help"].get<std::string>().empty());
   }
@@ -422,13 +426,56 @@ TEST_CASE("prune: dry run removes nothing, then the retention applies") {
   REQUIRE(p.Backups().size() == 5);
   auto dry = p.Run({"prune", "-e", "keep=2", "-e", "dry_run=true"});
   CHECK(dry.exit_code == 0);
-  CHECK(dry.err.find("would remove 3 backup(s), 2 remain (keep 2 unprotected per database); dry run: nothing was removed") !=
-        std::string::npos);
+  CHECK(dry.err.find("would remove 3 backup(s), 2 remain (keep 2 unprotected and every safety backup per database); dry "
+                     "run: nothing was removed") != std::string::npos);
   CHECK(p.Backups().size() == 5);
   auto real = p.Run({"prune"});  // keep = 3 from hoist.lua
   CHECK(real.exit_code == 0);
-  CHECK(real.err.find("removed 2 backup(s), 3 remain (keep 3 unprotected per database)") != std::string::npos);
+  CHECK(real.err.find("removed 2 backup(s), 3 remain (keep 3 unprotected and every safety backup per database)") !=
+        std::string::npos);
   CHECK(p.Backups().size() == 3);
+}
+
+TEST_CASE("prune: safety backups stay until keep_safety says otherwise, from the command line or hoist.lua") {
+  Ops p;
+  p.Exec("CREATE TABLE settings (k TEXT PRIMARY KEY, v TEXT)");  // something to lose: each migrate backs up first
+  for (const char* action : {"up", "down", "up", "down"})
+    REQUIRE(p.Run({"migrate", "-e", std::string("action=") + action, "-e", "steps=2"}).exit_code == 0);
+  REQUIRE(p.Run({"backup"}).exit_code == 0);
+  const std::string manual = p.Newest();
+  auto all = p.Backups();
+  REQUIRE(all.size() == 5);
+  CHECK(std::count_if(all.begin(), all.end(), [](const std::string& n) { return n.find("-pre-migrate") != std::string::npos; }) == 4);
+
+  auto keep = p.Run({"prune"});  // keep = 3: the safety backups neither count nor go
+  CHECK(keep.exit_code == 0);
+  CHECK(keep.err.find("removed 0 backup(s), 5 remain") != std::string::npos);
+  CHECK(keep.err.find("4 safety backup(s) (") != std::string::npos);
+  CHECK(keep.err.find("are kept: set backups.keep_safety in hoist.lua (or -e keep_safety=N) to keep only the newest N "
+                      "per database") != std::string::npos);
+  CHECK(p.Backups().size() == 5);
+
+  auto one = p.Run({"prune", "-e", "keep_safety=1"});
+  CHECK(one.exit_code == 0);
+  CHECK(one.err.find("removed 3 backup(s), 2 remain (keep 3 unprotected and 1 safety backups per database)") !=
+        std::string::npos);
+  CHECK(one.err.find("are kept: set backups.keep_safety") == std::string::npos);
+  auto left = p.Backups();
+  REQUIRE(left.size() == 2);
+  CHECK(std::find(left.begin(), left.end(), manual) != left.end());
+  const std::string last_safety = left[0] == manual ? left[1] : left[0];
+  CHECK(last_safety.find("-pre-migrate-down-") != std::string::npos);
+
+  // backups.keep_safety in hoist.lua: each new safety backup prunes the older ones.
+  std::string config = ReadAll(p.dir / "hoist.lua");
+  config.replace(config.find("keep = 3 }"), 10, "keep = 3, keep_safety = 1 }");
+  WriteFile(p.dir / "hoist.lua", config);
+  auto up = p.Run({"migrate", "-e", "action=up"});
+  CHECK(up.exit_code == 0);
+  left = p.Backups();
+  REQUIRE(left.size() == 2);
+  CHECK(std::find(left.begin(), left.end(), last_safety) == left.end());
+  CHECK(std::find(left.begin(), left.end(), manual) != left.end());
 }
 
 TEST_CASE("compare: equal databases exit 0, differing ones exit 1 with the diff") {
