@@ -129,6 +129,7 @@ bk::ReadOnlyBackups RealBackups(lua_State* L, const std::string& real, const std
   if (!ctx || dir == real) return {};
   bk::ReadOnlyBackups r;
   r.dir = real[0] == '/' ? real : ctx->project_root + "/" + real;
+  r.gone = &ctx->sandbox_pruned;
   r.source = [redirects = ctx->db_redirects](const std::string& source) {
     std::error_code ec;
     std::string canon = std::filesystem::weakly_canonical(source, ec).string();

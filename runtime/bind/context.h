@@ -6,6 +6,7 @@
 #include <lua.hpp>
 
 #include <map>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -32,6 +33,9 @@ struct Context {
   /// any other database is refused.
   std::string sandbox_dir;
   std::map<std::string, std::string> db_redirects;
+  /// Real backups this rehearsal's prunes "removed" (never touched): later
+  /// listings in the same rehearsal leave them out, as the real run would.
+  std::set<std::string> sandbox_pruned;
 };
 
 /// The context stored in L's registry, or nullptr.

@@ -824,7 +824,7 @@ std::vector<Entry> List(const std::string& dir, const ReadOnlyBackups& read_only
   std::set<std::string> have;
   for (const auto& e : all) have.insert(e.name);
   for (auto& e : List(read_only.dir)) {
-    if (have.count(e.name)) continue;
+    if (have.count(e.name) || (read_only.gone && read_only.gone->count(e.path))) continue;
     if (read_only.source) e.source = read_only.source(e.source);
     all.push_back(std::move(e));
   }
@@ -889,7 +889,13 @@ PruneResult Prune(const std::string& dir, const PruneOptions& o) {
         ++rank;
       }
       if (goes) {
-        if (!o.dry_run && !untouchable(*e)) RemoveBackup(e->path);
+        if (!o.dry_run) {
+          if (!untouchable(*e)) {
+            RemoveBackup(e->path);
+          } else if (o.read_only.gone) {
+            o.read_only.gone->insert(e->path);
+          }
+        }
         r.removed.push_back(e->path);
       } else {
         r.kept.push_back(e->path);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ using ProgressFn = std::function<void(const std::string& label, double done, dou
 struct ReadOnlyBackups {
   std::string dir;
   std::function<std::string(const std::string&)> source;  ///< null = unchanged
+  /// Paths under dir that a prune of this view "removed": List leaves them
+  /// out and Prune adds to it (null = not tracked).
+  std::set<std::string>* gone = nullptr;
 };
 
 /// Options shared by both engines' create.

@@ -39,6 +39,16 @@ case("prune --dry-run: keep 1 would remove the two older backups and removes not
   t.eq(#again:step("prune " .. c.dir .. "/fixtures/backups").result.removed, 2, "backups a second dry run would remove")
 end)
 
+case("prune for real in a rehearsal: the real backups it would remove are gone from its later listings only", function()
+  -- The real files stay (the ctest that runs this suite checks the fixtures byte for byte).
+  local r = sandbox():run(c.dir .. "/../prune_then_list.lua", { keep = 1 })
+  t.status(r, "ok")
+  local removed = r:step("prune").result.removed
+  table.sort(removed)
+  t.eq(removed, { c.dir .. "/fixtures/backups/" .. DAILY, c.dir .. "/fixtures/backups/" .. WEEKLY })
+  t.eq(r:step("list").result, { FLIPPED }, "what the rehearsal lists after its prune")
+end)
+
 case("restore without --yes: refused, the database untouched", function()
   local r = sandbox():run(c.playbook("restore"), { backup = DAILY }, { yes = false })
   t.status(r, "failed")

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "backup_test_util.h"
@@ -562,6 +563,27 @@ TEST_CASE("list is newest first with manifest data, prune keeps the protected an
     CHECK(pr.removed == std::vector<std::string>{made[4], made[3], made[2], made[1]});
     CHECK(bk::List(dir).size() == 6);
     CHECK(bk::List(own).size() == 1);
+  }
+  SUBCASE("what a prune of the read-only view removed is left out of that view afterwards, and stays on disk") {
+    std::set<std::string> gone;
+    bk::ReadOnlyBackups real;
+    real.dir = dir;
+    real.gone = &gone;
+    const std::string own = t / "sandbox";
+    bk::PruneOptions po;
+    po.keep = 2;
+    po.read_only = real;
+    po.dry_run = true;  // a dry run removes nothing, not even from the view
+    CHECK(bk::Prune(own, po).removed == std::vector<std::string>{made[2], made[1]});
+    CHECK(bk::List(own, real).size() == 6);
+    po.dry_run = false;
+    CHECK(bk::Prune(own, po).removed == std::vector<std::string>{made[2], made[1]});
+    CHECK(gone == std::set<std::string>{made[1], made[2]});
+    auto view = bk::List(own, real);
+    CHECK(view.size() == 4);
+    for (const auto& e : view) CHECK((e.path != made[1] && e.path != made[2]));
+    CHECK(bk::List(dir).size() == 6);
+    CHECK(bk::Prune(own, po).removed.empty());  // the view already lost them
   }
   SUBCASE("a name the read-only dir has is not chosen") {
     // Both seconds the create may fall in.
