@@ -186,6 +186,27 @@ TEST_SUITE("playbooks/bluegreen/pg") {
     CHECK(rig.Traffic() == "release 1 (green)");
     CHECK_FALSE(rig.Running("blue"));
   }
+
+  TEST_CASE("PostgreSQL: a role without CREATEDB cannot rehearse the migrations: nothing applied, traffic stays, the "
+            "error says what to grant") {
+    BlueGreenRig rig(BlueGreenRig::Database::kPostgres);
+    rig.HoistOk({"deploy", "-e", "version=1"});
+    const std::string& role = rig.pg_database();
+    PgCluster::Get().Psql("ALTER ROLE " + role + " NOCREATEDB");
+    auto r = rig.Hoist({"deploy", "-e", "version=2"});
+    INFO(Describe(r));
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("permission denied to create database") != std::string::npos);
+    CHECK(r.err.find("role " + role + " lacks CREATEDB, which hoist needs for the scratch databases it rehearses "
+                     "migrations in before applying them") != std::string::npos);
+    CHECK(r.err.find("as a superuser: ALTER ROLE " + role + " CREATEDB)") != std::string::npos);
+    CHECK(rig.State("SELECT status FROM steps WHERE run_id = (SELECT max(id) FROM runs) AND name = "
+                    "'expand migrations'") == "failed");
+    CHECK(Versions(rig) == "1");
+    CHECK(Column(rig, "author_name") == "0");
+    CHECK(rig.Traffic() == "release 1 (green)");
+    CHECK_FALSE(rig.Running("blue"));
+  }
 }
 
 }  // namespace
