@@ -166,13 +166,7 @@ TEST_SUITE("playbooks/bluegreen/pg") {
             "started") {
     BlueGreenRig rig(BlueGreenRig::Database::kPostgres);
     rig.HoistOk({"deploy", "-e", "version=1"});
-    WriteFile(rig.path("releases/9/migrations/0001_create_notes.sql"),
-              ReadAll(rig.path("releases/1/migrations/0001_create_notes.sql")));
-    WriteFile(rig.path("releases/9/migrations/0002_add_tags.sql"),
-              "-- hoist:phase expand\n-- hoist:up\nALTER TABLE notes ADD COLUMN tags text;\n"
-              "-- hoist:down\nALTER TABLE notes DROP COLUMN tags;\n");
-    WriteFile(rig.path("releases/9/migrations/0003_drop_author.sql"),
-              "-- hoist:phase expand\n-- hoist:up\nALTER TABLE notes DROP COLUMN author;\n");
+    rig.AddRefusedRelease("9");
     auto r = rig.Hoist({"deploy", "-e", "version=9"});
     INFO(Describe(r));
     CHECK(r.exit_code == 1);

@@ -166,4 +166,18 @@ std::string BlueGreenRig::Db(const std::string& sql) const {
 }
 std::string BlueGreenRig::State(const std::string& sql) const { return Scalar(path(".hoist/state.db"), sql); }
 
+void BlueGreenRig::AddRelease(const std::string& release, const std::map<std::string, std::string>& more) const {
+  const std::string dir = path("releases/" + release + "/migrations/");
+  WriteFile(dir + "0001_create_notes.sql", ReadAll(path("releases/1/migrations/0001_create_notes.sql")));
+  for (const auto& [file, sql] : more) WriteFile(dir + file, sql);
+}
+
+void BlueGreenRig::AddRefusedRelease(const std::string& release) const {
+  AddRelease(release, {{"0002_add_tags.sql",
+                        "-- hoist:phase expand\n-- hoist:up\nALTER TABLE notes ADD COLUMN tags TEXT;\n"
+                        "-- hoist:down\nALTER TABLE notes DROP COLUMN tags;\n"},
+                       {"0003_drop_author.sql",
+                        "-- hoist:phase expand\n-- hoist:up\nALTER TABLE notes DROP COLUMN author;\n"}});
+}
+
 }  // namespace hoist::test

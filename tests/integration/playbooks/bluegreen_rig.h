@@ -57,6 +57,12 @@ class BlueGreenRig {
   /// PostgreSQL: the database's name, also its owner role's.
   const std::string& pg_database() const { return pg_database_; }
 
+  /// Adds releases/<release>/migrations: release 1's 0001, then `more` (file name -> content).
+  void AddRelease(const std::string& release, const std::map<std::string, std::string>& more) const;
+  /// AddRelease(release) with 0002 adding notes.tags (with a down) and 0003
+  /// dropping notes.author though declared expand: the expand policy refuses it.
+  void AddRefusedRelease(const std::string& release) const;
+
   std::string UpstreamConf() const { return ReadAll(nginx_->upstream_conf()); }
   const NginxServer& nginx() const { return *nginx_; }
   const std::string& root() const { return root_; }
