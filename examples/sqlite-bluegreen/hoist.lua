@@ -8,13 +8,16 @@ local nginx_port = getenv("EXAMPLE_NGINX_PORT") or "18080"
 -- With EXAMPLE_IMAGE (a FROM-scratch image holding the static app as /app,
 -- see README.md) the colours are containers on EXAMPLE_DOCKER_SOCKET.
 local image = getenv("EXAMPLE_IMAGE")
+-- With EXAMPLE_DATABASE_URL (postgres://...) the notes live in PostgreSQL
+-- instead of data/app.db (the PostgreSQL blue/green tests).
+local database_url = getenv("EXAMPLE_DATABASE_URL")
 
 return {
   default_env = "demo",
   lease = { ttl = 60 },
   environments = {
     demo = {
-      database   = "sqlite:data/app.db",
+      database   = database_url or "sqlite:data/app.db",
       migrations = "releases/{version}/migrations",   -- each release ships its migrations
       backups    = { dir = ".hoist/backups", keep = 5 },
       app = {
@@ -22,7 +25,10 @@ return {
         -- would point at releases/{version}/bin/api instead.
         kind = image and "docker" or "process",
         argv = { image and "/app" or getenv("EXAMPLE_APP") or "hoist_example_app",
-                 "--db", "{database_path}", "--port", "{port}", "--colour", "{colour}", "--release", "{version}" },
+                 "--port", "{port}", "--colour", "{colour}", "--release", "{version}" },
+        -- The app's --db by environment: a PostgreSQL URL holds a password,
+        -- which any user on the host could read in an argv.
+        env = { APP_DB = database_url or "{database_path}" },
         image = image,
         socket = getenv("EXAMPLE_DOCKER_SOCKET"),
         binds = { "{project_root}/data:{project_root}/data" },   -- the shared SQLite file, same path inside

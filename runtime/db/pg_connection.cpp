@@ -42,6 +42,12 @@ std::string Trim(std::string s) {
   return s.substr(i);
 }
 
+bool IsCreateDatabase(std::string_view sql) {
+  std::string head = Trim(std::string(sql.substr(0, 64)));
+  for (auto& c : head) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return head.rfind("CREATE DATABASE", 0) == 0;
+}
+
 // libpq's connection errors: one line per host tried, each prefixed with
 // 'connection to server at "h", port p failed: ' and a "FATAL:  " tag.
 std::string CleanConnectError(const std::string& raw) {
@@ -365,6 +371,13 @@ class PgSession {
       code = "corrupt";
     } else if (state == "25006") {
       code = "readonly";
+    } else if (state == "42501" && IsCreateDatabase(sql)) {
+      // A least-privilege app role meets this first in a deploy's lint rehearsal.
+      const char* role = pq.PQuser(conn_);
+      extra = fmt::format(" (role {0} lacks CREATEDB, which hoist needs for the scratch databases it rehearses "
+                          "migrations in before applying them, as every deploy does, and for sandbox copies and "
+                          "restore drills; as a superuser: ALTER ROLE {0} CREATEDB)",
+                          role && *role ? role : "?");
     }
     std::string where;
     if (!position.empty()) where = PositionSuffix(sql, CharToByte(sql, std::atol(position.c_str()) - 1));

@@ -188,10 +188,13 @@ PgCluster::~PgCluster() {
   }
 }
 
-std::string PgCluster::Url(const std::string& db) const { return UrlWithPassword(db, kPassword); }
+std::string PgCluster::Url(const std::string& db, const std::string& user) const {
+  return UrlWithPassword(db, kPassword, user);
+}
 
-std::string PgCluster::UrlWithPassword(const std::string& db, const std::string& password) const {
-  return "postgres://" + std::string(kUser) + ":" + password + "@127.0.0.1:" + std::to_string(port_) + "/" + db;
+std::string PgCluster::UrlWithPassword(const std::string& db, const std::string& password,
+                                       const std::string& user) const {
+  return "postgres://" + user + ":" + password + "@127.0.0.1:" + std::to_string(port_) + "/" + db;
 }
 
 std::string PgCluster::Conninfo(const std::string& db) const {
@@ -202,6 +205,13 @@ std::string PgCluster::Conninfo(const std::string& db) const {
 std::string PgCluster::CreateDatabase(const std::string& prefix) {
   std::string name = prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(++next_db_);
   Psql("CREATE DATABASE " + name);
+  return name;
+}
+
+std::string PgCluster::CreateOwnedDatabase(const std::string& prefix) {
+  std::string name = CreateDatabase(prefix);
+  Psql("CREATE ROLE " + name + " LOGIN CREATEDB PASSWORD '" + kPassword + "'");
+  Psql("ALTER DATABASE " + name + " OWNER TO " + name);  // and so schema public (pg_database_owner)
   return name;
 }
 

@@ -28,15 +28,19 @@ class PgCluster {
   int port() const { return port_; }
   const std::string& dir() const { return dir_; }
 
-  /// postgres://hoist:<password>@127.0.0.1:<port>/<db> (password auth).
-  std::string Url(const std::string& db) const;
+  /// postgres://<user>:<password>@127.0.0.1:<port>/<db> (password auth).
+  std::string Url(const std::string& db, const std::string& user = kUser) const;
   /// The same with another password (for the wrong-password test).
-  std::string UrlWithPassword(const std::string& db, const std::string& password) const;
+  std::string UrlWithPassword(const std::string& db, const std::string& password,
+                              const std::string& user = kUser) const;
   /// libpq key=value form of Url(db).
   std::string Conninfo(const std::string& db) const;
 
   /// Creates a new empty database with a unique name and returns the name.
   std::string CreateDatabase(const std::string& prefix = "t");
+  /// The same, owned by a new role of the same name (LOGIN, kPassword, CREATEDB,
+  /// not a superuser): what a production app connects as.
+  std::string CreateOwnedDatabase(const std::string& prefix = "t");
   /// Runs SQL through psql as the superuser over the socket; returns
   /// stdout (unaligned, tuples only). Fails the test on an error.
   std::string Psql(const std::string& sql, const std::string& db = "postgres") const;

@@ -7,6 +7,8 @@
 //   release 2: + author_name (expand, backfilled)    writes both, reads author_name
 //   release 3: drops author (contract, later)        writes author_name only
 // `hoist_example_app load ...` is the demo's and the tests' load generator.
+// With --db postgres://... (APP_DB) the notes live in PostgreSQL instead
+// (the PostgreSQL blue/green tests); the static build has no libpq.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -29,6 +31,10 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#ifdef HOIST_EXAMPLE_POSTGRES
+#include <libpq-fe.h>
+#endif
 
 namespace {
 
@@ -77,6 +83,9 @@ struct App {
   std::string colour;
   int release = 1;
   sqlite3* db = nullptr;
+#ifdef HOIST_EXAMPLE_POSTGRES
+  PGconn* pg = nullptr;  // instead of db, for a postgres:// --db
+#endif
   // Fault injection for the demo and the tests (--fail-after S): health
   // answers 500 once S seconds have passed, like a release that degrades.
   double fail_after = -1;
@@ -90,9 +99,39 @@ struct Response {
   std::string body;
 };
 
-// Runs sql with text bindings; rows as vectors of text (NULL = "").
+#ifdef HOIST_EXAMPLE_POSTGRES
+bool PgQuery(PGconn* pg, const std::string& sql, const std::vector<std::string>& binds,
+             std::vector<std::vector<std::string>>* rows, std::string* err) {
+  // The server may have dropped the session (a restore, a restart): once more on a new one.
+  if (PQstatus(pg) != CONNECTION_OK) PQreset(pg);
+  std::vector<const char*> values;
+  for (const auto& b : binds) values.push_back(b.c_str());
+  PGresult* res = PQexecParams(pg, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                               nullptr, 0);
+  ExecStatusType st = PQresultStatus(res);
+  bool ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+  if (!ok) {
+    *err = PQresultErrorMessage(res);
+    while (!err->empty() && err->back() == '\n') err->pop_back();
+  } else if (rows) {
+    for (int r = 0; r < PQntuples(res); ++r) {
+      std::vector<std::string> row;
+      for (int c = 0; c < PQnfields(res); ++c) row.emplace_back(PQgetvalue(res, r, c));
+      rows->push_back(std::move(row));
+    }
+  }
+  PQclear(res);
+  return ok;
+}
+#endif
+
+// Runs sql with text bindings ($1, $2: both databases read them); rows as
+// vectors of text (NULL = "").
 bool Query(App& app, const std::string& sql, const std::vector<std::string>& binds,
            std::vector<std::vector<std::string>>* rows, std::string* err) {
+#ifdef HOIST_EXAMPLE_POSTGRES
+  if (app.pg) return PgQuery(app.pg, sql, binds, rows, err);
+#endif
   sqlite3_stmt* st = nullptr;
   if (sqlite3_prepare_v2(app.db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
     *err = sqlite3_errmsg(app.db);
@@ -151,11 +190,13 @@ Response Handle(App& app, const std::string& method, const std::string& path, co
   if (path == "/api/notes" && method == "POST") {
     std::string author = Param(query, "author");
     if (author.empty()) author = "anonymous";
-    std::string sql = app.release == 1   ? "INSERT INTO notes(body, author) VALUES(?1, ?2)"
-                      : app.release == 2 ? "INSERT INTO notes(body, author, author_name) VALUES(?1, ?2, ?2)"
-                                         : "INSERT INTO notes(body, author_name) VALUES(?1, ?2)";
-    if (!Query(app, sql, {body, author}, nullptr, &err)) return {500, "{\"error\":\"" + JsonEscape(err) + "\"}\n"};
-    return {201, "{\"id\":" + std::to_string(sqlite3_last_insert_rowid(app.db)) + ",\"colour\":\"" + app.colour + "\"}\n"};
+    std::string sql = app.release == 1   ? "INSERT INTO notes(body, author) VALUES($1, $2)"
+                      : app.release == 2 ? "INSERT INTO notes(body, author, author_name) VALUES($1, $2, $2)"
+                                         : "INSERT INTO notes(body, author_name) VALUES($1, $2)";
+    if (!Query(app, sql + " RETURNING id", {body, author}, &rows, &err) || rows.empty()) {
+      return {500, "{\"error\":\"" + JsonEscape(err) + "\"}\n"};
+    }
+    return {201, "{\"id\":" + rows[0][0] + ",\"colour\":\"" + app.colour + "\"}\n"};
   }
   if (path == "/api/notes" && method == "GET") {
     std::string who = app.release == 1 ? "author" : app.release == 2 ? "COALESCE(author_name, author)" : "author_name";
@@ -236,17 +277,32 @@ int RunServer(int argc, char** argv) {
   if (std::string f = Arg(argc, argv, "--fail-after"); !f.empty()) app.fail_after = std::atof(f.c_str());
   app.fail_file = Arg(argc, argv, "--fail-file");
   if (path.empty() || port <= 0 || app.release < 1 || app.release > 3) {
-    std::fprintf(stderr, "usage: hoist_example_app --db PATH --port N --colour NAME --release 1|2|3\n");
+    std::fprintf(stderr, "usage: hoist_example_app --db PATH|postgres://URL --port N --colour NAME --release 1|2|3\n");
     return 2;
   }
-  // The database must exist: hoist's migrations create it. A missing file
-  // is a deployment mistake, not something to paper over with an empty db.
-  if (sqlite3_open_v2(path.c_str(), &app.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+  std::string shown = path;
+  if (path.rfind("postgres://", 0) == 0 || path.rfind("postgresql://", 0) == 0) {
+#ifdef HOIST_EXAMPLE_POSTGRES
+    app.pg = PQconnectdb(path.c_str());
+    if (PQstatus(app.pg) != CONNECTION_OK) {
+      std::fprintf(stderr, "cannot connect to the database: %s", PQerrorMessage(app.pg));
+      return 1;
+    }
+    // Never the URL: it holds the password.
+    shown = std::string("postgres ") + PQdb(app.pg) + " on " + PQhost(app.pg) + ":" + PQport(app.pg);
+#else
+    std::fprintf(stderr, "this build of hoist_example_app cannot open PostgreSQL databases\n");
+    return 2;
+#endif
+  } else if (sqlite3_open_v2(path.c_str(), &app.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+    // The database must exist: hoist's migrations create it. A missing file
+    // is a deployment mistake, not something to paper over with an empty db.
     std::fprintf(stderr, "cannot open database %s: %s\n", path.c_str(), sqlite3_errmsg(app.db));
     return 1;
+  } else {
+    sqlite3_busy_timeout(app.db, 10000);
+    sqlite3_exec(app.db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr);
   }
-  sqlite3_busy_timeout(app.db, 10000);
-  sqlite3_exec(app.db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr);
 
   ::pipe(g_wake);
   struct sigaction sa {};
@@ -266,7 +322,7 @@ int RunServer(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr, "release %d (%s) listening on 127.0.0.1:%d, database %s\n", app.release, app.colour.c_str(),
-               port, path.c_str());
+               port, shown.c_str());
   std::atomic<int> busy{0};
   while (!g_stop) {
     pollfd fds[2] = {{lfd, POLLIN, 0}, {g_wake[0], POLLIN, 0}};
@@ -286,6 +342,9 @@ int RunServer(int argc, char** argv) {
   std::fprintf(stderr, "release %d (%s) stopped\n", app.release, app.colour.c_str());
   std::lock_guard<std::mutex> lock(app.mu);
   sqlite3_close(app.db);
+#ifdef HOIST_EXAMPLE_POSTGRES
+  if (app.pg) PQfinish(app.pg);
+#endif
   return 0;
 }
 

@@ -1,9 +1,11 @@
 // A copy of examples/sqlite-bluegreen in a temp dir with a real nginx
 // (tests/support/nginx_server) in front, free loopback ports for nginx and
-// both colours, and the real hoist binary and example app. The blue/green
-// playbook tests and bench_rollback drive it; what traffic, the upstream
-// include, the processes and the database show is read independently of
-// hoist (plain sockets, the sqlite3 C API, pid files).
+// both colours, and the real hoist binary and example app. The database is
+// the example's SQLite file, or a fresh database of the private PostgreSQL
+// cluster (tests/support/pg_cluster). The blue/green playbook tests and
+// bench_rollback drive it; what traffic, the upstream include, the
+// processes and the database show is read independently of hoist (plain
+// sockets, the sqlite3 C API or psql, pid files).
 #pragma once
 
 #include <sys/types.h>
@@ -18,11 +20,19 @@
 
 namespace hoist::test {
 
+class PgCluster;
+
 class BlueGreenRig {
  public:
+  enum class Database { kSqlite, kPostgres };
+
   /// Copies the example, starts nginx routing to blue (nothing runs yet);
-  /// skips the test (fails it under CI=true) without nginx.
-  BlueGreenRig();
+  /// skips the test (fails it under CI=true) without nginx. kPostgres: the
+  /// environment's database is a new, empty database of the test cluster
+  /// (skipped the same way without PostgreSQL) that hoist and the colours
+  /// reach as its owner, a role of the same name (CREATEDB, not a
+  /// superuser); the releases' 0001 migration is its PostgreSQL form.
+  explicit BlueGreenRig(Database database = Database::kSqlite);
   /// Stops both colours (by pid file, SIGKILL to their groups) and nginx.
   ~BlueGreenRig();
 
@@ -39,10 +49,19 @@ class BlueGreenRig {
   bool Running(const std::string& colour) const;
   int Port(const std::string& colour) const { return colour == "blue" ? blue_port_ : green_port_; }
 
-  /// First column of the first row of sql on the app database ("" if none/NULL, "ERROR: ..." on error).
+  /// First column of the first row of sql on the app database ("" if none/NULL;
+  /// SQLite: "ERROR: ..." on error; PostgreSQL: an error fails the test).
   std::string Db(const std::string& sql) const;
   /// The same on the state store (.hoist/state.db).
   std::string State(const std::string& sql) const;
+  /// PostgreSQL: the database's name, also its owner role's.
+  const std::string& pg_database() const { return pg_database_; }
+
+  /// Adds releases/<release>/migrations: release 1's 0001, then `more` (file name -> content).
+  void AddRelease(const std::string& release, const std::map<std::string, std::string>& more) const;
+  /// AddRelease(release) with 0002 adding notes.tags (with a down) and 0003
+  /// dropping notes.author though declared expand: the expand policy refuses it.
+  void AddRefusedRelease(const std::string& release) const;
 
   std::string UpstreamConf() const { return ReadAll(nginx_->upstream_conf()); }
   const NginxServer& nginx() const { return *nginx_; }
@@ -55,6 +74,8 @@ class BlueGreenRig {
   // compiles away the REQUIRE that TempDir's mkdtemp runs in.
   std::string root_;
   std::unique_ptr<NginxServer> nginx_;
+  PgCluster* pg_ = nullptr;  // kPostgres only
+  std::string pg_database_;
   int blue_port_ = 0, green_port_ = 0;
   std::map<std::string, std::string> env_;
 };

@@ -121,10 +121,8 @@ TEST_SUITE("playbooks/deploy") {
   TEST_CASE("with --yes and a migration without a down section, the undo restores the pre-deploy backup") {
     BlueGreenRig rig;
     rig.HoistOk({"deploy", "-e", "version=1"});
-    WriteFile(rig.path("releases/8/migrations/0001_create_notes.sql"),
-              ReadAll(rig.path("releases/1/migrations/0001_create_notes.sql")));
-    WriteFile(rig.path("releases/8/migrations/0002_add_tags.sql"),
-              "-- hoist:phase expand\n-- hoist:up\nALTER TABLE notes ADD COLUMN tags TEXT;\n");
+    rig.AddRelease("8", {{"0002_add_tags.sql",
+                          "-- hoist:phase expand\n-- hoist:up\nALTER TABLE notes ADD COLUMN tags TEXT;\n"}});
     auto r = rig.Hoist({"deploy", "-e", "version=8", "--yes"}, {{"APP_FAIL_AFTER", "0"}});
     INFO(Describe(r));
     CHECK(r.exit_code == 1);
@@ -181,13 +179,7 @@ TEST_SUITE("playbooks/deploy") {
   TEST_CASE("a migration the expand policy refuses: nothing is applied, nothing started") {
     BlueGreenRig rig;
     rig.HoistOk({"deploy", "-e", "version=1"});
-    WriteFile(rig.path("releases/9/migrations/0001_create_notes.sql"),
-              ReadAll(rig.path("releases/1/migrations/0001_create_notes.sql")));
-    WriteFile(rig.path("releases/9/migrations/0002_add_tags.sql"),
-              "-- hoist:phase expand\n-- hoist:up\nALTER TABLE notes ADD COLUMN tags TEXT;\n"
-              "-- hoist:down\nALTER TABLE notes DROP COLUMN tags;\n");
-    WriteFile(rig.path("releases/9/migrations/0003_drop_author.sql"),
-              "-- hoist:phase expand\n-- hoist:up\nALTER TABLE notes DROP COLUMN author;\n");
+    rig.AddRefusedRelease("9");
     auto r = rig.Hoist({"deploy", "-e", "version=9"});
     INFO(Describe(r));
     CHECK(r.exit_code == 1);
