@@ -165,14 +165,7 @@ TEST_SUITE("playbooks/bluegreen/pg") {
   TEST_CASE("PostgreSQL: a migration the expand policy refuses: nothing applied, no scratch database left, nothing "
             "started") {
     BlueGreenRig rig(BlueGreenRig::Database::kPostgres);
-    rig.HoistOk({"deploy", "-e", "version=1"});
-    rig.AddRefusedRelease("9");
-    auto r = rig.Hoist({"deploy", "-e", "version=9"});
-    INFO(Describe(r));
-    CHECK(r.exit_code == 1);
-    CHECK(r.err.find("nothing was applied") != std::string::npos);
-    CHECK(r.err.find("0003_drop_author.sql") != std::string::npos);
-    CHECK(r.err.find("destructive") != std::string::npos);
+    rig.DeployRefusedRelease("9");
     CHECK(Versions(rig) == "1");
     CHECK(Column(rig, "tags") == "0");
     CHECK(Column(rig, "author") == "1");

@@ -180,4 +180,15 @@ void BlueGreenRig::AddRefusedRelease(const std::string& release) const {
                         "-- hoist:phase expand\n-- hoist:up\nALTER TABLE notes DROP COLUMN author;\n"}});
 }
 
+void BlueGreenRig::DeployRefusedRelease(const std::string& release) const {
+  HoistOk({"deploy", "-e", "version=1"});
+  AddRefusedRelease(release);
+  auto r = Hoist({"deploy", "-e", "version=" + release});
+  INFO(Describe(r));
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("nothing was applied") != std::string::npos);
+  CHECK(r.err.find("0003_drop_author.sql") != std::string::npos);
+  CHECK(r.err.find("destructive") != std::string::npos);
+}
+
 }  // namespace hoist::test

@@ -62,6 +62,9 @@ class BlueGreenRig {
   /// AddRelease(release) with 0002 adding notes.tags (with a down) and 0003
   /// dropping notes.author though declared expand: the expand policy refuses it.
   void AddRefusedRelease(const std::string& release) const;
+  /// Deploys AddRefusedRelease(release) after release 1 and checks the refusal
+  /// names 0003 as destructive and says nothing was applied.
+  void DeployRefusedRelease(const std::string& release) const;
 
   std::string UpstreamConf() const { return ReadAll(nginx_->upstream_conf()); }
   const NginxServer& nginx() const { return *nginx_; }

@@ -178,14 +178,7 @@ TEST_SUITE("playbooks/deploy") {
 
   TEST_CASE("a migration the expand policy refuses: nothing is applied, nothing started") {
     BlueGreenRig rig;
-    rig.HoistOk({"deploy", "-e", "version=1"});
-    rig.AddRefusedRelease("9");
-    auto r = rig.Hoist({"deploy", "-e", "version=9"});
-    INFO(Describe(r));
-    CHECK(r.exit_code == 1);
-    CHECK(r.err.find("nothing was applied") != std::string::npos);
-    CHECK(r.err.find("0003_drop_author.sql") != std::string::npos);
-    CHECK(r.err.find("destructive") != std::string::npos);
+    rig.DeployRefusedRelease("9");
     CHECK(rig.Db("SELECT max(version) FROM hoist_schema_migrations WHERE success") == "1");
     CHECK(rig.Db("SELECT count(*) FROM pragma_table_info('notes') WHERE name IN ('tags', 'author')") == "1");
     CHECK(rig.Traffic() == "release 1 (green)");
