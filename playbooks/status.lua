@@ -7,7 +7,7 @@ local fmt, concat = string.format, table.concat
 
 return hoist.playbook {
   name = "status",
-  version = "1.0.0",
+  version = "1.1.0",
   summary = "Active colour, release per colour, schema version, last backup, lease, last runs (read-only)",
   lock = false,
   run = function(run)
@@ -32,6 +32,12 @@ return hoist.playbook {
         s.last_backup.verified and "verified" or "NOT verified")
     else
       say("last backup: none")
+    end
+    local b = s.backups
+    if b.count > 0 then
+      say("backups: %d (%s) in %s; %d safety backup(s) (%s), %s", b.count, hoist.bytes(b.bytes), b.dir, b.safety,
+        hoist.bytes(b.safety_bytes), b.keep_safety > 0 and fmt("the newest %d per database kept", b.keep_safety)
+          or "all kept (set backups.keep_safety to prune them)")
     end
     if s.last_deploy then
       say("last deploy: release %s to %s (run %s, %s)", tostring(s.last_deploy.release), tostring(s.last_deploy.colour),

@@ -72,6 +72,10 @@ TEST_SUITE("playbooks/deploy") {
     CHECK(text.find("release 2") != std::string::npos);
     CHECK(text.find("schema version: 3, 0 pending") != std::string::npos);
     CHECK(text.find("verified") != std::string::npos);
+    // Deploy 1 met no database (nothing to back up); deploy 2's predeploy backup is a safety one.
+    CHECK(text.find("backups: 1 (") != std::string::npos);
+    CHECK(text.find(") in " + rig.path(".hoist/backups") + "; 1 safety backup(s) (") != std::string::npos);
+    CHECK(text.find("), all kept (set backups.keep_safety to prune them)") != std::string::npos);
 
     // -e image= is for Docker colours: refused here before anything changes.
     auto img = rig.Hoist({"deploy", "-e", "image=registry.local/api:3"});
