@@ -36,15 +36,13 @@ return hoist.playbook {
       p.older_than ~= "" and (", older than " .. p.older_than) or "",
       p.dry_run and "; dry run: nothing was removed" or ""))
     -- Safety backups are kept forever unless told otherwise: say what they cost.
-    local kept, safety, bytes = {}, 0, 0
+    local kept = {}
     for _, path in ipairs(r.kept) do kept[path] = true end
-    for _, e in ipairs(backup.list(settings.dir)) do
-      if e.safety and kept[e.path] then safety, bytes = safety + 1, bytes + e.size end
-    end
-    if keep_safety == 0 and safety > 0 then
+    local totals = project.backup_totals(backup.list(settings.dir), kept)
+    if keep_safety == 0 and totals.safety > 0 then
       log.info(("%d safety backup(s) (%s) are kept: set backups.keep_safety in hoist.lua (or -e keep_safety=N) "
-        .. "to keep only the newest N per database"):format(safety, hoist.bytes(bytes)))
+        .. "to keep only the newest N per database"):format(totals.safety, hoist.bytes(totals.safety_bytes)))
     end
-    return { removed = r.removed, kept = #r.kept, safety_kept = safety, dry_run = p.dry_run }
+    return { removed = r.removed, kept = #r.kept, safety_kept = totals.safety, dry_run = p.dry_run }
   end,
 }

@@ -522,11 +522,17 @@ void CheckLabel(const std::string& label) {
   if (!ok) Fail("invalid", "label must match [A-Za-z0-9._-]{1,64}, got \"" + label + "\"");
 }
 
+namespace {
+void CheckRetention(int keep, int keep_safety) {
+  if (keep < 0) Fail("invalid", "keep must be >= 0");
+  if (keep_safety < 0) Fail("invalid", "keep_safety must be >= 0");
+}
+}  // namespace
+
 void CheckCreateOptions(const CreateOptions& o) {
   CheckLabel(o.label);
   if (o.dir.empty()) Fail("invalid", "dir is required");
-  if (o.keep < 0) Fail("invalid", "keep must be >= 0");
-  if (o.keep_safety < 0) Fail("invalid", "keep_safety must be >= 0");
+  CheckRetention(o.keep, o.keep_safety);
 }
 
 std::string DirName(const std::string& path) {
@@ -759,9 +765,6 @@ bool IsSafety(const json& m) {
   return kLabels.count(Str(m, "label")) > 0;
 }
 
-}  // namespace
-
-namespace {
 bool NewestFirst(const Entry& a, const Entry& b) {
   return a.created_at != b.created_at ? a.created_at > b.created_at : a.name > b.name;
 }
@@ -846,8 +849,7 @@ double ParseAge(const std::string& text) {
 }
 
 PruneResult Prune(const std::string& dir, const PruneOptions& o) {
-  if (o.keep < 0) Fail("invalid", "keep must be >= 0");
-  if (o.keep_safety < 0) Fail("invalid", "keep_safety must be >= 0");
+  CheckRetention(o.keep, o.keep_safety);
   if (o.keep == 0 && o.keep_safety == 0 && o.older_than <= 0) Fail("invalid", "prune needs keep, keep_safety or older_than");
   // keep_safety alone prunes safety backups only; older_than alone ages out
   // unprotected backups only (safety ones go by keep_safety).

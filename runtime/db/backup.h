@@ -228,8 +228,8 @@ struct PruneResult {
 /// when both are given), and safety backups beyond keep_safety (and older
 /// than older_than when given). Never removes a backup a person protected
 /// nor the newest verified backup of a source. Throws
-/// Error{"backup","invalid"} when none of keep, keep_safety, older_than is given. A backup in dir shadows one of
-/// the same name in options.read_only.dir.
+/// Error{"backup","invalid"} when none of keep, keep_safety, older_than is
+/// given. A backup in dir shadows one of the same name in options.read_only.dir.
 PruneResult Prune(const std::string& dir, const PruneOptions& options);
 
 /// "30d", "12h", "90m", "45s", "2w" -> seconds. Throws Error{"backup","invalid"}.

@@ -701,13 +701,8 @@ function M.status(run)
     out.last_backup = { path = list[1].path, created_at = list[1].created_at, verified = list[1].verified,
       protected = list[1].protected }
   end
-  -- Safety backups are kept until keep_safety says otherwise: show what they take.
-  out.backups = { dir = settings.dir, count = #list, bytes = 0, safety = 0, safety_bytes = 0,
-    keep_safety = settings.keep_safety }
-  for _, e in ipairs(list) do
-    out.backups.bytes = out.backups.bytes + e.size
-    if e.safety then out.backups.safety, out.backups.safety_bytes = out.backups.safety + 1, out.backups.safety_bytes + e.size end
-  end
+  out.backups = project.backup_totals(list)
+  out.backups.dir, out.backups.keep_safety = settings.dir, settings.keep_safety
   out.lease = run:lease()
   out.last_deploy = run:recall("last_deploy")
   out.runs = run:history(6)

@@ -61,6 +61,20 @@ function M.backups(run)
   return out
 end
 
+--- Totals of a backup.list() (only the paths in `only`, a set, when given):
+-- { count, bytes, safety, safety_bytes }. Safety backups are kept until
+-- backups.keep_safety says otherwise: status and prune show what they take.
+function M.backup_totals(list, only)
+  local t = { count = 0, bytes = 0, safety = 0, safety_bytes = 0 }
+  for _, e in ipairs(list) do
+    if not only or only[e.path] then
+      t.count, t.bytes = t.count + 1, t.bytes + e.size
+      if e.safety then t.safety, t.safety_bytes = t.safety + 1, t.safety_bytes + e.size end
+    end
+  end
+  return t
+end
+
 --- The backups of this environment's database in its backups directory,
 -- newest first (`backup.list` entries whose manifest names this source).
 -- @param run the run object
