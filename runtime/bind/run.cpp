@@ -793,7 +793,13 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   engine::Runner* active_runner = nullptr;
   auto finish = [&](const std::string& status, int code, const std::string& error, json extra) {
     if (active_runner) active_runner->FlushBuffered();
-    store->FinishRun(run_id, status, code, error);
+    try {
+      store->FinishRun(run_id, status, code, error);
+    } catch (const std::exception& e) {
+      // The outcome stands (it is reported below); only its record is lost.
+      log::Error(fmt::format("run {} ended {} but {} could not record it ({}): the history shows it as running",
+                             run_id, status, config.state_path, Mask(e.what())));
+    }
     outcome.exit_code = code;
     outcome.status = status;
     json ev = {{"event", "run_finished"}, {"run_id", run_id}, {"status", status}, {"exit_code", code},
@@ -835,12 +841,14 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
       try {
         store->ReleaseLease(lease.env, lease.token);
       } catch (const std::exception& e) {
-        log::Warn(fmt::format("could not release the lease on '{}': {}", lease.env, e.what()));
+        log::Warn(fmt::format("could not release the lease on '{}' in {} ({}): it expires by itself within {} s",
+                              lease.env, config.state_path, Mask(e.what()), config.lease_ttl));
       }
     }
   };
 
   engine::Runner runner(*store, reporter, run_id);
+  runner.SetJournalName(config.state_path);
   active_runner = &runner;
   if (sandbox) runner.SetSleep([world](double s) { world->Sleep(s, false); });
   auto* sim = dynamic_cast<engine::SimWorld*>(options.world);

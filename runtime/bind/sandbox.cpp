@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -19,6 +20,7 @@
 #include "db/url.h"
 #include "engine/recorded_world.h"
 #include "engine/state_store.h"
+#include "lua/embedded.h"
 #include "sys/clock.h"
 #include "sys/fs.h"
 #include "sys/sha256.h"
@@ -50,6 +52,57 @@ struct Snapshot {
   std::string fingerprint;
   std::map<std::string, int64_t> rows;
 };
+
+// path (relative to root) -> sha256 of every regular file under root,
+// in name order; {} when root does not exist.
+json HashTree(const std::string& root, const std::string& only_ext = "") {
+  json out = json::object();
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return out;
+  std::vector<std::string> files;
+  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    if (!only_ext.empty() && it->path().extension() != only_ext) continue;
+    files.push_back(it->path().string());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) out[fs::relative(f, root, ec).string()] = sys::Sha256Hex(sys::ReadFile(f));
+  return out;
+}
+
+// What the run read outside the world seam decides what it does as much as
+// the files it read through it: hoist.lua, the stdlib in effect, the
+// project's lib/, and the migration sources of every migrations dir the run
+// used (an edited migration file is a different plan).
+json PlanInputs(const Project& project, const json& journal) {
+  json in = {{"hoist", HOIST_VERSION}};
+  if (!project.config_path.empty()) in["config"] = sys::Sha256Hex(sys::ReadFile(project.config_path));
+  json stdlib = json::object();
+  if (const char* dev = std::getenv("HOIST_STDLIB_PATH"); dev && *dev) {
+    stdlib = HashTree(dev, ".lua");
+  } else {
+    for (const auto& f : lua::EmbeddedFiles()) {
+      if (f.kind == lua::EmbeddedKind::kStdlib) stdlib[std::string(f.name)] = sys::Sha256Hex(std::string(f.source));
+    }
+  }
+  in["stdlib"] = stdlib;
+  json lib = HashTree(project.root + "/lib", ".lua");
+  if (!lib.empty()) in["lib"] = lib;
+  json migrations = json::object();
+  for (const auto& ev : journal.value("events", json::array())) {
+    if (ev.value("kind", "") != "migrate" || !ev.contains("data") || !ev["data"].is_object()) continue;
+    const json& dir = ev["data"].value("dir", json());
+    if (!dir.is_string() || dir.get<std::string>().empty()) continue;
+    std::string d = dir.get<std::string>();
+    std::string abs = d[0] == '/' ? d : project.root + "/" + d;
+    // Keyed as the project names it, so a moved checkout is the same plan.
+    std::string key = abs.rfind(project.root + "/", 0) == 0 ? abs.substr(project.root.size() + 1) : abs;
+    if (!migrations.contains(key)) migrations[key] = HashTree(abs);
+  }
+  if (!migrations.empty()) in["migrations"] = migrations;
+  return in;
+}
 
 std::string QuoteIdent(const std::string& name) {
   std::string out = "\"";
@@ -307,14 +360,18 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
   if (sim) {
     for (const auto& [k, v] : sim->observed()) observed[k] = v;
   }
+  // Row counts are observations of a database that may be taking writes:
+  // reported beside the plan, never part of its hash.
   json rows = json::object();
   for (const auto& [t, c] : res.rows) rows[t] = c.before;
+  res.observed = {{"rows", rows}};
   res.plan = {{"playbook", res.journal.value("playbook", "")},
               {"version", res.journal.value("version", "")},
               {"source_sha256", res.journal.value("source_sha256", "")},
               {"params", res.journal.value("params", json::object())},
               {"env", res.journal.value("env", "")},
-              {"database", {{"fingerprint", before.fingerprint}, {"rows", rows}}},
+              {"database", {{"fingerprint", before.fingerprint}}},
+              {"inputs", PlanInputs(project, res.journal)},
               {"world", observed}};
   if (!run.facts_from.empty()) {
     // What it recalled steers it as much as what it read (last_deploy
@@ -397,7 +454,8 @@ json SandboxReportJson(const SandboxResult& r) {
             {"schema_diff", r.schema_diff},
             {"rows", rows},
             {"plan_hash", r.plan_hash},
-            {"plan", r.plan}};
+            {"plan", r.plan},
+            {"observed", r.observed}};
   if (!r.dir.empty()) j["kept"] = r.dir;
   return json::parse(Mask(j.dump(-1, ' ', false, json::error_handler_t::replace)));
 }

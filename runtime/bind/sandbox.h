@@ -56,6 +56,7 @@ struct SandboxResult {
   std::map<std::string, TableCount> rows;
   std::string fingerprint_before;       ///< schema fingerprint of the copy before the run
   nlohmann::json plan;                  ///< what the plan hash covers
+  nlohmann::json observed;              ///< {rows: {table: n}}: seen, not hashed
   std::string plan_hash;
 };
 

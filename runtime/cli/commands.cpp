@@ -92,9 +92,26 @@ std::string PlanPath(const bind::Project& project, const std::string& hash) {
 void SavePlan(const bind::Project& project, const bind::SandboxResult& r) {
   try {
     sys::MkdirP(project.root + "/.hoist/plans", 0700);
-    sys::WriteAtomic(PlanPath(project, r.plan_hash), r.plan.dump(2), 0600);
+    json kept = r.plan;
+    kept["observed"] = r.observed;  // beside the plan: not part of its hash
+    sys::WriteAtomic(PlanPath(project, r.plan_hash), kept.dump(2), 0600);
   } catch (const Error& e) {
     log::Warn("could not keep the plan for --expect-plan: " + e.message());
+  }
+}
+
+// One line per key of a {name: sha256} map that differs.
+void MapChanges(const json& was, const json& now, const std::string& what, std::vector<std::string>* out) {
+  json w = was.is_object() ? was : json::object(), n = now.is_object() ? now : json::object();
+  for (auto& [k, v] : n.items()) {
+    if (!w.contains(k)) {
+      out->push_back(fmt::format("{}{} is new", what, k));
+    } else if (w[k] != v) {
+      out->push_back(fmt::format("{}{} changed", what, k));
+    }
+  }
+  for (auto& [k, v] : w.items()) {
+    if (!n.contains(k)) out->push_back(fmt::format("{}{} is gone", what, k));
   }
 }
 
@@ -107,12 +124,17 @@ std::string PlanChanges(const json& was, const json& now) {
   }
   json wdb = was.value("database", json::object()), ndb = now.value("database", json::object());
   if (wdb.value("fingerprint", "") != ndb.value("fingerprint", "")) out.push_back("the database schema changed");
-  json wr = wdb.value("rows", json::object()), nr = ndb.value("rows", json::object());
-  for (auto& [t, n] : nr.items()) {
-    if (wr.value(t, json()) != n) out.push_back(fmt::format("table {} had {} rows and has {}", t, wr.value(t, json()).dump(), n.dump()));
+  json wi = was.value("inputs", json::object()), ni = now.value("inputs", json::object());
+  if (wi.value("hoist", json()) != ni.value("hoist", json())) out.push_back("hoist's version changed");
+  if (wi.value("config", json()) != ni.value("config", json())) out.push_back("hoist.lua changed");
+  MapChanges(wi.value("stdlib", json::object()), ni.value("stdlib", json::object()), "stdlib module ", &out);
+  MapChanges(wi.value("lib", json::object()), ni.value("lib", json::object()), "lib/", &out);
+  json wm = wi.value("migrations", json::object()), nm = ni.value("migrations", json::object());
+  for (auto& [dir, files] : nm.items()) {
+    MapChanges(wm.value(dir, json::object()), files, "migration file " + dir + "/", &out);
   }
-  for (auto& [t, n] : wr.items()) {
-    if (!nr.contains(t)) out.push_back(fmt::format("table {} is gone", t));
+  for (auto& [dir, files] : wm.items()) {
+    if (!nm.contains(dir)) out.push_back("migrations dir " + dir + " is no longer used");
   }
   json ww = was.value("world", json::object()), nw = now.value("world", json::object());
   for (auto& [k, v] : nw.items()) {
@@ -124,6 +146,16 @@ std::string PlanChanges(const json& was, const json& now) {
   }
   for (auto& [k, v] : ww.items()) {
     if (!nw.contains(k)) out.push_back(k + " is no longer looked at");
+  }
+  return fmt::format("{}", fmt::join(out, "; "));
+}
+
+// Row counts seen then and now: said, never a reason to refuse.
+std::string ObservedChanges(const json& was, const json& now) {
+  std::vector<std::string> out;
+  json wr = was.value("rows", json::object()), nr = now.value("rows", json::object());
+  for (auto& [t, n] : nr.items()) {
+    if (wr.contains(t) && wr[t] != n) out.push_back(fmt::format("table {} had {} rows and has {}", t, wr[t].dump(), n.dump()));
   }
   return fmt::format("{}", fmt::join(out, "; "));
 }
@@ -201,6 +233,13 @@ int CmdRun(const Globals& g, const std::string& playbook, const std::vector<std:
       Err(fmt::format("the plan changed since the rehearsal (expected {}, now {}){}; rehearse again with --sandbox",
                       sb.expect_plan.substr(0, 12), r.plan_hash.substr(0, 12), why.empty() ? "" : ": " + why));
       return kExitUsage;
+    }
+    try {
+      json kept = json::parse(sys::ReadFile(PlanPath(project, sb.expect_plan)));
+      std::string seen = ObservedChanges(kept.value("observed", json::object()), r.observed);
+      if (!seen.empty()) log::Info("plan unchanged; observed since the rehearsal (not part of the plan): " + seen);
+    } catch (const std::exception&) {
+      // The plan matched: a kept file without observations changes nothing.
     }
   }
   return bind::RunPlaybook(project, o, *reporter).exit_code;

@@ -21,6 +21,9 @@ void InstallInterruptHandlers() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // A file-size limit (ulimit -f) must surface as a failed write (EFBIG)
+  // that the journal and backups handle, not kill hoist mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
 }
 
 bool Interrupted() { return g_interrupted != 0; }

@@ -216,6 +216,20 @@ bool IsStaleTemp(const std::string& path) {
   return true;
 }
 
+bool IsOrphanMetadata(const std::string& path) {
+  std::string data;
+  for (std::string ext : {".sha256", ".json"}) {
+    if (path.size() > ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0) {
+      data = path.substr(0, path.size() - ext.size());
+    }
+  }
+  if (data.empty() || data.back() == '/') return false;
+  if (sys::StatPath(data).exists) return false;
+  // A live backup publishes its data microseconds after its sidecar.
+  sys::Stat st = sys::StatPath(path);
+  return st.exists && std::time(nullptr) - static_cast<std::time_t>(st.mtime) >= 60;
+}
+
 // --- GrowingHasher
 
 namespace {
@@ -598,13 +612,21 @@ void WriteManifest(const std::string& data_path, const json& manifest) {
 void PublishBackup(CreateResult& r, const std::string& sidecar_text, json manifest, const std::string& sha,
                    uint64_t size, const std::function<void()>& publish, const CreateOptions& options,
                    const std::string& source) {
+  // Sidecar, data, manifest: the manifest (which says "verified") is the
+  // last name to appear, so a kill at any point never leaves one describing
+  // data that is not there; a lone sidecar is swept by prune. A manifest that
+  // cannot be written (ENOSPC) fails the backup and takes the rest with it.
   sys::WriteAtomic(SidecarPath(r.path), sidecar_text, 0600);
-  WriteManifest(r.path, manifest);
   try {
     publish();
   } catch (...) {
     sys::Remove(SidecarPath(r.path));
-    sys::Remove(ManifestPath(r.path));
+    throw;
+  }
+  try {
+    WriteManifest(r.path, manifest);
+  } catch (...) {
+    RemoveBackup(r.path);
     throw;
   }
   r.manifest = std::move(manifest);
@@ -904,13 +926,17 @@ PruneResult Prune(const std::string& dir, const PruneOptions& o) {
       }
     }
   }
-  // Leftovers of crashed backups: temp files nobody holds a lock on.
+  // Leftovers of crashed backups: temp files nobody holds a lock on, and a
+  // sidecar or manifest whose data never appeared (killed mid-publish).
   for (const std::string* d : {&dir, &o.read_only.dir}) {
     if (d->empty() || !sys::StatPath(*d).exists) continue;
     for (const auto& name : sys::ListDir(*d)) {
-      if (!IsTempName(name)) continue;
       std::string p = *d + "/" + name;
-      if (!IsStaleTemp(p)) continue;
+      if (IsTempName(name)) {
+        if (!IsStaleTemp(p)) continue;
+      } else if (!IsOrphanMetadata(p)) {
+        continue;
+      }
       if (!o.dry_run && d == &dir) sys::Remove(p, /*recursive=*/true);
       r.stale.push_back(p);
     }

@@ -113,6 +113,9 @@ class TempDirOutput {
 bool IsTempName(const std::string& name);
 /// True when nobody holds the flock of that temp file/dir (its writer died).
 bool IsStaleTemp(const std::string& path);
+/// True when path is a backup's sidecar or manifest whose data file does not
+/// exist, a minute or more old (a backup killed between its renames).
+bool IsOrphanMetadata(const std::string& path);
 
 /// Hashes fd (from offset 0) on its own thread, following a writer that
 /// reports its progress with Advance(); Finish(total) says the file is

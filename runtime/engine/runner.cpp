@@ -1,7 +1,10 @@
 #include "engine/runner.h"
 
 #include <chrono>
+#include <cstdio>
 #include <thread>
+
+#include <fmt/format.h>
 
 #include "core/error.h"
 #include "core/interrupt.h"
@@ -28,6 +31,31 @@ void InterruptibleSleep(double seconds) {
 
 Runner::Runner(StateStore& store, Reporter& reporter, int64_t run_id)
     : store_(store), reporter_(reporter), run_id_(run_id) {}
+
+void Runner::ThrowJournal() {
+  throw Error("journal", "failed",
+              fmt::format("cannot write the journal in {}: {}; the run stops here (records it could not store "
+                          "are on stderr); free space or fix the state store, then check `hoist lock status`",
+                          journal_name_, journal_error_));
+}
+
+template <class F>
+void Runner::Journal(const char* what, const json& record, bool strict, F&& write) {
+  if (journal_error_.empty()) {
+    try {
+      write();
+      return;
+    } catch (const std::exception& e) {
+      journal_error_ = Mask(e.what());
+    }
+  }
+  json lost = record;
+  lost["journal"] = what;
+  lost["run_id"] = run_id_;
+  std::fprintf(stderr, "hoist: not journaled: %s\n",
+               Mask(lost.dump(-1, ' ', false, json::error_handler_t::replace)).c_str());
+  if (strict) ThrowJournal();
+}
 
 std::optional<int64_t> Runner::CurrentStep() const {
   if (stack_.empty()) return std::nullopt;
@@ -57,7 +85,8 @@ void Runner::Finished(int64_t seq, const std::string& name, size_t depth, const 
 json Runner::Step(const std::string& name, const std::function<json()>& body, StepOptions options) {
   AnnounceParents();
   std::optional<int64_t> parent = CurrentStep();
-  int64_t seq = store_.StepStarted(run_id_, parent, name, "step");
+  int64_t seq = 0;
+  Journal("step_started", {{"name", name}}, true, [&] { seq = store_.StepStarted(run_id_, parent, name, "step"); });
   size_t depth = stack_.size();
   reporter_.Emit({{"event", "step_started"},
                   {"step", seq},
@@ -70,8 +99,8 @@ json Runner::Step(const std::string& name, const std::function<json()>& body, St
   double delay = options.retry_delay;
   while (true) {
     ++attempts;
+    json result;
     try {
-      json result;
       if (options.timeout) {
         DeadlineScope deadline(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*options.timeout)));
         result = body();
@@ -81,17 +110,16 @@ json Runner::Step(const std::string& name, const std::function<json()>& body, St
         result = body();
         if (Interrupted()) ThrowIfStopped("run");
       }
-      double secs = sys::Monotonic() - start;
-      store_.StepFinished(run_id_, seq, "ok", attempts, result, "", secs);
-      Finished(seq, name, depth, "ok", attempts, secs, json::object());
-      if (options.undo) undo_stack_.push_back({seq, name, std::move(options.undo), result});
-      return result;
     } catch (const std::exception& e) {
       std::string code = CodeOf(e);
       std::string msg = Mask(e.what());
-      bool retry = attempts <= options.retries && code != "interrupted" && !Interrupted();
+      bool retry = attempts <= options.retries && code != "interrupted" && code != "journal" && !Interrupted() &&
+                   journal_error_.empty();
       if (retry) {
-        store_.Event(run_id_, seq, "retry", name, {{"attempt", attempts}, {"error", msg}}, 0);
+        Journal("retry", {{"step", seq}, {"attempt", attempts}, {"error", msg}}, false,
+                [&] { store_.Event(run_id_, seq, "retry", name, {{"attempt", attempts}, {"error", msg}}, 0); });
+      }
+      if (retry && journal_error_.empty()) {
         reporter_.Emit({{"event", "step_retry"},
                         {"step", seq},
                         {"name", Mask(name)},
@@ -108,15 +136,29 @@ json Runner::Step(const std::string& name, const std::function<json()>& body, St
         continue;
       }
       double secs = sys::Monotonic() - start;
-      store_.StepFinished(run_id_, seq, "failed", attempts, nullptr, msg, secs);
+      Journal("step_finished", {{"step", seq}, {"name", name}, {"status", "failed"}, {"error", msg}}, false,
+              [&] { store_.StepFinished(run_id_, seq, "failed", attempts, nullptr, msg, secs); });
       Finished(seq, name, depth, "failed", attempts, secs, {{"error", msg}, {"code", code}});
+      if (retry) ThrowJournal();  // it would have retried: the journal stopped it
       throw;
     }
+    double secs = sys::Monotonic() - start;
+    // The step ran: its undo is registered even when its record cannot be
+    // stored, so the run that stops for the journal still undoes it.
+    if (options.undo) undo_stack_.push_back({seq, name, std::move(options.undo), result});
+    Journal("step_finished", {{"step", seq}, {"name", name}, {"status", "ok"}}, false,
+            [&] { store_.StepFinished(run_id_, seq, "ok", attempts, result, "", secs); });
+    bool stored = journal_error_.empty();
+    Finished(seq, name, depth, "ok", attempts, secs, json::object());
+    if (!stored) ThrowJournal();
+    return result;
   }
 }
 
 void Runner::World(const std::string& kind, const std::string& name, const json& data, double seconds) {
-  store_.Event(run_id_, CurrentStep(), kind, name, data, seconds);
+  bool undoing = !stack_.empty() && stack_.back().undo;
+  Journal("event", {{"kind", kind}, {"name", name}, {"data", data}}, !undoing,
+          [&] { store_.Event(run_id_, CurrentStep(), kind, name, data, seconds); });
   reporter_.Emit({{"event", "world"},
                   {"step", CurrentStep() ? json(*CurrentStep()) : json(nullptr)},
                   {"kind", kind},
@@ -126,7 +168,9 @@ void Runner::World(const std::string& kind, const std::string& name, const json&
 }
 
 void Runner::Note(const std::string& kind, const std::string& name, const json& data) {
-  store_.Event(run_id_, CurrentStep(), kind, name, data, 0);
+  bool undoing = !stack_.empty() && stack_.back().undo;
+  Journal("event", {{"kind", kind}, {"name", name}, {"data", data}}, !undoing,
+          [&] { store_.Event(run_id_, CurrentStep(), kind, name, data, 0); });
 }
 
 void Runner::NoteBuffered(const std::string& kind, const std::string& name, const json& data) {
@@ -136,8 +180,11 @@ void Runner::NoteBuffered(const std::string& kind, const std::string& name, cons
 
 void Runner::FlushBuffered() {
   if (buffered_.empty()) return;
-  store_.Events(run_id_, buffered_);
-  buffered_.clear();
+  std::vector<StateStore::PendingEvent> batch;
+  batch.swap(buffered_);
+  // Recorded world calls are for replay: losing them never stops a run
+  // (the step records above them do).
+  Journal("calls", {{"count", batch.size()}}, false, [&] { store_.Events(run_id_, batch); });
 }
 
 UnwindResult Runner::Unwind() {
@@ -146,14 +193,17 @@ UnwindResult Runner::Unwind() {
   while (!undo_stack_.empty()) {
     UndoEntry entry = std::move(undo_stack_.back());
     undo_stack_.pop_back();
-    int64_t seq = store_.StepStarted(run_id_, std::nullopt, "undo " + entry.name, "undo");
+    int64_t seq = 0;
+    Journal("step_started", {{"name", "undo " + entry.name}}, false,
+            [&] { seq = store_.StepStarted(run_id_, std::nullopt, "undo " + entry.name, "undo"); });
     reporter_.Emit({{"event", "undo_started"}, {"step", seq}, {"for_step", entry.seq}, {"name", Mask(entry.name)}});
-    stack_.push_back({seq, "undo " + entry.name, true});
+    stack_.push_back({seq, "undo " + entry.name, true, true});
     double start = sys::Monotonic();
     try {
       entry.undo(entry.result);
       double secs = sys::Monotonic() - start;
-      store_.StepFinished(run_id_, seq, "ok", 1, nullptr, "", secs);
+      Journal("step_finished", {{"step", seq}, {"name", "undo " + entry.name}, {"status", "ok"}}, false,
+              [&] { store_.StepFinished(run_id_, seq, "ok", 1, nullptr, "", secs); });
       reporter_.Emit({{"event", "undo_finished"},
                       {"step", seq},
                       {"for_step", entry.seq},
@@ -165,7 +215,8 @@ UnwindResult Runner::Unwind() {
     } catch (const std::exception& e) {
       double secs = sys::Monotonic() - start;
       std::string msg = Mask(e.what());
-      store_.StepFinished(run_id_, seq, "failed", 1, nullptr, msg, secs);
+      Journal("step_finished", {{"step", seq}, {"name", "undo " + entry.name}, {"status", "failed"}, {"error", msg}},
+              false, [&] { store_.StepFinished(run_id_, seq, "failed", 1, nullptr, msg, secs); });
       reporter_.Emit({{"event", "undo_finished"},
                       {"step", seq},
                       {"for_step", entry.seq},

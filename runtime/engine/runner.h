@@ -60,7 +60,12 @@ class Runner {
   /// Replaces the wait between retries (a sandbox skips it on its virtual clock).
   void SetSleep(std::function<void(double)> sleep) { sleep_ = std::move(sleep); }
 
-  bool HasUndo() const { return !undo_stack_.empty(); }
+  /// Names the state store in the error a failed journal write ends the run with.
+  void SetJournalName(std::string name) { journal_name_ = std::move(name); }
+  /// The first failure to write the journal ("" while it works). After one,
+  /// the run stops at its next record (Error{"journal", "failed"}), undos
+  /// still run, and records that could not be stored go to stderr as JSON.
+  const std::string& journal_error() const { return journal_error_; }
   std::optional<int64_t> CurrentStep() const;
   /// The innermost running step's name ("" outside steps).
   std::string CurrentStepName() const { return stack_.empty() ? "" : stack_.back().name; }
@@ -72,6 +77,7 @@ class Runner {
     int64_t seq;
     std::string name;
     bool announced = false;
+    bool undo = false;  // an undo's frame: its records never stop the unwinding
   };
   struct UndoEntry {
     int64_t seq;
@@ -81,6 +87,13 @@ class Runner {
   };
 
   void AnnounceParents();
+  // Runs one journal write. A failure is remembered and the record is
+  // written to stderr instead; `strict` (a run going forward) then throws
+  // Error{"journal", "failed"} so the run stops, while undos (strict=false)
+  // carry on without a journal.
+  template <class F>
+  void Journal(const char* what, const json& record, bool strict, F&& write);
+  [[noreturn]] void ThrowJournal();
   // Pops the step's frame and reports its end.
   void Finished(int64_t seq, const std::string& name, size_t depth, const char* status, int attempts, double seconds,
                 json extra);
@@ -92,6 +105,8 @@ class Runner {
   std::vector<UndoEntry> undo_stack_;
   std::function<void(double)> sleep_;
   std::vector<StateStore::PendingEvent> buffered_;
+  std::string journal_name_ = "the state store";
+  std::string journal_error_;
 };
 
 }  // namespace hoist::engine

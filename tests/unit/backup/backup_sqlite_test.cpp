@@ -359,7 +359,7 @@ TEST_CASE("restore takes a protected safety backup first") {
   CHECK(Conn(t / "app.db").Scalar("SELECT v FROM marker") == "original");
 }
 
-TEST_CASE("safety backups: kept by keep and older_than, pruned by keep_safety; a person's protected backup never") {
+TEST_CASE("safety backups: kept by keep and older_than, pruned by keep_safety, a person's protected backup never") {
   TempDir t("bk");
   MakeDb(t / "app.db", 10);
   MakeDb(t / "other.db", 10);
@@ -855,6 +855,38 @@ TEST_CASE("a backup killed mid-copy leaves no file under the final name and the 
   CHECK(Names(dir).empty());
   // And the next backup works.
   CHECK(bk::Verify(bk::CreateSqlite(db, Opts(dir)).path, {}).ok);
+}
+
+TEST_CASE("a sidecar or manifest left without its data by a killed publish is swept by prune, never listed") {
+  TempDir t("bk");
+  MakeDb(t / "app.db", 10);
+  const std::string dir = t / "b";
+  auto real = bk::CreateSqlite(t / "app.db", Opts(dir));
+  // What a kill between the renames leaves: a sidecar alone (today's order:
+  // sidecar, data, manifest) and a verified-saying manifest alone (the
+  // earlier order published the manifest before the data).
+  const std::string lone = dir + "/app-killed-20261201T000000Z.db";
+  std::filesystem::copy_file(real.path + ".sha256", lone + ".sha256");
+  const std::string ghost = dir + "/app-ghost-20261130T000000Z.db";
+  std::filesystem::copy_file(real.path + ".json", ghost + ".json");
+  std::filesystem::copy_file(real.path + ".sha256", ghost + ".sha256");
+  REQUIRE(bk::List(dir).size() == 1);
+  bk::PruneOptions po;
+  po.keep = 5;
+  CHECK(bk::Prune(dir, po).stale.empty());  // a live backup publishes its data right after
+  timeval old[2] = {{std::time(nullptr) - 600, 0}, {std::time(nullptr) - 600, 0}};
+  for (const std::string& f : {lone + ".sha256", ghost + ".json", ghost + ".sha256"}) {
+    REQUIRE(::utimes(f.c_str(), old) == 0);
+  }
+  auto pr = bk::Prune(dir, po);
+  std::sort(pr.stale.begin(), pr.stale.end());
+  CHECK(pr.stale == std::vector<std::string>{ghost + ".json", ghost + ".sha256", lone + ".sha256"});
+  CHECK_FALSE(std::filesystem::exists(ghost + ".json"));
+  CHECK_FALSE(std::filesystem::exists(lone + ".sha256"));
+  auto list = bk::List(dir);
+  REQUIRE(list.size() == 1);
+  CHECK(list[0].path == real.path);
+  CHECK(bk::Verify(real.path, {}).ok);
 }
 
 }  // TEST_SUITE

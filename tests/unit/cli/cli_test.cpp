@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -17,6 +18,7 @@ namespace hoist::test {
 namespace {
 
 using json = nlohmann::json;
+namespace fs = std::filesystem;
 
 // A project with hoist.lua and the given playbooks.
 struct Project {
@@ -117,6 +119,47 @@ TEST_CASE("a failing step runs the earlier undos in reverse order") {
   CHECK(seen == want);
   CHECK(run["steps"][0]["result"] == "r1");
   CHECK(run["steps"][1]["result"] == json({{"n", 2}}));
+}
+
+TEST_CASE("a journal that cannot be written mid-run ends the run as failed, undos run, the lease is released") {
+  Project p;
+  p.Playbook("fill", R"lua(local hoist = require "hoist"
+local fs = require "hoist.fs"
+return hoist.playbook {
+  name = "fill", version = "1.0.0",
+  run = function(run)
+    local root = run.project_root
+    run:step("mark", function() fs.write_atomic(root .. "/marker", "x") return true end,
+      { undo = function() fs.remove(root .. "/marker") end })
+    -- A 4 MB step result: its record cannot be stored under the file-size limit.
+    run:step("big", function() return string.rep("x", 4 * 1024 * 1024) end)
+    run:step("never", function() fs.write_atomic(root .. "/never", "x") end)
+  end,
+})lua");
+  REQUIRE(p.Run({"history"}).exit_code == 0);  // the state store exists, small
+  // A file-size limit makes every write past 2 MB fail (EFBIG), as a full
+  // disk would: the step result is the first record that cannot be stored.
+  sys::ProcessSpec spec;
+  spec.argv = {"prlimit", "--fsize=2000000", "--", HOIST_BINARY, "fill"};
+  spec.cwd = p.dir.path;
+  spec.env = {{"NO_COLOR", "1"}};
+  spec.timeout = std::chrono::milliseconds(60000);
+  auto r = sys::RunProcess(spec);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("cannot write the journal in " + (p.dir / ".hoist/state.db")) != std::string::npos);
+  CHECK(r.err.find("nothing ran") == std::string::npos);
+  CHECK_FALSE(fs::exists(p.dir / "marker"));  // the undo of "mark" ran
+  CHECK_FALSE(fs::exists(p.dir / "never"));
+  // Space is back: the next run takes the lease at once (it was released).
+  p.Playbook("next", R"lua(local hoist = require "hoist"
+return hoist.playbook { name = "next", version = "1.0.0", run = function(run) run:step("x", function() end) end })lua");
+  auto next = p.Run({"next"});
+  INFO(next.out << next.err);
+  CHECK(next.exit_code == 0);
+  json run = p.Show(1);
+  CHECK(run["status"] == "failed");
+  CHECK(run["exit_code"] == 1);
 }
 
 TEST_CASE("a failing undo exits 3 and says what is still in effect") {

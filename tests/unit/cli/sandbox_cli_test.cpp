@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
@@ -114,7 +115,7 @@ TEST_SUITE("cli/sandbox") {
     CHECK(rep["plan_hash"].get<std::string>().size() == 64);
   }
 
-  TEST_CASE("--expect-plan refuses to run when the database changed since the rehearsal, saying how") {
+  TEST_CASE("--expect-plan refuses to run when the database schema changed since the rehearsal, saying how") {
     BlueGreenProject p;
     auto r = p.Run({"run", "bluegreen.lua", "-e", "version=1.4.2", "--sandbox"});
     REQUIRE(r.exit_code == 0);
@@ -122,12 +123,56 @@ TEST_SUITE("cli/sandbox") {
     // Same inputs: the same hash.
     auto again = p.Run({"run", "bluegreen.lua", "-e", "version=1.4.2", "--sandbox"});
     CHECK(PlanHash(again.out) == hash);
-    Sql(p.dir / "data/app.db", "INSERT INTO users (name) VALUES ('margaret');");
+    Sql(p.dir / "data/app.db", "CREATE TABLE audit (id INTEGER PRIMARY KEY);");
     auto refused = p.Run({"run", "bluegreen.lua", "-e", "version=1.4.2", "--expect-plan", hash});
     CHECK(refused.exit_code == 2);
     CHECK(refused.err.find("the plan changed since the rehearsal") != std::string::npos);
-    CHECK(refused.err.find("table users had 3 rows and has 4") != std::string::npos);
+    CHECK(refused.err.find("the database schema changed") != std::string::npos);
     CHECK_FALSE(fs::exists(p.dir / "run"));
+  }
+
+  TEST_CASE("--expect-plan: rows written since the rehearsal are observations, said but not a different plan") {
+    BlueGreenProject p;
+    auto r = p.Run({"--json", "run", "bluegreen.lua", "-e", "version=1.4.2", "--sandbox"});
+    REQUIRE(r.exit_code == 0);
+    json rep = json::parse(r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1));
+    CHECK(rep["observed"]["rows"]["users"] == 3);
+    CHECK_FALSE(rep["plan"]["database"].contains("rows"));
+    std::string hash = rep["plan_hash"];
+    // An app taking writes between rehearsal and run: the same plan.
+    Sql(p.dir / "data/app.db", "INSERT INTO users (name) VALUES ('margaret');");
+    auto again = p.Run({"--json", "run", "bluegreen.lua", "-e", "version=1.4.2", "--sandbox"});
+    json rep2 = json::parse(again.out.substr(again.out.rfind('\n', again.out.size() - 2) + 1));
+    CHECK(rep2["plan_hash"] == hash);
+    CHECK(rep2["observed"]["rows"]["users"] == 4);
+  }
+
+  TEST_CASE("--expect-plan covers migration file contents: an edited migration is a different plan, named") {
+    BlueGreenProject p;
+    auto r = p.Run({"run", "bluegreen.lua", "-e", "version=1.4.2", "--sandbox"});
+    REQUIRE(r.exit_code == 0);
+    std::string hash = PlanHash(r.out);
+    std::string name;
+    for (const auto& e : fs::directory_iterator(p.dir / "migrations")) {
+      if (e.path().extension() == ".sql" && (name.empty() || e.path().filename().string() > name)) name = e.path().filename();
+    }
+    REQUIRE_FALSE(name.empty());
+    std::ofstream(p.dir / ("migrations/" + name), std::ios::app) << "\nDELETE FROM users WHERE id > 1;\n";
+    auto refused = p.Run({"run", "bluegreen.lua", "-e", "version=1.4.2", "--expect-plan", hash});
+    INFO(refused.out << refused.err);
+    CHECK(refused.exit_code == 2);
+    CHECK(refused.err.find("migration file migrations/" + name + " changed") != std::string::npos);
+    db::OpenOptions ro;
+    ro.readonly = true;
+    auto conn = db::Open("sqlite://" + (p.dir / "data/app.db"), ro);
+    CHECK(std::get<int64_t>(conn->Query("SELECT count(*) FROM users").rows[0][0]) == 3);
+    // hoist.lua is an input too.
+    auto r2 = p.Run({"run", "bluegreen.lua", "-e", "version=1.4.2", "--sandbox"});
+    std::string hash2 = PlanHash(r2.out);
+    std::ofstream(p.dir / "hoist.lua", std::ios::app) << "\n-- edited\n";
+    auto refused2 = p.Run({"run", "bluegreen.lua", "-e", "version=1.4.2", "--expect-plan", hash2});
+    CHECK(refused2.exit_code == 2);
+    CHECK(refused2.err.find("hoist.lua changed") != std::string::npos);
   }
 
   TEST_CASE("--expect-plan runs for real when nothing changed") {
