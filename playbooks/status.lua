@@ -7,7 +7,7 @@ local fmt, concat = string.format, table.concat
 
 return hoist.playbook {
   name = "status",
-  version = "1.1.0",
+  version = "1.1.1",
   summary = "Active colour, release per colour, schema version, last backup, lease, last runs (read-only)",
   lock = false,
   run = function(run)
@@ -44,8 +44,12 @@ return hoist.playbook {
         tostring(s.last_deploy.run_id), s.last_deploy.baked and "baked" or "rolled back")
     end
     local l = s.lease
-    if l and not l.ours then
-      say("lease: held by %s@%s (run %s, %s) until %s", l.owner, l.host, tostring(l.run_id), l.reason, l.expires_at)
+    if l and not l.ours and l.expired then
+      say("lease: EXPIRED at %s (was %s@%s, run %s, %s): the next run takes it over", l.expires_at, l.owner, l.host,
+        tostring(l.run_id), l.reason)
+    elseif l and not l.ours then
+      say("lease: held by %s@%s (run %s, %s) until %s%s", l.owner, l.host, tostring(l.run_id), l.reason, l.expires_at,
+        l.holder_gone and fmt("; its pid %s is gone on this host", tostring(l.pid)) or "")
     else
       say("lease: free")
     end

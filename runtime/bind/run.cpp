@@ -341,20 +341,6 @@ PlaybookInfo LoadDescription(lua::State& vm, const PlaybookRef& ref) {
   return info;
 }
 
-std::string OperatorName() {
-  for (const char* var : {"HOIST_OPERATOR", "SUDO_USER", "USER", "LOGNAME"}) {
-    if (const char* v = std::getenv(var); v && *v) return v;
-  }
-  if (const passwd* pw = getpwuid(getuid())) return pw->pw_name;
-  return fmt::format("uid{}", getuid());
-}
-
-std::string HostName() {
-  char buf[HOST_NAME_MAX + 1] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
-}
-
 // ---- the run object -------------------------------------------------------
 
 // A registry reference released with its owner (luaL_unref cannot raise).
@@ -516,6 +502,7 @@ int l_lease(lua_State* L) {
     json j = {{"owner", l.owner},   {"host", l.host},     {"pid", l.pid},
               {"run_id", l.run_id}, {"reason", l.reason}, {"started_at", sys::IsoUtc(l.started_at)},
               {"expires_at", sys::IsoUtc(l.expires_at)}, {"expired", l.expires_at <= sys::NowEpoch()},
+              {"holder_gone", engine::HolderGoneHere(l)},
               {"ours", ctx->runner && l.run_id == ctx->runner->run_id()}};
     lua::PushJson(L, j);
     return 1;
@@ -561,6 +548,21 @@ void PushRunObject(lua_State* L, int64_t run_id, const PlaybookInfo& info, int e
 std::string ErrorText(const std::exception& e) { return Mask(e.what()); }
 
 }  // namespace
+
+std::string OperatorName() {
+  for (const char* var : {"HOIST_OPERATOR", "SUDO_USER", "USER", "LOGNAME"}) {
+    if (const char* v = std::getenv(var); v && *v) return v;
+  }
+  if (const passwd* pw = getpwuid(getuid())) return pw->pw_name;
+  return fmt::format("uid{}", getuid());
+}
+
+std::string HostName() {
+  char buf[HOST_NAME_MAX + 1] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
 
 Project FindProject(const std::string& start_dir) {
   std::error_code ec;

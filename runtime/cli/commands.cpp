@@ -437,7 +437,8 @@ int CmdLockRelease(const Globals& g, const std::string& env, bool force, const s
     return kExitUsage;
   }
   auto store = engine::OpenStateStore(bind::StatePath(project));
-  auto removed = store->ForceRelease(target);
+  std::string by = bind::OperatorName() + "@" + bind::HostName();
+  auto removed = store->ForceRelease(target, by, reason);
   // Journaled as a run of its own so `hoist history` shows who and why.
   engine::RunMeta meta;
   meta.playbook = "lock-release";
@@ -446,11 +447,8 @@ int CmdLockRelease(const Globals& g, const std::string& env, bool force, const s
   meta.source_sha256 = "";
   meta.origin = "cli";
   meta.params = {{"env", target}, {"reason", reason}, {"released", removed ? LeaseJson(*removed) : json(nullptr)}};
-  const char* user = std::getenv("USER");
-  meta.operator_name = user ? user : "unknown";
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
-  meta.host = host;
+  meta.operator_name = bind::OperatorName();
+  meta.host = bind::HostName();
   meta.env = target;
   meta.hoist_version = HOIST_VERSION;
   int64_t id = store->BeginRun(meta);

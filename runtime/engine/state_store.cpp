@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <cerrno>
+#include <cmath>
 #include <chrono>
 #include <thread>
 #include <cstring>
@@ -324,13 +327,23 @@ class SqliteStateStore final : public StateStore {
     db_.Prepare("DELETE FROM leases WHERE env = ? AND token = ?").Bind(1, env).Bind(2, token).Run();
   }
 
-  std::optional<Lease> ForceRelease(const std::string& env) override {
+  std::optional<Lease> ForceRelease(const std::string& env, const std::string& by, const std::string& reason) override {
     db::Transaction tx(db_, true);
     auto sel = db_.Prepare(fmt::format("SELECT {} FROM leases WHERE env = ?", kLeaseCols));
     sel.Bind(1, env);
     std::optional<Lease> cur;
     if (sel.Step()) cur = ReadLease(sel);
     db_.Prepare("DELETE FROM leases WHERE env = ?").Bind(1, env).Run();
+    if (cur && cur->run_id > 0) {
+      // As a takeover after expiry does: the run would stay "running" forever.
+      auto up = db_.Prepare(
+          "UPDATE runs SET status = 'abandoned', ended_at = ?, error = ? WHERE id = ? AND status = 'running'");
+      up.Bind(1, sys::IsoUtc(sys::NowEpoch()))
+          .Bind(2, Mask(fmt::format("its lease was released with --force by {}{}", by.empty() ? "an operator" : by,
+                                    reason.empty() ? "" : ": " + reason)))
+          .Bind(3, cur->run_id)
+          .Run();
+    }
     tx.Commit();
     return cur;
   }
@@ -423,13 +436,28 @@ void StateStore::SeedFacts(const std::string&, const json&) {
   throw Error("state", "unsupported", "this state store keeps no remembered facts");
 }
 
-LeaseHeldError::LeaseHeldError(Lease holder)
-    : Error("lease", "lease_held",
-            fmt::format("environment '{}' is locked by {}@{} (pid {}, run {}{}) since {}, lease expires {}",
-                        holder.env, holder.owner, holder.host, holder.pid, holder.run_id,
-                        holder.reason.empty() ? "" : ", reason: " + holder.reason, sys::IsoUtc(holder.started_at),
-                        sys::IsoUtc(holder.expires_at))),
-      holder_(std::move(holder)) {}
+bool HolderGoneHere(const Lease& l) {
+  char host[256] = {};
+  if (l.pid <= 0 || gethostname(host, sizeof host - 1) != 0 || l.host != host) return false;
+  return ::kill(static_cast<pid_t>(l.pid), 0) != 0 && errno == ESRCH;
+}
+
+namespace {
+
+std::string HeldMessage(const Lease& h) {
+  double left = h.expires_at - sys::NowEpoch();
+  std::string when = left > 0 ? fmt::format("expires in {:.0f} s ({})", std::ceil(left), sys::IsoUtc(h.expires_at))
+                              : fmt::format("expired {}", sys::IsoUtc(h.expires_at));
+  std::string gone = HolderGoneHere(h) ? fmt::format("; its pid {} is gone on this host, so it stops at expiry", h.pid)
+                                       : "";
+  return fmt::format("environment '{}' is locked by {}@{} (pid {}, run {}{}) since {}, lease {}{}", h.env, h.owner,
+                     h.host, h.pid, h.run_id, h.reason.empty() ? "" : ", reason: " + h.reason,
+                     sys::IsoUtc(h.started_at), when, gone);
+}
+
+}  // namespace
+
+LeaseHeldError::LeaseHeldError(Lease holder) : Error("lease", "lease_held", HeldMessage(holder)), holder_(std::move(holder)) {}
 
 std::unique_ptr<StateStore> OpenStateStore(const std::string& location) {
   RefusePostgres(location);

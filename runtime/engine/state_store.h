@@ -44,6 +44,9 @@ struct Lease {
   double expires_at = 0;
 };
 
+/// True when the lease's holder ran on this host and its pid is gone.
+bool HolderGoneHere(const Lease& lease);
+
 /// Thrown when another live holder has the lease (code "lease_held").
 class LeaseHeldError : public Error {
  public:
@@ -95,7 +98,10 @@ class StateStore {
   virtual bool Heartbeat(const std::string& env, const std::string& token, double ttl) = 0;
   virtual void ReleaseLease(const std::string& env, const std::string& token) = 0;
   /// Removes env's lease whoever holds it; returns what was removed.
-  virtual std::optional<Lease> ForceRelease(const std::string& env) = 0;
+  /// Removes env's lease whoever holds it; the holder's run, if still
+  /// "running", is marked "abandoned" saying who released it and why.
+  virtual std::optional<Lease> ForceRelease(const std::string& env, const std::string& by = "",
+                                            const std::string& reason = "") = 0;
   virtual std::vector<Lease> Leases() = 0;
 
   /// Per-environment facts a playbook records for the next run (which

@@ -138,6 +138,23 @@ std::string ReadFile(const std::string& path) {
   return data;
 }
 
+// Temp files of this path that a killed writer left (older than a minute:
+// a live WriteAtomic holds its temp file for milliseconds). Best effort.
+void SweepStaleTemps(const std::string& dir, const std::string& temp_prefix) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
+  time_t now = ::time(nullptr);
+  while (const dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() <= temp_prefix.size() || name.compare(0, temp_prefix.size(), temp_prefix) != 0) continue;
+    struct stat st;
+    std::string p = dir + "/" + name;
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || now - st.st_mtime < 60) continue;
+    ::unlink(p.c_str());
+  }
+}
+
 void WriteAtomic(const std::string& path, std::string_view data, mode_t mode) {
   size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
@@ -164,6 +181,7 @@ void WriteAtomic(const std::string& path, std::string_view data, mode_t mode) {
   if (::rename(tmp.c_str(), path.c_str()) != 0) Throw("cannot write", path, errno);
   guard.Release();
   FsyncDir(dir);
+  SweepStaleTemps(dir, "." + base.substr(0, 200) + ".tmp-");
 }
 
 void WriteInPlace(const std::string& path, std::string_view data) {

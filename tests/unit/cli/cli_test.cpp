@@ -298,6 +298,8 @@ return require("hoist").playbook {
   // Still held right after the kill...
   auto refused = p.Run({"hang"});
   CHECK(refused.exit_code == 4);
+  CHECK(refused.err.find("is gone on this host, so it stops at expiry") != std::string::npos);
+  CHECK(refused.err.find("lease expires in ") != std::string::npos);
   // ...and free once the TTL passed without heartbeats.
   p.Playbook("quick", "return require('hoist').playbook { name = 'quick', version = '1.0.0', run = function() end }");
   auto status = json::parse(p.Run({"lock", "status", "--json"}).out);
@@ -314,6 +316,35 @@ return require("hoist").playbook {
   CHECK(killed["status"] == "abandoned");
   CHECK(killed["error"].get<std::string>().find("the run stopped heart-beating (killed or host down)") !=
         std::string::npos);
+}
+
+TEST_CASE("lock release --force of a killed run's lease marks that run abandoned, recorded by the operator") {
+  Project p;
+  p.Playbook("hang", R"lua(local time = require "hoist.time"
+return require("hoist").playbook {
+  name = "hang", version = "1.0.0",
+  run = function(run) run:step("hang", function() time.sleep(60) end) end,
+})lua");
+  std::thread victim([&] { p.Run({"hang"}); });
+  json lease;
+  for (int i = 0; i < 500 && lease.is_null(); ++i) {
+    auto out = p.Run({"lock", "status", "--json"}).out;
+    if (!out.empty()) lease = json::parse(out);
+    if (lease.is_null()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(!lease.is_null());
+  REQUIRE(::kill(static_cast<pid_t>(lease["pid"].get<int64_t>()), SIGKILL) == 0);
+  victim.join();
+  auto rel = p.Run({"lock", "release", "--force", "--reason", "it was killed"}, {{"HOIST_OPERATOR", "alice"}});
+  INFO(rel.out << rel.err);
+  CHECK(rel.exit_code == 0);
+  json killed = p.Show(1);
+  CHECK(killed["status"] == "abandoned");
+  CHECK(killed["error"].get<std::string>().find("its lease was released with --force by alice@") == 0);
+  CHECK(killed["error"].get<std::string>().find(": it was killed") != std::string::npos);
+  json release = p.Show(2);
+  CHECK(release["playbook"] == "lock-release");
+  CHECK(release["operator"] == "alice");
 }
 
 TEST_CASE("lock release needs force and a reason and is journaled") {

@@ -60,7 +60,9 @@ class EventStore final : public engine::StateStore {
   void AcquireLease(const engine::Lease&, double) override {}
   bool Heartbeat(const std::string&, const std::string&, double) override { return true; }
   void ReleaseLease(const std::string&, const std::string&) override {}
-  std::optional<engine::Lease> ForceRelease(const std::string&) override { return std::nullopt; }
+  std::optional<engine::Lease> ForceRelease(const std::string&, const std::string&, const std::string&) override {
+    return std::nullopt;
+  }
   std::vector<engine::Lease> Leases() override { return {}; }
 };
 

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -18,6 +19,7 @@ namespace {
 
 using test::CatchError;
 using test::TempDir;
+using test::WriteFile;
 
 
 void Put(const std::string& path, const std::string& data) { std::ofstream(path, std::ios::binary) << data; }
@@ -67,6 +69,20 @@ TEST_SUITE("sys/fs") {
     WriteAtomic(dir / "public", "hello");
     CHECK(StatPath(dir / "public").mode == 0644);
     CHECK(ListDir(dir.path) == std::vector<std::string>{"public", "state"});
+  }
+
+  TEST_CASE("WriteAtomic sweeps the temp files a killed writer of the same path left, not fresh ones") {
+    TempDir dir;
+    // What a kill -9 between open and rename leaves (a switch of nginx's include).
+    WriteFile(dir / ".upstream.conf.tmp-0a1b2c3d4e5f", "half");
+    WriteFile(dir / ".upstream.conf.tmp-ffffffffffff", "a live writer's");
+    WriteFile(dir / ".other.conf.tmp-0a1b2c3d4e5f", "another file's");
+    timeval old[2] = {{::time(nullptr) - 600, 0}, {::time(nullptr) - 600, 0}};
+    REQUIRE(::utimes((dir / ".upstream.conf.tmp-0a1b2c3d4e5f").c_str(), old) == 0);
+    REQUIRE(::utimes((dir / ".other.conf.tmp-0a1b2c3d4e5f").c_str(), old) == 0);
+    WriteAtomic(dir / "upstream.conf", "upstream api {}\n");
+    CHECK(ListDir(dir.path) ==
+          std::vector<std::string>{".other.conf.tmp-0a1b2c3d4e5f", ".upstream.conf.tmp-ffffffffffff", "upstream.conf"});
   }
 
   TEST_CASE("WriteAtomic replaces an existing file with a new inode and mode") {
