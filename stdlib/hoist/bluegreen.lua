@@ -373,6 +373,22 @@ end
 ---------------------------------------------------------------------------
 -- deploy
 
+--- The live colour: what nginx serves when the site's verify can tell (the
+-- include alone can name a colour nginx never loaded: a switch killed between
+-- its write and its reload). When the two disagree, the include is put back
+-- to what nginx serves, as a step, before anything is stopped or started.
+local function live_colour(run, site)
+  local named = site:active()
+  local serving = site:serving()
+  if not serving or serving == named then return named end
+  log.warn(fmt("nginx serves %s but %s names %s (a switch interrupted before its reload?): putting the include "
+    .. "back to %s before anything else", serving, site.conf, named, serving))
+  run:step(fmt("repair include: %s -> %s (what nginx serves)", named, serving), function()
+    return site:switch(serving)
+  end)
+  return serving
+end
+
 --- The whole blue/green deploy of `opts.version` as steps of `run`.
 -- @param opts table: version (the release; fills {version}), migrate (true),
 --   bake (seconds; overrides the environment's bake.seconds)
@@ -387,7 +403,7 @@ function M.deploy(run, opts)
   end
   local cfg = M.config(run, { image = image })
   local site = cfg.site
-  local live = site:active()
+  local live = live_colour(run, site)
   local idle = M.other(cfg, live)
   local colours = M.colours(run)
   local live_release = colours[live] and colours[live].release or "unknown"
@@ -553,7 +569,7 @@ function M.rollback(run, opts)
   opts = opts or {}
   local cfg = M.config(run)
   local site = cfg.site
-  local live = site:active()
+  local live = live_colour(run, site)
   local target = M.other(cfg, live)
   local colours = M.colours(run)
   local rel = function(c) return colours[c] and colours[c].release or "unknown" end
@@ -634,7 +650,7 @@ end
 function M.contract(run, opts)
   opts = opts or {}
   local cfg = M.config(run)
-  local live = cfg.site:active()
+  local live = live_colour(run, cfg.site)
   local standby = M.other(cfg, live)
   local last = run:recall("last_deploy")
   if not last or last.colour ~= live or not last.baked then

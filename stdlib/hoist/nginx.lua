@@ -756,6 +756,38 @@ function Site:switch(colour, opts)
   return rec
 end
 
+--- Which colour nginx actually serves, asked by traffic (the site's verify
+-- url, a few probes): the include names what nginx will serve after its next
+-- reload, which is not what it serves if a switch was killed between the
+-- write and the reload.
+-- @return string colour, or nil when the site has no verify that tells the
+--   colours apart, nothing answers, or the answers disagree (a drain)
+function Site:serving()
+  local v = self.verify
+  if type(v) ~= "table" or type(v.url) ~= "string" or not (v.expect_header or v.expect_body ~= nil or v.expect) then
+    return nil
+  end
+  local http = require "hoist.http"
+  local names = {}
+  for c in pairs(self.colours) do names[#names + 1] = c end
+  sort(names)
+  local checks = {}
+  for _, c in ipairs(names) do checks[c] = colour_check(v, c) end
+  local seen
+  for _ = 1, 3 do
+    local from
+    for _, c in ipairs(names) do
+      if probe(http, v, checks[c], v.probe_timeout or DEFAULTS.probe_timeout) then
+        from = c
+        break
+      end
+    end
+    if not from or (seen and seen ~= from) then return nil end
+    seen = from
+  end
+  return seen
+end
+
 --- Waits until the worker generation that served before the last switch
 -- (and any worker still "shutting down") has exited: only then is it safe
 -- to stop the old colour. Needs the site's pid_file.

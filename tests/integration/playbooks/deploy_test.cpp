@@ -89,6 +89,32 @@ TEST_SUITE("playbooks/deploy") {
     CHECK(d.out.find("health gate") != std::string::npos);
   }
 
+  TEST_CASE("a switch killed after writing the include: the next deploy trusts what nginx serves and repairs the include") {
+    BlueGreenRig rig;
+    rig.HoistOk({"deploy", "-e", "version=1"});
+    rig.HoistOk({"deploy", "-e", "version=2"});
+    REQUIRE(rig.Traffic() == "release 2 (blue)");
+    // What a kill -9 between the include's write and nginx's reload leaves:
+    // the include names green, nginx still serves blue.
+    std::string conf = rig.UpstreamConf();
+    std::string blue = ":" + std::to_string(rig.Port("blue")) + ";", green = ":" + std::to_string(rig.Port("green")) + ";";
+    REQUIRE(conf.find(blue) != std::string::npos);
+    conf.replace(conf.find(blue), blue.size(), green);
+    WriteFile(rig.nginx().upstream_conf(), conf);
+    REQUIRE(rig.Traffic() == "release 2 (blue)");
+
+    auto r = rig.Hoist({"deploy", "-e", "version=3"});
+    INFO(Describe(r));
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.err.find("nginx serves blue but " + rig.path(".hoist/nginx/upstream.conf") + " names green") !=
+          std::string::npos);
+    // Without the repair the deploy would have stopped blue, the colour serving traffic.
+    CHECK(rig.Traffic() == "release 3 (green)");
+    CHECK(rig.Direct("blue") == "release 2 (blue)");
+    CHECK(rig.UpstreamConf().find(green) != std::string::npos);
+    CHECK(rig.State("SELECT count(*) FROM steps WHERE name LIKE 'repair include: green -> blue%'") == "1");
+  }
+
   TEST_CASE("the idle colour never becomes healthy: it is stopped, traffic stays, expand migrations are kept") {
     BlueGreenRig rig;
     rig.HoistOk({"deploy", "-e", "version=1"});
