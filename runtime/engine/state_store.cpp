@@ -6,6 +6,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <chrono>
@@ -295,18 +296,23 @@ class SqliteStateStore final : public StateStore {
     sel.Bind(1, want.env);
     if (sel.Step()) {
       Lease cur = ReadLease(sel);
-      if (cur.expires_at > now && cur.token != want.token) throw LeaseHeldError(cur);
+      // A holder on this host whose process is gone is provably dead: no
+      // need to wait out its TTL (a pid reused since keeps it waiting).
+      bool gone = cur.token != want.token && HolderGoneHere(cur);
+      if (cur.expires_at > now && cur.token != want.token && !gone) throw LeaseHeldError(cur);
       // The holder stopped heart-beating (killed, host down): its run would
       // otherwise stay "running" in the journal forever.
       if (cur.token != want.token && cur.run_id > 0) {
         auto up = db_.Prepare(
             "UPDATE runs SET status = 'abandoned', ended_at = ?, error = ? WHERE id = ? AND status = 'running'");
-        up.Bind(1, sys::IsoUtc(cur.expires_at))
-            .Bind(2, fmt::format("lease expired at {}: the run stopped heart-beating (killed or host down); taken over "
-                                 "by {}@{}",
-                                 sys::IsoUtc(cur.expires_at), want.owner, want.host))
-            .Bind(3, cur.run_id)
-            .Run();
+        std::string why =
+            cur.expires_at > now
+                ? fmt::format("its process (pid {}) is gone on {}: the run was killed; taken over by {}@{} at {}",
+                              cur.pid, cur.host, want.owner, want.host, sys::IsoUtc(now))
+                : fmt::format("lease expired at {}: the run stopped heart-beating (killed or host down); taken over "
+                              "by {}@{}",
+                              sys::IsoUtc(cur.expires_at), want.owner, want.host);
+        up.Bind(1, sys::IsoUtc(std::min(now, cur.expires_at))).Bind(2, why).Bind(3, cur.run_id).Run();
       }
     }
     auto up = db_.Prepare(fmt::format("INSERT OR REPLACE INTO leases({}) VALUES(?,?,?,?,?,?,?,?,?,?)", kLeaseCols));
@@ -448,11 +454,9 @@ std::string HeldMessage(const Lease& h) {
   double left = h.expires_at - sys::NowEpoch();
   std::string when = left > 0 ? fmt::format("expires in {:.0f} s ({})", std::ceil(left), sys::IsoUtc(h.expires_at))
                               : fmt::format("expired {}", sys::IsoUtc(h.expires_at));
-  std::string gone = HolderGoneHere(h) ? fmt::format("; its pid {} is gone on this host, so it stops at expiry", h.pid)
-                                       : "";
-  return fmt::format("environment '{}' is locked by {}@{} (pid {}, run {}{}) since {}, lease {}{}", h.env, h.owner,
+  return fmt::format("environment '{}' is locked by {}@{} (pid {}, run {}{}) since {}, lease {}", h.env, h.owner,
                      h.host, h.pid, h.run_id, h.reason.empty() ? "" : ", reason: " + h.reason,
-                     sys::IsoUtc(h.started_at), when, gone);
+                     sys::IsoUtc(h.started_at), when);
 }
 
 }  // namespace

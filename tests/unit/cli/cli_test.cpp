@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "db/connection.h"
 #include "support/support.h"
 #include "sys/clock.h"
 #include "sys/fs.h"
@@ -278,8 +279,8 @@ return require("hoist").playbook {
   CHECK(p.Run({"lock", "status"}).out == "no environment is locked\n");
 }
 
-TEST_CASE("a SIGKILLed run's lease expires after its TTL") {
-  Project p("return { lease = { ttl = 1 } }\n");
+TEST_CASE("a SIGKILLed run's lease is taken over at once on its host, and marks the run abandoned") {
+  Project p("return { lease = { ttl = 60 } }\n");
   p.Playbook("hang", R"lua(local time = require "hoist.time"
 return require("hoist").playbook {
   name = "hang", version = "1.0.0",
@@ -295,14 +296,39 @@ return require("hoist").playbook {
   REQUIRE(!lease.is_null());
   REQUIRE(::kill(static_cast<pid_t>(lease["pid"].get<int64_t>()), SIGKILL) == 0);
   victim.join();
-  // Still held right after the kill...
-  auto refused = p.Run({"hang"});
-  CHECK(refused.exit_code == 4);
-  CHECK(refused.err.find("is gone on this host, so it stops at expiry") != std::string::npos);
-  CHECK(refused.err.find("lease expires in ") != std::string::npos);
-  // ...and free once the TTL passed without heartbeats.
+  // Its pid is gone on this host: provably dead, no need to wait 60 s.
   p.Playbook("quick", "return require('hoist').playbook { name = 'quick', version = '1.0.0', run = function() end }");
-  auto status = json::parse(p.Run({"lock", "status", "--json"}).out);
+  double t0 = sys::NowEpoch();
+  auto after = p.Run({"quick"});
+  INFO(after.out << after.err);
+  CHECK(after.exit_code == 0);
+  CHECK(sys::NowEpoch() - t0 < 10);
+  json killed = p.Show(1);
+  CHECK(killed["status"] == "abandoned");
+  CHECK(killed["error"].get<std::string>().find("its process (pid " + std::to_string(lease["pid"].get<int64_t>()) +
+                                                ") is gone on ") == 0);
+}
+
+TEST_CASE("a lease held from another host is refused until its TTL passes, then taken over") {
+  Project p("return { lease = { ttl = 1 } }\n");
+  p.Playbook("quick", "return require('hoist').playbook { name = 'quick', version = '1.0.0', run = function() end }");
+  REQUIRE(p.Run({"quick"}).exit_code == 0);  // creates the state store
+  // A run on another machine sharing this state store (its pid means nothing here).
+  {
+    db::OpenOptions o;
+    auto conn = db::Open("sqlite://" + (p.dir / ".hoist/state.db"), o);
+    double now = sys::NowEpoch();
+    conn->Exec("INSERT INTO runs (playbook, version, source, source_sha256, origin, params, operator, host, env, "
+               "hoist_version, started_at, status) SELECT playbook, version, source, source_sha256, origin, params, "
+               "'bob', 'elsewhere', env, hoist_version, started_at, 'running' FROM runs WHERE id = 1");
+    conn->Exec("INSERT INTO leases (env, owner, host, pid, run_id, reason, token, started_at, heartbeat_at, expires_at) "
+               "VALUES ('default', 'bob', 'elsewhere', 1, 2, 'deploy', 'tok', " + std::to_string(now) + ", " +
+               std::to_string(now) + ", " + std::to_string(now + 1.5) + ")");
+  }
+  auto refused = p.Run({"quick"});
+  CHECK(refused.exit_code == 4);
+  CHECK(refused.err.find("is locked by bob@elsewhere (pid 1, run 2, reason: deploy)") != std::string::npos);
+  CHECK(refused.err.find("lease expires in ") != std::string::npos);
   double deadline = sys::NowEpoch() + 10;
   sys::ProcessResult after;
   do {
@@ -310,9 +336,7 @@ return require("hoist").playbook {
     after = p.Run({"quick"});
   } while (after.exit_code == 4 && sys::NowEpoch() < deadline);
   CHECK(after.exit_code == 0);
-  CHECK(status["expired"] == false);
-  // The killed run is marked abandoned, not left "running".
-  json killed = p.Show(1);
+  json killed = p.Show(2);
   CHECK(killed["status"] == "abandoned");
   CHECK(killed["error"].get<std::string>().find("the run stopped heart-beating (killed or host down)") !=
         std::string::npos);
