@@ -1,8 +1,10 @@
 #include "db/connection.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -144,6 +146,19 @@ std::unique_ptr<Connection> Open(const std::string& url, const OpenOptions& opti
   DbUrl u = ParseUrl(url, options.cwd);
   if (u.engine == Engine::kSqlite) return std::make_unique<SqliteConnection>(std::move(u), options);
   return std::make_unique<PgConnection>(std::move(u), options);
+}
+
+bool OwnerGoneHere(const std::string& owner) {
+  size_t colon = owner.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= owner.size()) return false;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || owner.compare(0, colon, host) != 0) return false;
+  long pid = 0;
+  for (size_t i = colon + 1; i < owner.size(); ++i) {
+    if (owner[i] < '0' || owner[i] > '9' || pid > 4194304) return false;
+    pid = pid * 10 + (owner[i] - '0');
+  }
+  return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
 }
 
 std::string DefaultLockOwner() {

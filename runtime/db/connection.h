@@ -174,5 +174,8 @@ std::unique_ptr<Connection> Open(const std::string& url, const OpenOptions& opti
 
 /// "<hostname>:<pid>", the default lock owner.
 std::string DefaultLockOwner();
+/// True when owner is DefaultLockOwner()'s "host:pid" of this host and that
+/// pid is gone: the holder is provably dead.
+bool OwnerGoneHere(const std::string& owner);
 
 }  // namespace hoist::db

@@ -20,6 +20,7 @@
 
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "core/log.h"
 #include "db/detail.h"
 #include "db/sqlite.h"
 #include "sys/clock.h"
@@ -679,6 +680,12 @@ void SqliteConnection::Lock(const std::string& name, const LockOptions& options,
         holder = q.Text(0);
         holder_expires = q.Double(1);
         free = holder_expires < now;  // an expired lease: its holder died
+        if (!free && OwnerGoneHere(holder)) {
+          // Provably dead (its pid is gone on this host): no need to wait out its lease.
+          log::Warn(fmt::format("lock \"{}\" on {}: its holder {} is gone (killed?); taking it over", name,
+                                url_.path, holder));
+          free = true;
+        }
       }
       if (free) {
         lockdb.Prepare("INSERT OR REPLACE INTO hoist_locks (name, owner, token, acquired_at, expires_at) "

@@ -5,6 +5,7 @@
 #include "db/sqlite_connection.h"
 
 #include <doctest/doctest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -326,6 +327,33 @@ TEST_SUITE("db/sqlite") {
     // Released: b gets it at once.
     b->Lock("migrate", {0, 60, ""}, [&] { CHECK(b->Query("SELECT count(*) FROM hoist_locks").rows[0][0] == Value(int64_t{1})); });
     CHECK(a->Query("SELECT count(*) FROM hoist_locks").rows[0][0] == Value(int64_t{0}));
+  }
+
+  TEST_CASE("a lock whose holder's pid is gone on this host is taken over at once, not after its lease") {
+    TempDir dir("db");
+    auto a = Create(dir / "lock.db");
+    pid_t child = ::fork();
+    if (child == 0) ::_exit(0);
+    REQUIRE(child > 0);
+    int status = 0;
+    ::waitpid(child, &status, 0);  // its pid is gone now
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    const std::string dead = std::string(host) + ":" + std::to_string(child);
+    // What a migrator SIGKILLed inside its lock leaves: a lease 10 minutes long.
+    a->Exec("CREATE TABLE hoist_locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, token TEXT NOT NULL, "
+            "acquired_at REAL NOT NULL, expires_at REAL NOT NULL)");
+    a->Exec("INSERT INTO hoist_locks VALUES ('migrate', '" + dead + "', 't', 0, strftime('%s','now') + 600)");
+    bool ran = false;
+    auto start = std::chrono::steady_clock::now();
+    a->Lock("migrate", {5, 60, ""}, [&] { ran = true; });
+    CHECK(ran);
+    CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < 2);
+    // A live holder, or one on another host, still waits (here: times out).
+    a->Exec("INSERT INTO hoist_locks VALUES ('migrate', 'elsewhere:" + std::to_string(child) +
+            "', 't', 0, strftime('%s','now') + 600)");
+    auto e = CatchError([&] { a->Lock("migrate", {0.1, 60, ""}, [] { FAIL("must not run"); }); });
+    CHECK(e.code() == "lock_held");
   }
 
   TEST_CASE("lock inside a transaction is refused with a way out") {
