@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "db/migrate_fk.h"
 #include "db/migrate_schema.h"
 #include "db/pg_connection.h"
 #include "db/sql_split.h"
@@ -315,7 +316,15 @@ LintReport Lint(Connection& conn, const std::string& dir, const LintOptions& o, 
       if (lm.no_transaction || m.kind == "lua") {
         body();
       } else {
-        sc.Tx(body);
+        // As the applier does: foreign keys off, checked before COMMIT.
+        ForeignKeysOff fk_off(sc, RenameAsideRebuild(statements));
+        sc.Tx([&] {
+          body();
+          if (std::string broken = ForeignKeyViolations(sc); !broken.empty()) {
+            at = -1;
+            throw Error("db", "constraint", broken);
+          }
+        });
       }
     } catch (const std::exception& e) {
       failed = true;

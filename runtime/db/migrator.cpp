@@ -10,7 +10,9 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "db/migrate_classify.h"
+#include "db/migrate_fk.h"
 #include "db/migrate_schema.h"
 #include "db/sql_split.h"
 #include "sys/clock.h"
@@ -323,11 +325,38 @@ void ThrowProblems(const std::string& code, const std::vector<std::string>& prob
 
 // ---- applying ---------------------------------------------------------------
 
+constexpr int kAtCommit = -2;
+
 // A statement of a migration failed: which one, and why.
 struct StatementFailure {
-  int index = -1;  // 0-based; -1 = Lua or no statement
+  int index = -1;  // 0-based; -1 = Lua or no statement; kAtCommit = the checks before COMMIT, or COMMIT
   std::string message;
 };
+
+// A database error that ends a migration's transaction (a deferred
+// constraint at COMMIT, say) rather than Ctrl-C or a step timeout.
+bool IsCommitFailure(const Error& e) {
+  return e.area() == "db" && e.code() != "interrupted" && e.code() != "timeout";
+}
+
+// PRAGMA foreign_keys in a migration does nothing (hoist runs it in a
+// transaction, where SQLite ignores it): say so instead of silently.
+void WarnForeignKeysPragma(const MigrationFile& m, const std::vector<Statement>& statements, int first_line) {
+  for (const auto& st : statements) {
+    std::string head;
+    for (char ch : st.sql) {
+      if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') continue;
+      head += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (head.size() >= 18) break;
+    }
+    if (head.rfind("pragmaforeign_keys", 0) == 0) {
+      log::Warn(fmt::format("{}:{}: PRAGMA foreign_keys inside a migration has no effect (SQLite ignores it in a "
+                            "transaction); hoist already runs every migration with foreign keys off and checks them "
+                            "(PRAGMA foreign_key_check) before COMMIT",
+                            m.file, first_line + st.line - 1));
+    }
+  }
+}
 
 class Applier {
  public:
@@ -447,6 +476,7 @@ class Applier {
   }
 
   std::string Where(const MigrationFile& m, const std::vector<Statement>& statements, int index) const {
+    if (index == kAtCommit) return "before COMMIT";
     if (m.kind == "lua") return "in its up function";
     if (index < 0 || index >= static_cast<int>(statements.size())) return "";
     const auto& s = statements[static_cast<size_t>(index)];
@@ -519,6 +549,8 @@ class Applier {
         conn_.Tx([&] { RecordApplied(conn_, row, RecordOf(conn_, m.version)); });
       }
     } else {
+      if (m.kind == "sql" && !IsPg(conn_)) WarnForeignKeysPragma(m, statements, m.up_line);
+      ForeignKeysOff fk_off(conn_, RenameAsideRebuild(statements));
       try {
         conn_.Tx([&] {
           const Recorded recorded = RecordOf(conn_, m.version);
@@ -528,6 +560,9 @@ class Applier {
           }
           const SchemaSnapshot* before = expand ? &Before() : nullptr;
           RunBody(m, statements, true, lua_source, LuaChunk(m));
+          if (std::string broken = ForeignKeyViolations(conn_); !broken.empty()) {
+            throw StatementFailure{kAtCommit, broken};
+          }
           if (expand) {
             SchemaSnapshot after = probe_.Take();
             auto cmp = probe_.Compare(*before, after);
@@ -559,6 +594,20 @@ class Applier {
         row.duration_ms = (sys::Monotonic() - t0) * 1000;
         std::string msg = fmt::format("{} failed {}: {}. It was rolled back and recorded as failed; the database {}",
                                       m.file, Where(m, statements, f.index), f.message, stays);
+        row.error = msg;
+        RecordFailure(row, &msg);
+        Event("fail", m.version, m.file, sys::Monotonic() - t0, {{"error", msg}});
+        Fail("failed", msg);
+      } catch (const Error& e) {
+        // Everything ran; the transaction's end (COMMIT, a deferred
+        // constraint) refused it: the same context as a failed statement.
+        if (!IsCommitFailure(e)) throw;
+        cached_.reset();
+        row.success = false;
+        row.duration_ms = (sys::Monotonic() - t0) * 1000;
+        std::string msg = fmt::format("{} failed at COMMIT: {}. It was rolled back and recorded as failed; the "
+                                      "database {}",
+                                      m.file, ErrorText(e), stays);
         row.error = msg;
         RecordFailure(row, &msg);
         Event("fail", m.version, m.file, sys::Monotonic() - t0, {{"error", msg}});
@@ -962,16 +1011,26 @@ DownResult Down(Connection& conn, const DownOptions& o, const MigrateEnv& env) {
           run();
           conn.Tx([&] { DeleteRow(conn, a.version); });
         } else {
-          conn.Tx([&] {
-            run();
-            DeleteRow(conn, a.version);
-          });
+          ForeignKeysOff fk_off(conn, RenameAsideRebuild(statements));
+          try {
+            conn.Tx([&] {
+              run();
+              if (std::string broken = ForeignKeyViolations(conn); !broken.empty()) {
+                throw StatementFailure{kAtCommit, broken};
+              }
+              DeleteRow(conn, a.version);
+            });
+          } catch (const Error& e) {
+            if (!IsCommitFailure(e)) throw;
+            throw StatementFailure{kAtCommit, "COMMIT: " + ErrorText(e)};
+          }
         }
       } catch (const StatementFailure& f) {
-        std::string where = f.index < 0 ? "in its down function"
-                                        : fmt::format("at statement {} of its down (line {}: {})", f.index + 1,
-                                                      statements[static_cast<size_t>(f.index)].line,
-                                                      StatementHead(statements[static_cast<size_t>(f.index)].sql));
+        std::string where = f.index == kAtCommit ? "before COMMIT"
+                            : f.index < 0         ? "in its down function"
+                                                  : fmt::format("at statement {} of its down (line {}: {})", f.index + 1,
+                                                                statements[static_cast<size_t>(f.index)].line,
+                                                                StatementHead(statements[static_cast<size_t>(f.index)].sql));
         std::string msg = fmt::format("rolling back {} failed {}: {}. {}; the database {}", a.file, where, f.message,
                                       a.no_transaction ? "It runs without a transaction: earlier statements of the "
                                                          "down stay applied and it is still recorded as applied"

@@ -1,0 +1,86 @@
+#include "db/migrate_fk.h"
+
+#include <cctype>
+#include <regex>
+#include <set>
+#include <variant>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace hoist::db {
+namespace {
+
+bool IsSqlite(const Connection& c) { return c.url().engine == Engine::kSqlite; }
+
+std::string Text(const Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) return *s;
+  if (const auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
+  return "?";
+}
+
+// "x", `x`, [x] or x, lowercased.
+std::string Ident(std::string s) {
+  if (s.size() >= 2 && (s.front() == '"' || s.front() == '`' || s.front() == '[')) s = s.substr(1, s.size() - 2);
+  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+}  // namespace
+
+ForeignKeysOff::ForeignKeysOff(Connection& c, bool legacy_rename) : c_(c) {
+  if (!IsSqlite(c)) return;
+  auto r = c.Query("PRAGMA foreign_keys");
+  was_on_ = !r.rows.empty() && !r.rows[0].empty() && std::holds_alternative<int64_t>(r.rows[0][0]) &&
+            std::get<int64_t>(r.rows[0][0]) == 1;
+  if (was_on_) c.Exec("PRAGMA foreign_keys = OFF");
+  if (legacy_rename) {
+    c.Exec("PRAGMA legacy_alter_table = ON");
+    legacy_ = true;
+  }
+}
+
+ForeignKeysOff::~ForeignKeysOff() {
+  try {
+    if (legacy_) c_.Exec("PRAGMA legacy_alter_table = OFF");
+    if (was_on_) c_.Exec("PRAGMA foreign_keys = ON");
+  } catch (...) {
+    // A closed or broken connection: nothing left to protect.
+  }
+}
+
+bool RenameAsideRebuild(const std::vector<Statement>& statements) {
+  static const std::string kName = R"(("[^"]+"|`[^`]+`|\[[^\]]+\]|[A-Za-z_][A-Za-z0-9_$]*))";
+  static const std::regex kRename("\\bALTER\\s+TABLE\\s+(?:[A-Za-z_]+\\.)?" + kName + "\\s+RENAME\\s+TO\\s+" + kName,
+                                  std::regex::icase);
+  static const std::regex kDrop("\\bDROP\\s+TABLE\\s+(?:IF\\s+EXISTS\\s+)?(?:[A-Za-z_]+\\.)?" + kName, std::regex::icase);
+  std::set<std::string> aside;
+  for (const auto& st : statements) {
+    std::smatch m;
+    if (std::regex_search(st.sql, m, kRename)) {
+      aside.insert(Ident(m[2]));
+    } else if (std::regex_search(st.sql, m, kDrop) && aside.count(Ident(m[1]))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string ForeignKeyViolations(Connection& c) {
+  if (!IsSqlite(c)) return "";
+  auto r = c.Query("PRAGMA foreign_key_check");
+  if (r.rows.empty()) return "";
+  std::vector<std::string> shown;
+  for (size_t i = 0; i < r.rows.size() && i < 5; ++i) {
+    const auto& row = r.rows[i];  // table, rowid, parent, fkid
+    std::string rowid = row.size() > 1 && std::holds_alternative<int64_t>(row[1])
+                            ? "rowid " + std::to_string(std::get<int64_t>(row[1]))
+                            : std::string("a row");
+    shown.push_back(fmt::format("{} {} references a missing row of {}", row.empty() ? "?" : Text(row[0]), rowid,
+                                row.size() > 2 ? Text(row[2]) : "?"));
+  }
+  return fmt::format("PRAGMA foreign_key_check found {} row{} violating foreign keys ({}{})", r.rows.size(),
+                     r.rows.size() == 1 ? "" : "s", fmt::join(shown, "; "), r.rows.size() > shown.size() ? "; ..." : "");
+}
+
+}  // namespace hoist::db

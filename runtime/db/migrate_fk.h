@@ -1,0 +1,48 @@
+// Foreign keys during migrations, as SQLite's ALTER TABLE page prescribes:
+// off for the migration's transaction (a table rebuild's DROP TABLE would
+// otherwise fire ON DELETE CASCADE and empty the child tables), then
+// PRAGMA foreign_key_check before COMMIT. The applier and the lint
+// rehearsal both use these, so a rehearsal behaves as the real run.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "db/connection.h"
+#include "db/sql_split.h"
+
+namespace hoist::db {
+
+/// Turns an SQLite connection's foreign keys off for its lifetime (outside
+/// any transaction: PRAGMA foreign_keys is a no-op inside one) and back on
+/// after, if they were on. Nothing for PostgreSQL.
+///
+/// legacy_rename: also PRAGMA legacy_alter_table = ON for the lifetime, so
+/// ALTER TABLE x RENAME TO old_x leaves other tables' REFERENCES x alone
+/// (SQLite 3.26+ repoints them even with foreign keys off, and dropping
+/// old_x would leave them dangling): the rename-aside rebuild older
+/// histories use (RenameAsideRebuild).
+class ForeignKeysOff {
+ public:
+  explicit ForeignKeysOff(Connection& c, bool legacy_rename = false);
+  ~ForeignKeysOff();
+  ForeignKeysOff(const ForeignKeysOff&) = delete;
+  ForeignKeysOff& operator=(const ForeignKeysOff&) = delete;
+
+ private:
+  Connection& c_;
+  bool was_on_ = false;
+  bool legacy_ = false;
+};
+
+/// True when the statements rename a table aside and drop it later
+/// (ALTER TABLE t RENAME TO old_t; CREATE TABLE t ...; INSERT ...; DROP
+/// TABLE old_t): the rebuild that needs legacy_alter_table on SQLite.
+bool RenameAsideRebuild(const std::vector<Statement>& statements);
+
+/// SQLite: what PRAGMA foreign_key_check finds, as one sentence naming the
+/// first violating rows ("" when none). "" for PostgreSQL, which checks its
+/// constraints itself.
+std::string ForeignKeyViolations(Connection& c);
+
+}  // namespace hoist::db
