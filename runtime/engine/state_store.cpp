@@ -21,7 +21,7 @@
 namespace hoist::engine {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;  // 3: runs.pid
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS runs (
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS runs (
   params TEXT NOT NULL, operator TEXT, host TEXT, env TEXT,
   hoist_version TEXT, sandbox INTEGER NOT NULL DEFAULT 0,
   started_at TEXT NOT NULL, ended_at TEXT, status TEXT NOT NULL,
-  exit_code INTEGER, error TEXT);
+  exit_code INTEGER, error TEXT, pid INTEGER);
 CREATE INDEX IF NOT EXISTS runs_env ON runs(env, id);
 CREATE TABLE IF NOT EXISTS steps (
   run_id INTEGER NOT NULL REFERENCES runs(id), seq INTEGER NOT NULL, parent_seq INTEGER,
@@ -150,6 +150,12 @@ class SqliteStateStore final : public StateStore {
     if (version < kSchemaVersion) {
       db::Transaction tx(db_, true);
       db_.Exec(kSchema);
+      // A store from before runs.pid (CREATE TABLE IF NOT EXISTS kept its runs).
+      bool has_pid = false;
+      auto cols = db_.Prepare("SELECT name FROM pragma_table_info('runs')");
+      while (cols.Step()) has_pid = has_pid || cols.Text(0) == "pid";
+      cols.Reset();
+      if (!has_pid) db_.Exec("ALTER TABLE runs ADD COLUMN pid INTEGER");
       db_.Exec(fmt::format("PRAGMA user_version={}", kSchemaVersion));
       tx.Commit();
     }
@@ -161,13 +167,39 @@ class SqliteStateStore final : public StateStore {
     tx.Commit();
   }
 
+  // Runs of this host still "running" whose process is gone were killed
+  // (perhaps before they held a lease, or without one): say so now.
+  void AbandonDeadRuns(const RunMeta& by) {
+    std::vector<std::pair<int64_t, int64_t>> dead;
+    auto q = db_.Prepare("SELECT id, pid FROM runs WHERE status = 'running' AND host = ? AND pid IS NOT NULL");
+    q.Bind(1, by.host);
+    while (q.Step()) {
+      Lease l;
+      l.host = by.host;
+      l.pid = q.Int(1);
+      if (l.pid != getpid() && HolderGoneHere(l)) dead.emplace_back(q.Int(0), l.pid);
+    }
+    q.Reset();
+    for (const auto& [id, pid] : dead) {
+      auto up = db_.Prepare(
+          "UPDATE runs SET status = 'abandoned', ended_at = ?, error = ? WHERE id = ? AND status = 'running'");
+      up.Bind(1, sys::NowIso())
+          .Bind(2, fmt::format("its process (pid {}) is gone on {}: the run was killed; found by {}@{}", pid, by.host,
+                               by.operator_name, by.host))
+          .Bind(3, id)
+          .Run();
+    }
+  }
+
   int64_t BeginRun(const RunMeta& m) override {
+    AbandonDeadRuns(m);
     auto s = db_.Prepare(
         "INSERT INTO runs(playbook, version, origin, source_sha256, source, params, operator, host, env, "
-        "hoist_version, sandbox, started_at, status) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,'running')");
+        "hoist_version, sandbox, started_at, status, pid) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,'running',?)");
     s.Bind(1, m.playbook).Bind(2, m.version).Bind(3, m.origin).Bind(4, m.source_sha256).Bind(5, Mask(m.source));
     s.Bind(6, Dump(m.params)).Bind(7, m.operator_name).Bind(8, m.host).Bind(9, m.env).Bind(10, m.hoist_version);
     s.Bind(11, static_cast<int64_t>(m.sandbox ? 1 : 0)).Bind(12, sys::NowIso());
+    s.Bind(13, static_cast<int64_t>(getpid()));
     s.Run();
     int64_t id = db_.LastInsertId();
     step_seq_ = 0;

@@ -309,6 +309,35 @@ return require("hoist").playbook {
                                                 ") is gone on ") == 0);
 }
 
+TEST_CASE("a killed run that held no lease is marked abandoned by the next run on its host") {
+  Project p;
+  p.Playbook("watch", R"lua(local time = require "hoist.time"
+local fs = require "hoist.fs"
+return require("hoist").playbook {
+  name = "watch", version = "1.0.0", lock = false,
+  run = function(run)
+    run:step("watch", function() fs.write_atomic(run.project_root .. "/started", "x") time.sleep(60) end)
+  end,
+})lua");
+  sys::ProcessSpec spec;
+  spec.argv = {"sh", "-c", "exec \"$0\" watch >/dev/null 2>&1 & echo $!", HOIST_BINARY};
+  spec.cwd = p.dir.path;
+  spec.env = {{"NO_COLOR", "1"}};
+  auto bg = sys::RunProcess(spec);
+  REQUIRE(bg.exit_code == 0);
+  pid_t pid = static_cast<pid_t>(std::stol(bg.out));
+  for (int i = 0; i < 1000 && !fs::exists(p.dir / "started"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(fs::exists(p.dir / "started"));
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  for (int i = 0; i < 500 && ::kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(p.Show(1)["status"] == "running");
+  p.Playbook("quick", "return require('hoist').playbook { name = 'quick', version = '1.0.0', run = function() end }");
+  REQUIRE(p.Run({"quick"}).exit_code == 0);
+  json killed = p.Show(1);
+  CHECK(killed["status"] == "abandoned");
+  CHECK(killed["error"].get<std::string>().find("its process (pid " + std::to_string(pid) + ") is gone on ") == 0);
+}
+
 TEST_CASE("a lease held from another host is refused until its TTL passes, then taken over") {
   Project p("return { lease = { ttl = 1 } }\n");
   p.Playbook("quick", "return require('hoist').playbook { name = 'quick', version = '1.0.0', run = function() end }");
