@@ -4,7 +4,7 @@ local bluegreen = require "hoist.bluegreen"
 
 return hoist.playbook {
   name = "deploy",
-  version = "1.1.0",
+  version = "1.2.0",
   summary = "Blue/green deploy: verified backup, expand migrations, start idle colour, health gate, switch, bake",
   description = [[
 Takes the environment's lease, then:
@@ -29,8 +29,11 @@ Config keys: docs/config.md ("Blue/green keys"). Runbook: docs/runbook.md.]],
     image = { type = "string", help = "Docker colours: the image to run (overrides app.image; its tag is the release unless version is given)" },
     migrate = { type = "boolean", default = true, help = "apply pending expand migrations" },
     bake = { type = "number", help = "seconds to bake (default: the environment's bake.seconds, else 10)" },
+    new_database = { type = "boolean", default = false,
+      help = "the environment moves to the database hoist.lua names now, although the live release runs on another one (or it does not exist yet)" },
   },
   run = function(run, p)
-    return bluegreen.deploy(run, { version = p.version, image = p.image, migrate = p.migrate, bake = p.bake })
+    return bluegreen.deploy(run, { version = p.version, image = p.image, migrate = p.migrate, bake = p.bake,
+      new_database = p.new_database })
   end,
 }

@@ -57,7 +57,7 @@ end
 
 return hoist.playbook {
   name = "migrate",
-  version = "1.1.0",
+  version = "1.2.0",
   summary = "Schema migrations: status, plan, lint, up (expand policy, after a backup), down",
   params = {
     action = { type = "enum", values = { "status", "plan", "lint", "up", "down" }, default = "status",
@@ -74,6 +74,9 @@ return hoist.playbook {
   },
   run = function(run, p)
     local a = p.action
+    if (a == "up" or a == "down") and not p.dry_run then
+      project.check_database(run, { what = "migrate " .. a, new_database = p.create })
+    end
     local conn <close> = project.database(run, (p.create and a == "up") and { create = true } or nil)
     local dir = project.migrations(run)
     if dir:find("{version}", 1, true) then

@@ -16,13 +16,14 @@ local function fail(code, msg) error(hoist.error("restore", code, msg)) end
 
 return hoist.playbook {
   name = "restore",
-  version = "1.0.0",
+  version = "1.1.0",
   summary = "Restore a verified backup (named, or the newest) into the live database, after a safety backup",
   params = {
     backup = { type = "string", default = "latest", help = "backup file name (or path) in the backups directory; latest = the newest backup of this database" },
     label = { type = "string", default = "", help = "with backup=latest: the newest backup with this label (e.g. predeploy)" },
   },
   run = function(run, p)
+    project.check_database(run, { what = "restore" })
     local conn <close> = project.database(run)
     local settings = project.backups(run)
     local entry = run:step("choose backup", function()

@@ -5,6 +5,7 @@
 // the journal).
 #include "bind/db.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <new>
 
@@ -647,11 +648,47 @@ ConnectionUse::~ConnectionUse() {
   if (--handle_->busy == 0 && handle_->close_pending) handle_->conn.reset();
 }
 
+// db.url{ user, password, host, port, database, params } -> a PostgreSQL
+// URL with every part percent-encoded: the way to put a secret in a URL.
+int l_url_build(lua_State* L) {
+  lua::CheckTable(L, 1, "db.url parts");
+  lua::CheckKeys(L, 1, "db.url", {"user", "password", "host", "port", "database", "params"});
+  db::UrlParts p;
+  p.user = lua::OptStringField(L, 1, "user").value_or("");
+  p.password = lua::OptStringField(L, 1, "password").value_or("");
+  p.host = lua::OptStringField(L, 1, "host").value_or("");
+  p.port = static_cast<int>(lua::OptIntegerField(L, 1, "port").value_or(0));
+  p.database = lua::OptStringField(L, 1, "database").value_or("");
+  lua_pushliteral(L, "params");
+  lua_rawget(L, 1);
+  if (lua_istable(L, -1)) {
+    std::vector<std::pair<std::string, std::string>> params;
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+      if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1)) {
+        lua_pop(L, 3);
+        throw Error("db", "invalid", "db.url: params must map names to strings");
+      }
+      params.emplace_back(lua_tostring(L, -2), lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+    std::sort(params.begin(), params.end());  // a stable URL whatever the table's order
+    p.params = std::move(params);
+  } else if (!lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    throw Error("db", "invalid", "db.url: params must be a table");
+  }
+  lua_pop(L, 1);
+  lua::PushString(L, db::BuildPostgresUrl(p));
+  return 1;
+}
+
 int OpenDb(lua_State* L) {
   RegisterTypes(L);
   const luaL_Reg fns[] = {{"open", lua::Protect<l_open>},
                           {"diff", lua::Protect<l_diff>},
                           {"blob", lua::Protect<l_blob>},
+                          {"url", lua::Protect<l_url_build>},
                           {nullptr, nullptr}};
   luaL_newlib(L, fns);
   lua::PushNull(L);

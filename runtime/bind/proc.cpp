@@ -8,6 +8,7 @@
 #include "bind/modules.h"
 #include "bind/service.h"
 #include "core/error.h"
+#include "core/secrets.h"
 #include "core/interrupt.h"
 #include "lua/boundary.h"
 #include "lua/check.h"
@@ -18,7 +19,10 @@ namespace {
 
 constexpr size_t kJournalTail = 4096;  // bytes of output kept per stream in the journal
 
-std::string Tail(const std::string& s) {
+// Masked before it is cut: a secret straddling the cut would otherwise
+// survive as an unmasked half.
+std::string Tail(const std::string& raw) {
+  std::string s = Mask(raw);
   return s.size() <= kJournalTail ? s : "…" + s.substr(s.size() - kJournalTail);
 }
 

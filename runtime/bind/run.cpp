@@ -19,6 +19,7 @@
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/secrets.h"
+#include "db/url.h"
 #include "engine/lease.h"
 #include "engine/recorded_world.h"
 #include "engine/sim_world.h"
@@ -91,6 +92,32 @@ lua::StateOptions VmOptions(const Project& p) {
   return o;
 }
 
+void RegisterJsonUrlSecrets(const json& j) {
+  if (j.is_string()) {
+    db::RegisterUrlSecrets(j.get<std::string>());
+  } else if (j.is_structured()) {
+    for (const auto& v : j) RegisterJsonUrlSecrets(v);
+  }
+}
+
+// [-0, +0] The passwords of every URL-looking string in the table at idx
+// (hoist.lua), nested tables included, registered as secrets.
+void RegisterTableUrlSecrets(lua_State* L, int idx, int depth = 0) {
+  if (depth > 16 || !lua_checkstack(L, 3)) return;
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      size_t n = 0;
+      const char* s = lua_tolstring(L, -1, &n);
+      db::RegisterUrlSecrets(std::string_view(s, n));
+    } else if (lua_type(L, -1) == LUA_TTABLE) {
+      RegisterTableUrlSecrets(L, -1, depth + 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+
 // [-0, +1] Loads hoist.lua (or pushes an empty table) and reads its top level.
 Config LoadConfig(lua::State& vm, const Project& p) {
   lua_State* L = vm.get();
@@ -108,6 +135,7 @@ Config LoadConfig(lua::State& vm, const Project& p) {
     throw Error("config", "invalid", "hoist.lua must return a table (got " + got + ")");
   }
   int idx = lua_gettop(L);
+  RegisterTableUrlSecrets(L, idx);
   static const std::vector<std::string> kKeys = {"state", "environments", "default_env", "lease", "project"};
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -455,6 +483,15 @@ int l_remember(lua_State* L) {
   engine::StateStore& store = StoreOf(ctx, "remember");
   std::string key = CheckKey(L);
   json value = lua_isnoneornil(L, 3) ? json(nullptr) : lua::ToJson(L, 3);
+  // Facts are stored exactly (a masked copy would come back corrupted), so
+  // one holding a secret would sit in the state store in clear: refused.
+  if (ContainsSecret(value.dump(-1, ' ', false, json::error_handler_t::replace))) {
+    throw Error("run", "secret",
+                fmt::format("run:remember(\"{}\"): the value holds a secret (hoist.secret, a secret param or a URL "
+                            "password); facts are stored in clear in the state store, so it is refused: remember "
+                            "where to find the secret (its name), not the secret",
+                            key));
+  }
   store.Remember(ctx->env, key, value, ctx->runner ? ctx->runner->run_id() : 0);
   if (ctx->runner) ctx->runner->Note("state", "remember " + key, {{"value", value}});
   return 0;
@@ -754,6 +791,8 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   for (const auto& s : info.params) {
     if (s.secret && params.contains(s.name) && params[s.name].is_string()) RegisterSecret(params[s.name].get<std::string>());
   }
+  // A URL with a password is a secret wherever it came from (-e, --params).
+  RegisterJsonUrlSecrets(params);
 
   if (!options.state_path.empty()) config.state_path = options.state_path;
   std::unique_ptr<engine::StateStore> store;

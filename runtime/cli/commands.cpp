@@ -94,7 +94,8 @@ void SavePlan(const bind::Project& project, const bind::SandboxResult& r) {
     sys::MkdirP(project.root + "/.hoist/plans", 0700);
     json kept = r.plan;
     kept["observed"] = r.observed;  // beside the plan: not part of its hash
-    sys::WriteAtomic(PlanPath(project, r.plan_hash), kept.dump(2), 0600);
+    sys::WriteAtomic(PlanPath(project, r.plan_hash), Mask(kept.dump(2, ' ', false, json::error_handler_t::replace)),
+                     0600);
   } catch (const Error& e) {
     log::Warn("could not keep the plan for --expect-plan: " + e.message());
   }

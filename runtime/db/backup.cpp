@@ -25,6 +25,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/secrets.h"
 #include "core/interrupt.h"
 #include "db/backup_internal.h"
 #include "sys/dynlib.h"
@@ -606,7 +607,9 @@ std::optional<std::string> ReadSidecarDigest(const std::string& path) {
 }
 
 void WriteManifest(const std::string& data_path, const json& manifest) {
-  sys::WriteAtomic(ManifestPath(data_path), manifest.dump(2) + "\n", 0600);
+  // A reason or a source URL may hold a secret; manifests sit beside the data.
+  sys::WriteAtomic(ManifestPath(data_path),
+                   Mask(manifest.dump(2, ' ', false, json::error_handler_t::replace)) + "\n", 0600);
 }
 
 void PublishBackup(CreateResult& r, const std::string& sidecar_text, json manifest, const std::string& sha,

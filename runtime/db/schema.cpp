@@ -215,7 +215,7 @@ const char* Plural(const std::string& kind) {
 
 }  // namespace
 
-bool IsInternalTable(std::string_view name) { return name == "hoist_locks"; }
+bool IsInternalTable(std::string_view name) { return name == "hoist_locks" || name == "hoist_identity"; }
 
 std::string NormalizeSql(std::string_view sql) {
   std::string out;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 
@@ -141,7 +142,33 @@ std::string Encode(std::string_view s) {
   return out;
 }
 
+// A password (or user name) pasted into the URL without percent-encoding
+// its @ : / ? # % cuts the URL in the wrong place, and every later message
+// would quote a piece of it as a host or port: say what is wrong without
+// echoing any of it.
+void CheckUserinfoEncoded(std::string_view raw) {
+  size_t start = raw.find("://") + 3;
+  size_t at = raw.rfind('@');
+  if (at == std::string_view::npos || at < start) return;
+  std::string_view userinfo = raw.substr(start, at - start);
+  bool bad = userinfo.find_first_of("/?#@") != std::string_view::npos;
+  if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
+    bad = bad || userinfo.find(':', colon + 1) != std::string_view::npos;
+  }
+  for (size_t i = 0; i < userinfo.size() && !bad; ++i) {
+    if (userinfo[i] == '%') bad = i + 2 >= userinfo.size() || HexValue(userinfo[i + 1]) < 0 || HexValue(userinfo[i + 2]) < 0;
+  }
+  if (bad) {
+    throw Error("db", "invalid_url",
+                "invalid database URL \"" + std::string(raw.substr(0, start)) +
+                    "***@...\": its user name or password holds characters a URL reserves (@ : / ? # %) without "
+                    "percent-encoding them; build the URL with db.url{ user = ..., password = ..., host = ..., "
+                    "database = ... } (it encodes them), or percent-encode the password");
+  }
+}
+
 DbUrl ParsePostgresUri(std::string_view raw) {
+  CheckUserinfoEncoded(raw);
   DbUrl u;
   u.engine = Engine::kPostgres;
   std::string_view rest = raw.substr(raw.find("://") + 3);
@@ -354,14 +381,66 @@ std::vector<std::pair<std::string, std::string>> ParseConninfo(std::string_view 
   return out;
 }
 
+std::string BuildPostgresUrl(const UrlParts& p) {
+  if (p.host.empty()) throw Error("db", "invalid_url", "db.url: host is required");
+  if (p.port < 0 || p.port > 65535) {
+    throw Error("db", "invalid_url", "db.url: port " + std::to_string(p.port) + " is outside 1-65535");
+  }
+  if (!p.password.empty()) RegisterSecret(p.password);
+  std::string url = "postgres://";
+  if (!p.user.empty() || !p.password.empty()) {
+    url += Encode(p.user);
+    if (!p.password.empty()) url += ":" + PercentEncode(p.password);
+    url += "@";
+  }
+  // An IPv6 address goes in brackets; a host name is encoded like any part.
+  url += p.host.find(':') != std::string::npos ? "[" + p.host + "]" : Encode(p.host);
+  if (p.port > 0) url += ":" + std::to_string(p.port);
+  url += "/" + Encode(p.database);
+  std::string sep = "?";
+  for (const auto& [k, v] : p.params) {
+    url += sep + Encode(k) + "=" + Encode(v);
+    sep = "&";
+  }
+  return url;
+}
+
+void RegisterUrlSecrets(std::string_view text) {
+  if (auto scheme = text.find("://"); scheme != std::string_view::npos) {
+    size_t start = scheme + 3;
+    size_t at = text.rfind('@');
+    size_t colon = text.find(':', start);
+    if (at != std::string_view::npos && at > start && colon != std::string_view::npos && colon < at) {
+      RegisterSecret(text.substr(colon + 1, at - colon - 1));  // its decoded form too (RegisterSecret)
+    }
+  }
+  for (size_t pos = 0; (pos = text.find("password", pos)) != std::string_view::npos; pos += 8) {
+    size_t eq = pos + 8;
+    while (eq < text.size() && text[eq] == ' ') ++eq;
+    if (eq >= text.size() || text[eq] != '=') continue;
+    size_t v = eq + 1;
+    while (v < text.size() && text[v] == ' ') ++v;
+    size_t end = v;
+    if (end < text.size() && text[end] == '\'') {
+      ++v;
+      end = v;
+      while (end < text.size() && text[end] != '\'') end += text[end] == '\\' ? 2 : 1;
+      end = std::min(end, text.size());
+    } else {
+      while (end < text.size() && text[end] != ' ' && text[end] != '&') ++end;
+    }
+    RegisterSecret(text.substr(v, end - v));
+  }
+}
+
 std::string RedactUrl(std::string_view text) {
   std::string s(text);
-  // scheme://user:password@host -> scheme://user:***@host
+  // scheme://user:password@host -> scheme://user:***@host. The password
+  // ends at the last '@' of the text, not of the authority: one pasted
+  // without encoding may hold '/', '?' or '@' itself.
   if (auto scheme = s.find("://"); scheme != std::string::npos) {
     size_t auth_start = scheme + 3;
-    size_t auth_end = s.find_first_of("/?", auth_start);
-    if (auth_end == std::string::npos) auth_end = s.size();
-    size_t at = s.rfind('@', auth_end);
+    size_t at = s.rfind('@');
     if (at != std::string::npos && at >= auth_start) {
       size_t colon = s.find(':', auth_start);
       if (colon != std::string::npos && colon < at) s.replace(colon + 1, at - colon - 1, "***");

@@ -43,6 +43,24 @@ struct DbUrl {
 /// (expected ...)"}; the message never contains the password.
 DbUrl ParseUrl(std::string_view text, const std::string& cwd = {});
 
+/// The parts of a PostgreSQL URL, each taken as it is (nothing encoded yet).
+struct UrlParts {
+  std::string user, password, host, database;
+  int port = 0;  ///< 0 = libpq's default
+  std::vector<std::pair<std::string, std::string>> params;  ///< ?key=value, in order
+};
+
+/// postgres://user:password@host:port/database?k=v with every part
+/// percent-encoded (a password holding @ : / % stays one password). The
+/// password is registered as a secret. Throws Error{"db","invalid_url",...}
+/// without a host, or with a port outside 1-65535 (the password never in it).
+std::string BuildPostgresUrl(const UrlParts& parts);
+
+/// Registers as secrets the passwords in text that looks like a URL or
+/// conninfo ("scheme://user:pw@...", "password=pw"), well-formed or not:
+/// a param or config value is masked from the moment it is read.
+void RegisterUrlSecrets(std::string_view text);
+
 /// Best-effort redaction of arbitrary (possibly malformed) URL text: the
 /// userinfo password of "scheme://user:pw@" and every password=value.
 std::string RedactUrl(std::string_view text);

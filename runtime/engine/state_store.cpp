@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fmt/format.h>
 
+#include "core/log.h"
 #include "core/secrets.h"
 #include "db/sqlite.h"
 #include "sys/clock.h"
@@ -57,6 +58,20 @@ std::string Dump(const json& j) {
 json Parse(const std::string& s) {
   if (s.empty()) return nullptr;
   return json::parse(s, nullptr, false);
+}
+
+// A state file or hoist's state dir that group or others can read: set
+// to `mode` (0 = only warn), saying so once.
+void Tighten(const std::string& path, mode_t mode, const char* what) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || (st.st_mode & 077) == 0) return;
+  mode_t was = st.st_mode & 07777;
+  if (mode != 0 && ::chmod(path.c_str(), mode) == 0) {
+    log::Warn(fmt::format("{} ({}) was {:04o}, readable by others: tightened to {:04o}", path, what, was, mode));
+  } else {
+    log::Warn(fmt::format("{} ({}) is {:04o}: group and others can read hoist's journal through it; chmod go-rwx it",
+                          path, what, was));
+  }
 }
 
 void EnsurePrivateDir(const std::string& dir) {
@@ -388,7 +403,9 @@ class SqliteStateStore final : public StateStore {
 
   void Remember(const std::string& env, const std::string& key, const json& value, int64_t run) override {
     auto s = db_.Prepare("INSERT OR REPLACE INTO kv(env, key, value, run_id, updated_at) VALUES(?,?,?,?,?)");
-    s.Bind(1, env).Bind(2, key).Bind(3, Dump(value));
+    // Exactly as given: run:remember refuses values holding a secret, and a
+    // masked copy would be recalled corrupted.
+    s.Bind(1, env).Bind(2, key).Bind(3, value.dump(-1, ' ', false, json::error_handler_t::replace));
     if (run > 0) {
       s.Bind(4, run);
     } else {
@@ -410,7 +427,7 @@ class SqliteStateStore final : public StateStore {
     db::Transaction tx(db_, true);
     auto s = db_.Prepare("INSERT OR REPLACE INTO kv(env, key, value, run_id, updated_at) VALUES(?,?,?,?,?)");
     for (const auto& [key, row] : facts.items()) {
-      s.Bind(1, env).Bind(2, key).Bind(3, Dump(row.value("value", json())));
+      s.Bind(1, env).Bind(2, key).Bind(3, row.value("value", json()).dump(-1, ' ', false, json::error_handler_t::replace));
       if (row.contains("run_id") && row["run_id"].is_number_integer()) {
         s.Bind(4, row["run_id"].get<int64_t>());
       } else {
@@ -431,11 +448,19 @@ class SqliteStateStore final : public StateStore {
  private:
   static db::Sqlite Open(const std::string& path) {
     auto slash = path.find_last_of('/');
-    if (slash != std::string::npos) EnsurePrivateDir(path.substr(0, slash));
+    if (slash != std::string::npos) {
+      std::string dir = path.substr(0, slash);
+      EnsurePrivateDir(dir);
+      // hoist's own directory holds the journal: a pre-existing one that
+      // others may enter is tightened. Any other directory is the user's.
+      bool own = dir.size() >= 7 && dir.compare(dir.size() - 7, 7, "/.hoist") == 0;
+      Tighten(dir, own ? 0700 : 0, "its directory");
+    }
     // Create the file 0600 ourselves so SQLite never makes it world-readable.
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) throw Error("state", "failed", fmt::format("cannot open state store {}: {}", path, std::strerror(errno)));
     ::close(fd);
+    for (const char* ext : {"", "-wal", "-shm"}) Tighten(path + ext, 0600, "the state store");
     try {
       return db::Sqlite(path);
     } catch (const Error& e) {

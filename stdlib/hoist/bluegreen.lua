@@ -402,6 +402,8 @@ function M.deploy(run, opts)
     fail("invalid", "deploy needs -e version=RELEASE (or -e image=IMAGE for Docker colours)")
   end
   local cfg = M.config(run, { image = image })
+  -- A typo'd database path must not switch live traffic to a new, empty database.
+  project.check_database(run, { new_database = opts.new_database, what = "deploy" })
   local site = cfg.site
   local live = live_colour(run, site)
   local idle = M.other(cfg, live)
@@ -444,7 +446,8 @@ function M.deploy(run, opts)
         #r.applied, r.from and ("version " .. tostring(r.from)) or "an empty schema"))
       if not (ok and yes) then
         log.warn(fmt("kept the %d expand migration(s) (the database is at version %s; the old colour runs on it); "
-          .. "to remove them: hoist rollback -e migrate_down=%d --yes", #r.applied, tostring(r.to), #r.applied))
+          .. "to remove them (traffic untouched): hoist migrate -e action=down -e steps=%d", #r.applied,
+          tostring(r.to), #r.applied))
         return
       end
       local conn <close> = open_db(run)
@@ -515,6 +518,7 @@ function M.deploy(run, opts)
 
   local conn <close> = open_db(run)
   local schema = migrate.status(conn, M.migrations_dir(run, release)).current
+  project.record_database(run, conn)
   run:remember("schema_version", schema)
   run:remember("last_deploy", { release = release, colour = idle, previous = live, previous_release = live_release,
     run_id = run.id, baked = true, at = time.iso(time.now()) })
@@ -568,6 +572,7 @@ end
 function M.rollback(run, opts)
   opts = opts or {}
   local cfg = M.config(run)
+  project.check_database(run, { what = "rollback" })
   local site = cfg.site
   local live = live_colour(run, site)
   local target = M.other(cfg, live)
@@ -650,6 +655,7 @@ end
 function M.contract(run, opts)
   opts = opts or {}
   local cfg = M.config(run)
+  project.check_database(run, { what = "contract" })
   local live = live_colour(run, cfg.site)
   local standby = M.other(cfg, live)
   local last = run:recall("last_deploy")

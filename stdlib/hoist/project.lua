@@ -40,6 +40,88 @@ function M.database(run, opts)
   return db.open(M.database_url(run), opts)
 end
 
+---------------------------------------------------------------------------
+-- The database's identity: a random id hoist keeps in the database itself
+-- (table hoist_identity, hidden from schemas and diffs like hoist_locks) and,
+-- once a release went live on it, in the state store (fact "database"), so a
+-- run whose hoist.lua names another database — a typo'd path, a new empty
+-- file — is refused before anything changes.
+
+--- The id hoist keeps in the database, or nil when it has none.
+function M.database_id(conn)
+  local ok, id = pcall(conn.scalar, conn, "SELECT id FROM hoist_identity ORDER BY created_at LIMIT 1")
+  if ok and type(id) == "string" and id ~= "" then return id end
+  return nil
+end
+
+--- The database's id, created when it has none yet.
+function M.ensure_database_id(conn)
+  local id = M.database_id(conn)
+  if id then return id end
+  local random = conn:kind() == "postgres" and "md5(random()::text || clock_timestamp()::text)"
+    or "lower(hex(randomblob(16)))"
+  conn:exec("CREATE TABLE IF NOT EXISTS hoist_identity (id TEXT NOT NULL, created_at TEXT NOT NULL)")
+  conn:exec("INSERT INTO hoist_identity (id, created_at) SELECT " .. random .. ", CURRENT_TIMESTAMP "
+    .. "WHERE NOT EXISTS (SELECT 1 FROM hoist_identity)")
+  return M.database_id(conn)
+end
+
+local function sqlite_file(url)
+  return url:match("^sqlite://(/[^?]*)")
+end
+
+local function exists(path)
+  local fs = require "hoist.fs"
+  return fs.exists(path)
+end
+
+--- Refuses (code "database_mismatch"), before anything changes, a run whose
+-- configured database is not the one the environment's live release runs
+-- on, or does not exist although the environment has deployed before.
+-- @param opts table: new_database (true: moving to another or a new, empty
+--   database is intended), what (the operation, for the message)
+-- @return the recorded { id, url } (nil before the first release)
+function M.check_database(run, opts)
+  opts = opts or {}
+  local url = M.database_url(run)
+  local rec = run:recall("database")
+  local env = run.env.name or "?"
+  local fix = "fix 'database' of environment '" .. env .. "' in hoist.lua, or pass -e new_database=true to move "
+    .. "the environment to this database on purpose"
+  local file = sqlite_file(url)
+  if not rec then
+    local last = run:recall("last_deploy")
+    if last and file and not exists(file) and not opts.new_database then
+      fail("database_mismatch", ("%s: the database %s does not exist, but environment '%s' has deployed before "
+        .. "(release %s): a typo? Nothing was changed; %s"):format(opts.what or run.playbook, file, env,
+        tostring(last.release), fix))
+    end
+    return nil
+  end
+  if opts.new_database then return rec end
+  if file and not exists(file) then
+    fail("database_mismatch", ("%s: the database %s does not exist; the live release runs on %s (database id %s). "
+      .. "A typo? Nothing was changed; %s"):format(opts.what or run.playbook, file, tostring(rec.url),
+      tostring(rec.id), fix))
+  end
+  local conn <close> = db.open(url, { readonly = true })
+  local id = M.database_id(conn)
+  if id ~= rec.id then
+    fail("database_mismatch", ("%s: %s is not the database the live release runs on (%s, database id %s; this one "
+      .. "has %s). Nothing was changed; %s"):format(opts.what or run.playbook, conn:url(), tostring(rec.url),
+      tostring(rec.id), id and ("id " .. id) or "no hoist identity", fix))
+  end
+  return rec
+end
+
+--- Records that the environment's release now runs on conn's database
+-- (giving it an id first when it has none).
+function M.record_database(run, conn)
+  local id = M.ensure_database_id(conn)
+  run:remember("database", { id = id, url = conn:url() })
+  return id
+end
+
 --- The migrations directory (key `migrations`, default "migrations").
 function M.migrations(run)
   return M.path(run, run.env.migrations or "migrations")

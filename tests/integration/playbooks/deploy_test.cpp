@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 
@@ -84,9 +85,57 @@ TEST_SUITE("playbooks/deploy") {
     CHECK(rig.Traffic() == "release 2 (blue)");
 
     auto d = rig.Hoist({"describe", "deploy"});
-    CHECK(d.out.find("deploy 1.1.0") != std::string::npos);
+    CHECK(d.out.find("deploy 1.2.0") != std::string::npos);
     CHECK(d.out.find("-e version=<string>") != std::string::npos);
     CHECK(d.out.find("health gate") != std::string::npos);
+  }
+
+  TEST_CASE("a typo in the database path is refused before anything changes, naming both databases") {
+    BlueGreenRig rig;
+    rig.HoistOk({"deploy", "-e", "version=1"});
+    rig.HoistOk({"deploy", "-e", "version=2"});
+    REQUIRE(rig.Traffic() == "release 2 (blue)");
+    std::string notes = rig.Db("SELECT count(*) FROM notes");
+    std::string id = rig.Db("SELECT id FROM hoist_identity");
+    REQUIRE(id.size() == 32);
+    CHECK(rig.State("SELECT json_extract(value, '$.id') FROM kv WHERE env = 'demo' AND key = 'database'") == id);
+    std::string upstream = rig.UpstreamConf();
+
+    // hoist.lua now says data/note.db: a file that does not exist.
+    std::map<std::string, std::string> typo = {{"EXAMPLE_DATABASE_URL", "sqlite:data/note.db"}};
+    for (std::vector<std::string> args : {std::vector<std::string>{"deploy", "-e", "version=3"},
+                                          std::vector<std::string>{"rollback"},
+                                          std::vector<std::string>{"migrate", "-e", "action=up", "-e", "version=3"},
+                                          std::vector<std::string>{"restore", "--yes"}}) {
+      CAPTURE(args[0]);
+      auto r = rig.Hoist(args, typo);
+      INFO(Describe(r));
+      CHECK(r.exit_code == 1);
+      CHECK(r.err.find("the database " + rig.path("data/note.db") + " does not exist; the live release runs on sqlite://" +
+                       rig.path("data/app.db") + " (database id " + id + ")") != std::string::npos);
+      CHECK(r.err.find("pass -e new_database=true") != std::string::npos);
+      CHECK_FALSE(std::filesystem::exists(rig.path("data/note.db")));
+      CHECK(rig.Traffic() == "release 2 (blue)");
+      CHECK(rig.UpstreamConf() == upstream);
+    }
+    // Another database that exists (a copy made elsewhere, without hoist's id) is refused too.
+    {
+      sqlite3* other = nullptr;
+      REQUIRE(sqlite3_open(rig.path("data/other.db").c_str(), &other) == SQLITE_OK);
+      sqlite3_exec(other, "CREATE TABLE notes (id INTEGER PRIMARY KEY)", nullptr, nullptr, nullptr);
+      sqlite3_close(other);
+    }
+    auto r = rig.Hoist({"deploy", "-e", "version=3"}, {{"EXAMPLE_DATABASE_URL", "sqlite:data/other.db"}});
+    INFO(Describe(r));
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("is not the database the live release runs on (sqlite://" + rig.path("data/app.db") + ", database id " + id +
+                     "; this one has no hoist identity)") != std::string::npos);
+    CHECK(rig.Traffic() == "release 2 (blue)");
+    // The right database still deploys, and nothing was lost.
+    rig.HoistOk({"deploy", "-e", "version=3"});
+    CHECK(rig.Traffic() == "release 3 (green)");
+    CHECK(rig.Db("SELECT count(*) FROM notes") == notes);
+    CHECK(rig.Db("SELECT id FROM hoist_identity") == id);
   }
 
   TEST_CASE("a switch killed after writing the include: the next deploy trusts what nginx serves and repairs the include") {
@@ -131,10 +180,18 @@ TEST_SUITE("playbooks/deploy") {
     // Without --yes the undo keeps the (backward-compatible) expand
     // migrations and says how to remove them.
     CHECK(rig.Db("SELECT max(version) FROM hoist_schema_migrations WHERE success") == "3");
-    CHECK((r.out + r.err).find("hoist rollback -e migrate_down=2 --yes") != std::string::npos);
+    const std::string advice = "to remove them (traffic untouched): hoist migrate -e action=down -e steps=2";
+    CHECK((r.out + r.err).find(advice) != std::string::npos);
     std::string colours = rig.State("SELECT value FROM kv WHERE key = 'colours'");
     CHECK(colours.find("\"blue\"") == std::string::npos);
     CHECK(rig.State("SELECT status FROM runs ORDER BY id DESC LIMIT 1") == "failed");
+    // The printed command does exactly what it says: those 2 down, traffic stays on the healthy release.
+    auto down = rig.Hoist({"migrate", "-e", "action=down", "-e", "steps=2"});
+    INFO(Describe(down));
+    CHECK(down.exit_code == 0);
+    CHECK(rig.Db("SELECT max(version) FROM hoist_schema_migrations WHERE success") == "1");
+    CHECK(rig.Traffic() == "release 1 (green)");
+    CHECK(rig.UpstreamConf() == conf);
   }
 
   TEST_CASE("with --yes a failed deploy also migrates the expand migrations down") {

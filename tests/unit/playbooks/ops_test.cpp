@@ -141,9 +141,10 @@ TEST_CASE("the database playbooks are canned, versioned and documented") {
   Ops p;
   auto list = p.Run({"list"});
   REQUIRE(list.exit_code == 0);
-  // Minor versions: backup, migrate and prune learned keep_safety.
+  // Minor versions: backup, migrate and prune learned keep_safety; migrate and
+  // restore check the database identity.
   for (auto [name, version] : std::vector<std::pair<const char*, const char*>>{
-           {"backup", "1.1.0"}, {"compare", "1.0.0"}, {"migrate", "1.1.0"}, {"prune", "1.1.0"}, {"restore", "1.0.0"},
+           {"backup", "1.1.0"}, {"compare", "1.0.0"}, {"migrate", "1.2.0"}, {"prune", "1.1.0"}, {"restore", "1.1.0"},
            {"verify", "1.0.0"}}) {
     CAPTURE(name);
     CHECK(list.out.find(name) != std::string::npos);
