@@ -74,6 +74,10 @@ std::string FromString(const ParamSpec& s, const std::string& raw, json* out) {
   return "unsupported type";
 }
 
+std::string OutOfRange(const std::string& shown) {
+  return fmt::format("{} is out of range (integers are -9223372036854775808 to 9223372036854775807)", shown);
+}
+
 // Checks a typed JSON value (from --params or a default); "" when fine.
 std::string CheckTyped(const ParamSpec& s, json* v) {
   switch (s.type) {
@@ -93,18 +97,28 @@ std::string CheckTyped(const ParamSpec& s, json* v) {
       if (v->is_number_float()) {
         double d = v->get<double>();
         if (std::floor(d) != d) return fmt::format("{} is not an integer", d);
+        // 2^63 itself (9223372036854775807.0 rounds to it) does not fit: casting it is undefined.
+        if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return OutOfRange(v->dump());
         *v = static_cast<int64_t>(d);
       }
+      if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return OutOfRange(v->dump());
       if (!v->is_number_integer()) return fmt::format("expected an integer, got {}", v->type_name());
       return "";
     case ParamType::kNumber:
       if (!v->is_number()) return fmt::format("expected a number, got {}", v->type_name());
+      // Lua integers are 64-bit signed: a larger one is a float, not a wrapped negative.
+      if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+        *v = static_cast<double>(v->get<uint64_t>());
+      }
       return "";
     case ParamType::kList:
       if (v->is_object() && v->empty()) *v = json::array();  // Lua's {} is both; a list here
       if (!v->is_array()) return fmt::format("expected a list, got {}", v->type_name());
-      for (const auto& item : *v) {
+      for (auto& item : *v) {
         if (!item.is_string() && !item.is_number()) return "list items must be strings or numbers";
+        if (item.is_number_unsigned() && item.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+          return OutOfRange(item.dump());
+        }
       }
       return "";
   }

@@ -74,6 +74,25 @@ TEST_CASE("the params file is typed and -e wins over it") {
         "param 'replicas': expected an integer, got string (integer: instances)");
 }
 
+TEST_CASE("out-of-range numbers from --params are refused naming the param, never wrapped") {
+  ParamInput in;
+  in.file = json::parse(R"({"version": "1", "replicas": 18446744073709551615})");
+  CHECK(CatchError([&] { ValidateParams(Specs(), in); }).message() ==
+        "param 'replicas': 18446744073709551615 is out of range (integers are -9223372036854775808 to "
+        "9223372036854775807) (integer: instances)");
+  in.file = json::parse(R"({"version": "1", "replicas": 9223372036854775807.0})");
+  CHECK(CatchError([&] { ValidateParams(Specs(), in); }).message().find("is out of range") != std::string::npos);
+  in.file = json::parse(R"({"version": "1", "replicas": -1e300})");
+  CHECK(CatchError([&] { ValidateParams(Specs(), in); }).message().find("is out of range") != std::string::npos);
+  in.file = json::parse(R"({"version": "1", "hosts": [18446744073709551615]})");
+  CHECK(CatchError([&] { ValidateParams(Specs(), in); }).message().find("is out of range") != std::string::npos);
+  // The largest integer still fits; a number param takes a huge one as a float.
+  in.file = json::parse(R"({"version": "1", "replicas": 9223372036854775807, "ratio": 18446744073709551615})");
+  json v = ValidateParams(Specs(), in);
+  CHECK(v["replicas"].get<int64_t>() == INT64_MAX);
+  CHECK(v["ratio"].is_number_float());
+}
+
 TEST_CASE("enum values are checked") {
   ParamInput in;
   in.cli = {{"version", "1"}, {"mode", "yolo"}};
