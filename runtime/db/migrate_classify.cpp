@@ -340,6 +340,13 @@ std::optional<ClassifiedChange> ClassifyStatementText(std::string_view sql) {
     ReadName(t, i, &name);
     return Make(C::kDestructive, "delete every row of " + name, "DELETE without WHERE empties the table");
   }
+  if (Is(t, 0, "UPDATE") && !Has(t, "WHERE") && Has(t, "SET") && Has(t, "NULL")) {
+    size_t i = 1;
+    if (Is(t, i, "ONLY")) ++i;
+    ReadName(t, i, &name);
+    return Make(C::kIncompatible, "set a column of every row of " + name + " to NULL",
+                "UPDATE without WHERE erases what the previous version reads there");
+  }
   if (Is(t, 0, "DROP")) {
     size_t i = 1;
     if (Is(t, i, "MATERIALIZED")) ++i;
@@ -419,7 +426,7 @@ Classification Classify(const Schema& before, const Schema& after, const SchemaD
   for (const auto& s : statements) {
     auto t = Tokenize(s.sql);
     if (auto r = ParseRename(t)) renames.push_back(*r);
-    if (Is(t, 0, "TRUNCATE") || Is(t, 0, "DELETE")) {
+    if (Is(t, 0, "TRUNCATE") || Is(t, 0, "DELETE") || Is(t, 0, "UPDATE")) {
       if (auto c = ClassifyStatementText(s.sql)) found.push_back(*c);
     }
   }
@@ -594,6 +601,38 @@ Classification Classify(const Schema& before, const Schema& after, const SchemaD
                    [](const ClassifiedChange& a, const ClassifiedChange& b) { return a.cls > b.cls; });
   if (!found.empty()) out.cls = found.front().cls;
   return out;
+}
+
+std::vector<std::pair<std::string, int>> DroppedTables(const std::vector<Statement>& statements) {
+  std::vector<std::pair<std::string, int>> out;
+  for (size_t k = 0; k < statements.size(); ++k) {
+    auto t = Tokenize(statements[k].sql);
+    if (!Is(t, 0, "DROP") || !Is(t, 1, "TABLE")) continue;
+    size_t i = 2;
+    if (Is(t, i, "IF") && Is(t, i + 1, "EXISTS")) i += 2;
+    std::string name;
+    ReadName(t, i, &name);
+    if (!name.empty()) out.emplace_back(name, static_cast<int>(k));
+  }
+  return out;
+}
+
+int CheckRowsSurvived(Classification& cls, const std::vector<std::pair<std::string, int>>& dropped,
+                      const std::map<std::string, int64_t>& before, const std::map<std::string, int64_t>& after) {
+  int first = -1;
+  for (const auto& [name, index] : dropped) {
+    auto b = before.find(name);
+    auto a = after.find(name);
+    if (b == before.end() || a == after.end() || a->second >= b->second) continue;
+    cls.changes.insert(cls.changes.begin(),
+                       Make(C::kDestructive,
+                            fmt::format("table {} dropped and recreated: {} rows before, {} after", name, b->second,
+                                        a->second),
+                            "its rows were not copied into the new table"));
+    cls.cls = C::kDestructive;
+    if (first < 0) first = index;
+  }
+  return first;
 }
 
 }  // namespace hoist::db

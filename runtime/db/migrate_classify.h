@@ -6,6 +6,7 @@
 #pragma once
 
 #include <optional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,19 @@ Classification Classify(const Schema& before, const Schema& after, const SchemaD
 /// TRIGGER, ADD UNIQUE / FOREIGN KEY incompatible; TRUNCATE, DELETE without
 /// WHERE destructive. nullopt when the text shows nothing harmful.
 std::optional<ClassifiedChange> ClassifyStatementText(std::string_view sql);
+
+/// The tables a migration's statements drop (DROP TABLE), with the index of
+/// the dropping statement, in order.
+std::vector<std::pair<std::string, int>> DroppedTables(const std::vector<Statement>& statements);
+
+/// A table the migration dropped that exists again afterwards with fewer
+/// rows (dropped and recreated without its rows being copied: the schema
+/// diff alone calls that "additive") makes the migration destructive: adds
+/// the change to cls. before/after: row counts of those tables (absent =
+/// no such table then). Returns the index of the dropping statement of the
+/// first such table, or -1.
+int CheckRowsSurvived(Classification& cls, const std::vector<std::pair<std::string, int>>& dropped,
+                      const std::map<std::string, int64_t>& before, const std::map<std::string, int64_t>& after);
 
 /// Whether policy "expand" refuses a migration of class c declared with
 /// phase ("expand", "contract" or ""): destructive and incompatible ones

@@ -49,6 +49,29 @@ ForeignKeysOff::~ForeignKeysOff() {
   }
 }
 
+std::map<std::string, int64_t> CountRows(Connection& c, const std::vector<std::pair<std::string, int>>& tables) {
+  std::map<std::string, int64_t> out;
+  if (tables.empty()) return out;
+  // Only tables that exist: a failed query would abort a PostgreSQL transaction.
+  std::set<std::string> present;
+  for (auto t : c.Tables()) {
+    if (auto dot = t.rfind('.'); dot != std::string::npos) t = t.substr(dot + 1);
+    present.insert(t);
+  }
+  for (const auto& [name, index] : tables) {
+    (void)index;
+    if (out.count(name) || !present.count(name)) continue;
+    std::string quoted = "\"";
+    for (char ch : name) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    quoted += "\"";
+    auto r = c.Query("SELECT count(*) FROM " + quoted);
+    if (!r.rows.empty() && !r.rows[0].empty() && std::holds_alternative<int64_t>(r.rows[0][0])) {
+      out[name] = std::get<int64_t>(r.rows[0][0]);
+    }
+  }
+  return out;
+}
+
 bool RenameAsideRebuild(const std::vector<Statement>& statements) {
   static const std::string kName = R"(("[^"]+"|`[^`]+`|\[[^\]]+\]|[A-Za-z_][A-Za-z0-9_$]*))";
   static const std::regex kRename("\\bALTER\\s+TABLE\\s+(?:[A-Za-z_]+\\.)?" + kName + "\\s+RENAME\\s+TO\\s+" + kName,

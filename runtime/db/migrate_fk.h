@@ -5,6 +5,7 @@
 // rehearsal both use these, so a rehearsal behaves as the real run.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -44,5 +45,9 @@ bool RenameAsideRebuild(const std::vector<Statement>& statements);
 /// first violating rows ("" when none). "" for PostgreSQL, which checks its
 /// constraints itself.
 std::string ForeignKeyViolations(Connection& c);
+
+/// Row counts of those tables that exist (others absent): what a migration
+/// that drops them is measured against (CheckRowsSurvived).
+std::map<std::string, int64_t> CountRows(Connection& c, const std::vector<std::pair<std::string, int>>& tables);
 
 }  // namespace hoist::db

@@ -299,6 +299,8 @@ LintReport Lint(Connection& conn, const std::string& dir, const LintOptions& o, 
     }
     lm.rehearsed = true;
     SchemaSnapshot before = probe.Take();
+    const auto dropped = m.kind == "sql" ? DroppedTables(statements) : std::vector<std::pair<std::string, int>>{};
+    const auto rows_before = CountRows(sc, dropped);
     int at = -1;
     try {
       auto body = [&] {
@@ -345,6 +347,7 @@ LintReport Lint(Connection& conn, const std::string& dir, const LintOptions& o, 
     SchemaSnapshot after = probe.Take();
     auto cmp = probe.Compare(before, after);
     lm.classification = Classify(cmp.before, cmp.after, cmp.diff, statements);
+    CheckRowsSurvived(lm.classification, dropped, rows_before, CountRows(sc, dropped));
     lm.cls = lm.classification.cls;
     const bool harmful = lm.cls == MigrationClass::kDestructive || lm.cls == MigrationClass::kIncompatible;
     const auto* first = lm.classification.changes.empty() ? nullptr : &lm.classification.changes.front();

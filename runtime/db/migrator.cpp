@@ -447,8 +447,9 @@ class Applier {
   }
 
   // Re-runs a refused migration statement by statement in a transaction
-  // that is rolled back, to find the first statement that makes it refused.
-  int FindRefusedStatement(const std::vector<Statement>& statements, const std::string& phase, bool allow_contract) {
+  // that is rolled back, to find the first statement after which it is as
+  // bad as it is in all (the DROP of a rebuild, not its harmless RENAME).
+  int FindRefusedStatement(const std::vector<Statement>& statements, MigrationClass worst) {
     struct Stop {};
     int found = -1;
     try {
@@ -461,7 +462,7 @@ class Applier {
           SchemaSnapshot now = probe_.Take();
           auto cmp = probe_.Compare(before, now);
           auto cls = Classify(cmp.before, cmp.after, cmp.diff, so_far);
-          if (RefusedByExpand(cls.cls, phase, allow_contract)) {
+          if (cls.cls == worst) {
             found = static_cast<int>(i);
             throw Stop{};
           }
@@ -551,6 +552,9 @@ class Applier {
     } else {
       if (m.kind == "sql" && !IsPg(conn_)) WarnForeignKeysPragma(m, statements, m.up_line);
       ForeignKeysOff fk_off(conn_, RenameAsideRebuild(statements));
+      const auto dropped = m.kind == "sql" ? DroppedTables(statements) : std::vector<std::pair<std::string, int>>{};
+      std::map<std::string, int64_t> rows_before;
+      int rows_lost_at = -1;
       try {
         conn_.Tx([&] {
           const Recorded recorded = RecordOf(conn_, m.version);
@@ -559,6 +563,9 @@ class Applier {
             return;
           }
           const SchemaSnapshot* before = expand ? &Before() : nullptr;
+          // Rows of the tables it drops: a table recreated without them is
+          // destructive, whatever the schema diff says.
+          if (expand) rows_before = CountRows(conn_, dropped);
           RunBody(m, statements, true, lua_source, LuaChunk(m));
           if (std::string broken = ForeignKeyViolations(conn_); !broken.empty()) {
             throw StatementFailure{kAtCommit, broken};
@@ -567,6 +574,7 @@ class Applier {
             SchemaSnapshot after = probe_.Take();
             auto cmp = probe_.Compare(*before, after);
             cls = Classify(cmp.before, cmp.after, cmp.diff, statements);
+            rows_lost_at = CheckRowsSurvived(cls, dropped, rows_before, CountRows(conn_, dropped));
             measured = true;
             if (RefusedByExpand(cls.cls, phase, o.allow_contract)) throw cls;
             row.cls = ClassName(cls.cls);
@@ -577,7 +585,19 @@ class Applier {
         });
       } catch (const Classification& refused) {
         cached_.reset();
-        int at = m.kind == "sql" ? FindRefusedStatement(statements, phase, o.allow_contract) : -1;
+        int at = rows_lost_at >= 0 ? rows_lost_at
+                 : m.kind == "sql"  ? FindRefusedStatement(statements, refused.cls)
+                                    : -1;
+        // A rebuild's schema looks destructive as soon as the new table
+        // exists; its data goes at the DROP TABLE that follows.
+        if (at >= 0 && refused.cls == MigrationClass::kDestructive && rows_lost_at < 0) {
+          for (const auto& [name, index] : dropped) {
+            if (index >= at) {
+              at = index;
+              break;
+            }
+          }
+        }
         const auto& c = refused.changes.front();
         std::string declared = phase == "expand" ? ", although it is declared expand" : "";
         std::string where = Where(m, statements, at);

@@ -88,6 +88,40 @@ TEST_CASE("CREATE INDEX CONCURRENTLY runs while other migrators wait for the loc
   CHECK(PgCluster::Get().Psql("SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_v'::regclass",
                               url.substr(url.rfind('/') + 1)) == "t");
 }
+TEST_CASE("a deferred constraint failing at COMMIT keeps the migration's context and its failed record") {
+  auto c = OpenDb(Postgres().fresh_url());
+  Migs m;
+  m.Write("0001_schema.sql",
+          "CREATE TABLE parents (id INTEGER PRIMARY KEY);\n"
+          "CREATE TABLE kids (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parents(id) "
+          "DEFERRABLE INITIALLY DEFERRED);\n"
+          "INSERT INTO parents VALUES (1);\nINSERT INTO kids VALUES (1, 1);\n");
+  db::Up(*c, m.path(), Any());
+  m.Write("0002_orphan.sql", "INSERT INTO kids VALUES (2, 99);\n");
+  auto e = CatchError([&] { db::Up(*c, m.path(), Any()); });
+  INFO(e.message());
+  CHECK(e.code() == "failed");
+  CHECK(e.message().rfind("0002_orphan.sql failed at COMMIT: ", 0) == 0);
+  CHECK(e.message().find("It was rolled back and recorded as failed; the database is at version 1") !=
+        std::string::npos);
+  CHECK(Scalar(*c, "SELECT count(*) FROM kids") == "1");
+  CHECK(Scalar(*c, "SELECT success::int FROM hoist_schema_migrations WHERE version = 2") == "0");
+}
+
+TEST_CASE("a table dropped and recreated without its rows is destructive on PostgreSQL too") {
+  auto c = OpenDb(Postgres().fresh_url());
+  Migs m;
+  m.Write("0001_nonce.sql", "CREATE TABLE sso_nonce (nonce TEXT PRIMARY KEY, created_at TEXT NOT NULL);\n"
+                            "INSERT INTO sso_nonce VALUES ('n1', 'x'), ('n2', 'y');\n");
+  db::Up(*c, m.path(), Any());
+  m.Write("0002_verifier.sql", "DROP TABLE sso_nonce;\n"
+                               "CREATE TABLE sso_nonce (nonce TEXT PRIMARY KEY, verifier TEXT, created_at TEXT NOT NULL);\n");
+  auto e = CatchError([&] { db::Up(*c, m.path(), {}); });
+  INFO(e.message());
+  CHECK(e.code() == "refused");
+  CHECK(e.message().find("table sso_nonce dropped and recreated: 2 rows before, 0 after") != std::string::npos);
+  CHECK(Scalar(*c, "SELECT count(*) FROM sso_nonce") == "2");
+}
 
 }  // TEST_SUITE
 

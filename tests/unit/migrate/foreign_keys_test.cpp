@@ -188,6 +188,60 @@ TEST_SUITE("migrate/foreign_keys") {
     CHECK(Scalar(*c, "PRAGMA foreign_keys") == "1");
   }
 
+  TEST_CASE("a table dropped and recreated without its rows is destructive: expand refuses it at the DROP") {
+    TempDir t("fk");
+    auto c = OpenDb("sqlite://" + (t / "vault.db"));
+    History h("vault", 2);
+    db::Up(*c, h.m.path(), Any());
+    c->Exec("INSERT INTO sso_nonce VALUES ('n1', '2026-01-01'), ('n2', '2026-01-02')");
+    h.Add("vault", "0003_sso_nonce_verifier.sql");
+    // The schema diff alone calls it "add column sso_nonce.verifier".
+    auto e = CatchError([&] { db::Up(*c, h.m.path(), {}); });
+    INFO(e.message());
+    CHECK(e.code() == "refused");
+    CHECK(e.message().find("0003_sso_nonce_verifier.sql is destructive (table sso_nonce dropped and recreated: 2 rows "
+                           "before, 0 after: its rows were not copied into the new table) at statement 1 (line 3: "
+                           "DROP TABLE sso_nonce)") != std::string::npos);
+    CHECK(Scalar(*c, "SELECT count(*) FROM sso_nonce") == "2");
+    // Lint by rehearsal says the same before anything runs.
+    auto report = db::Lint(*c, h.m.path(), {}, {});
+    REQUIRE(report.migrations.size() == 1);
+    CHECK(report.migrations[0].cls == db::MigrationClass::kDestructive);
+    // An empty table may be recreated freely: nothing is lost.
+    c->Exec("DELETE FROM sso_nonce");
+    CHECK(db::Up(*c, h.m.path(), {}).to == 3);
+  }
+
+  TEST_CASE("UPDATE ... SET col = NULL without WHERE is at least incompatible") {
+    TempDir t("fk");
+    auto c = OpenDb("sqlite://" + (t / "a.db"));
+    Migs m;
+    m.Write("0001_t.sql", "CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT);\nINSERT INTO t (email) VALUES ('a@b');\n");
+    db::Up(*c, m.path(), Any());
+    m.Write("0002_forget.sql", "UPDATE t SET email = NULL;\n");
+    auto e = CatchError([&] { db::Up(*c, m.path(), {}); });
+    CHECK(e.code() == "refused");
+    CHECK(e.message().find("set a column of every row of t to NULL") != std::string::npos);
+    CHECK(Scalar(*c, "SELECT email FROM t") == "a@b");
+  }
+
+  TEST_CASE("the expand refusal of a rebuild names the DROP that loses the column, not the first statement") {
+    TempDir t("fk");
+    auto c = OpenDb("sqlite://" + (t / "a.db"));
+    Migs m;
+    m.Write("0001_t.sql", "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT);\n");
+    db::Up(*c, m.path(), Any());
+    m.Write("0002_rebuild.sql",
+            "ALTER TABLE t RENAME TO t_old;\n"
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT);\n"
+            "INSERT INTO t SELECT id, a FROM t_old;\n"
+            "DROP TABLE t_old;\n");
+    auto e = CatchError([&] { db::Up(*c, m.path(), {}); });
+    INFO(e.message());
+    CHECK(e.code() == "refused");
+    CHECK(e.message().find("at statement 4 (line 4: DROP TABLE t_old)") != std::string::npos);
+  }
+
   TEST_CASE("PRAGMA foreign_keys written inside a migration is warned about, naming file and line") {
     TempDir t("fk");
     auto c = OpenDb("sqlite://" + (t / "a.db"));
