@@ -126,8 +126,28 @@ TEST_SUITE("db/url") {
 
     auto bad_pct = CatchError([] { ParseUrl("postgres://app:pw%zzsecret@db/shop"); });
     CHECK(bad_pct.message() ==
-          "invalid database URL \"postgres://app:***@db/shop\": bad percent-encoding in the password (expected "
-          "postgres://user:password@host:5432/dbname?sslmode=require)");
+          "invalid database URL \"postgres://***@...\": its user name or password holds characters a URL reserves "
+          "(@ : / ? # %) without percent-encoding them; build the URL with db.url{ user = ..., password = ..., host = "
+          "..., database = ... } (it encodes them), or percent-encode the password");
+    // A password pasted with @ : / % into the URL: nothing of it is quoted
+    // (it used to come back as host "ss" and port "w").
+    auto pasted = CatchError([] { ParseUrl("postgres://app:p@ss:w/rd%-XYZZY@db.internal/app"); });
+    CHECK(pasted.code() == "invalid_url");
+    for (const char* piece : {"ss:w", "rd%", "XYZZY", "\"w\"", "p@"}) {
+      CAPTURE(piece);
+      CHECK(pasted.message().find(piece) == std::string::npos);
+    }
+    // Built from parts, the same password is one password.
+    UrlParts parts;
+    parts.user = "app";
+    parts.password = "p@ss:w/rd%-XYZZY";
+    parts.host = "db.internal";
+    parts.database = "app";
+    std::string built = BuildPostgresUrl(parts);
+    CHECK(built == "postgres://app:p%40ss%3Aw%2Frd%25-XYZZY@db.internal/app");
+    DbUrl back = ParseUrl(built);
+    CHECK(back.conninfo.find("password='p@ss:w/rd%-XYZZY'") != std::string::npos);
+    CHECK(Mask(built).find("XYZZY") == std::string::npos);
 
     auto query = CatchError([] { ParseUrl("postgres://db/shop?password=Qsecret99&sslmode"); });
     CHECK(query.message() ==
