@@ -54,7 +54,21 @@ return hoist.playbook {
     log.info(("will restore %s (taken %s, label %s, migration version %s) into %s, after a protected safety backup of its current contents in %s")
       :format(entry.name, entry.created_at or "?", entry.label or "?", show(m.migration_version),
         conn:url(), settings.dir))
-    local asked, answer = pcall(run.confirm, run, ("Replace the contents of %s with %s?"):format(conn:url(), entry.name))
+    -- A backup of another schema (before a migration, or of another
+    -- database) is said before the question, never restored silently.
+    local want = m.schema_fingerprint ~= null and m.schema_fingerprint or nil
+    local live_fp = conn:fingerprint()
+    local differs = want ~= nil and want ~= live_fp
+    if differs then
+      local live_version = "?"
+      pcall(function() live_version = show(conn:scalar("SELECT max(version) FROM hoist_schema_migrations WHERE success")) end)
+      log.warn(("the schema of %s differs from the live database's: schema fingerprint %s (migration version %s) "
+        .. "there, %s (migration version %s) in %s now; the restore replaces both data and schema")
+        :format(entry.name, want:sub(1, 16), show(m.migration_version), live_fp:sub(1, 16), live_version, conn:url()))
+    end
+    local question = ("Replace the contents of %s with %s%s?"):format(conn:url(), entry.name,
+      differs and " (its schema differs, see above)" or "")
+    local asked, answer = pcall(run.confirm, run, question)
     if not asked then
       if type(answer) ~= "table" or answer.code ~= "not_confirmed" then error(answer, 0) end
       fail("not_confirmed", ("no terminal to confirm on: pass --yes to restore %s into %s; nothing was changed"):format(entry.name, conn:url()))

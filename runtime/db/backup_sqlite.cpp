@@ -898,6 +898,34 @@ RestoreResult RestoreSqlite(const std::string& file, const std::string& target, 
     Fail("corrupt", "refusing to restore into " + target + ": " + msg);
   }
 
+  // Every check before the first byte of the live database changes: the
+  // data must be the backup its manifest describes (a file swapped for
+  // another, with a recomputed checksum, passes the checksum).
+  if (manifest) {
+    CheckInfo info = CheckFile(decompressed ? decompressed->path() : file, /*deep=*/false, /*describe=*/true, 0);
+    std::vector<std::string> wrong;
+    const json& m = *manifest;
+    if (m.contains("schema_fingerprint") && m["schema_fingerprint"].is_string() &&
+        m["schema_fingerprint"].get<std::string>() != info.fingerprint) {
+      wrong.push_back(fmt::format("its schema fingerprint is {}, the manifest records {}", info.fingerprint.substr(0, 16),
+                                  m["schema_fingerprint"].get<std::string>().substr(0, 16)));
+    }
+    if (m.contains("pages") && m["pages"].is_number_unsigned() && m["pages"].get<uint64_t>() != info.pages) {
+      wrong.push_back(fmt::format("it has {} pages, the manifest records {}", info.pages, m["pages"].get<uint64_t>()));
+    }
+    if (m.contains("migration_version") && m["migration_version"] != info.migration_version) {
+      wrong.push_back(fmt::format("its migration version is {}, the manifest records {}", info.migration_version.dump(),
+                                  m["migration_version"].dump()));
+    }
+    if (!wrong.empty()) {
+      std::string why;
+      for (const auto& w : wrong) why += (why.empty() ? "" : "; ") + w;
+      Fail("mismatch", fmt::format("refusing to restore {} into {}: it is not the backup its manifest describes ({}); "
+                                   "nothing was written",
+                                   BaseName(file), target, why));
+    }
+  }
+
   Db dest(target, SQLITE_OPEN_READWRITE, target);
   sqlite3_busy_timeout(dest.get(), 200);
   uint64_t target_pages = 0;

@@ -314,6 +314,23 @@ TEST_CASE("restore refuses corrupt backups and targets that are not databases, t
                                                ": sha256 mismatch: the file hashes to " + now + ", " + name +
                                                ".sha256 records " + r.sha256));
   }
+  SUBCASE("a backup swapped for another file, checksum and manifest recomputed: refused before writing") {
+    // An empty file in its place: its sidecar and the manifest's sha256 and
+    // size say the same as the file, but not what the backup was.
+    WriteFile(r.path, "");
+    std::string empty = hoist::sys::Sha256FileHex(r.path);
+    WriteFile(r.path + ".sha256", empty + "  " + name + "\n");
+    auto m = bk::ReadManifest(r.path).value();
+    m["sha256"] = empty;
+    m["size"] = 0;
+    bk::detail::WriteManifest(r.path, m);
+    REQUIRE(bk::Verify(r.path, {}).ok);  // the checksum alone cannot tell
+    auto e = CatchError([&] { bk::RestoreSqlite(r.path, t / "app.db", ro); });
+    CHECK(e.code() == "mismatch");
+    CHECK(e.message().starts_with("refusing to restore " + name + " into " + (t / "app.db") +
+                                  ": it is not the backup its manifest describes (its schema fingerprint is "));
+    CHECK(e.message().ends_with("; nothing was written"));
+  }
   SUBCASE("a target that is not a database") {
     WriteFile(t / "notes.txt", std::string(8192, 'n'));
     auto e = CatchError([&] { bk::RestoreSqlite(r.path, t / "notes.txt", ro); });

@@ -355,7 +355,7 @@ TEST_CASE("restore: a bit-flipped backup is refused and the live database is unc
   CHECK(missing.err.find("no backup named app-nope.db of sqlite://" + (p.dir / "data/app.db")) != std::string::npos);
 }
 
-TEST_CASE("restore: a restored database that fails its check is put back as it was") {
+TEST_CASE("restore: a backup that is not what its manifest says is refused before the live database changes") {
   Ops p;
   REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
   p.Exec("INSERT INTO users (name) VALUES ('ada')");
@@ -369,10 +369,12 @@ TEST_CASE("restore: a restored database that fails its check is put back as it w
 
   auto r = p.Run({"restore", "--yes"});
   CHECK(r.exit_code == 1);
-  CHECK(r.err.find("but " + name + "'s manifest records ffffffffffffffff") != std::string::npos);
-  CHECK(r.out.find("↩ undo restore " + name) != std::string::npos);
-  CHECK(r.err.find("put the previous contents of sqlite://" + (p.dir / "data/app.db") + " back from ") != std::string::npos);
+  CHECK(r.err.find("refusing to restore " + name + " into " + (p.dir / "data/app.db") +
+                   ": it is not the backup its manifest describes (its schema fingerprint is ") != std::string::npos);
+  CHECK(r.err.find("the manifest records ffffffffffffffff); nothing was written") != std::string::npos);
+  CHECK(r.out.find("undo restore") == std::string::npos);  // nothing to undo: nothing was written
   CHECK(p.Scalar("SELECT group_concat(name) FROM (SELECT name FROM users ORDER BY id)") == "ada,grace");
+  CHECK(p.Backups().size() == 1);  // not even a safety backup was needed
 }
 
 TEST_CASE("verify: backups, drill and the live schema fingerprint") {
