@@ -16,6 +16,7 @@
 #include "bind/context.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
+#include "core/identity.h"
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/secrets.h"
@@ -586,19 +587,6 @@ std::string ErrorText(const std::exception& e) { return Mask(e.what()); }
 
 }  // namespace
 
-std::string OperatorName() {
-  for (const char* var : {"HOIST_OPERATOR", "SUDO_USER", "USER", "LOGNAME"}) {
-    if (const char* v = std::getenv(var); v && *v) return v;
-  }
-  if (const passwd* pw = getpwuid(getuid())) return pw->pw_name;
-  return fmt::format("uid{}", getuid());
-}
-
-std::string HostName() {
-  char buf[HOST_NAME_MAX + 1] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
-}
 
 
 Project FindProject(const std::string& start_dir) {

@@ -86,10 +86,6 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
 /// The state store location for the project (after reading hoist.lua).
 std::string StatePath(const Project& project);
 
-/// Who runs hoist: HOIST_OPERATOR, else SUDO_USER, USER, LOGNAME, the uid's name.
-std::string OperatorName();
-/// This host's name, as runs and leases record it.
-std::string HostName();
 
 /// The environment's `database` URL from hoist.lua ("" when it has none),
 /// with a relative SQLite path made absolute against the project root.

@@ -19,6 +19,7 @@
 #include "bind/testing.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
+#include "core/identity.h"
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/secrets.h"
@@ -438,7 +439,7 @@ int CmdLockRelease(const Globals& g, const std::string& env, bool force, const s
     return kExitUsage;
   }
   auto store = engine::OpenStateStore(bind::StatePath(project));
-  std::string by = bind::OperatorName() + "@" + bind::HostName();
+  std::string by = OperatorName() + "@" + HostName();
   auto removed = store->ForceRelease(target, by, reason);
   // Journaled as a run of its own so `hoist history` shows who and why.
   engine::RunMeta meta;
@@ -448,8 +449,8 @@ int CmdLockRelease(const Globals& g, const std::string& env, bool force, const s
   meta.source_sha256 = "";
   meta.origin = "cli";
   meta.params = {{"env", target}, {"reason", reason}, {"released", removed ? LeaseJson(*removed) : json(nullptr)}};
-  meta.operator_name = bind::OperatorName();
-  meta.host = bind::HostName();
+  meta.operator_name = OperatorName();
+  meta.host = HostName();
   meta.env = target;
   meta.hoist_version = HOIST_VERSION;
   int64_t id = store->BeginRun(meta);

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/identity.h"
 #include "core/log.h"
 #include "db/migrate_classify.h"
 #include "db/migrate_fk.h"
@@ -701,12 +702,7 @@ void EnsureTable(Connection& c) { c.Exec(CreateTableSql(c)); }
 
 // ---- public -------------------------------------------------------------------
 
-std::string DefaultOperator() {
-  const char* user = std::getenv("USER");
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "unknown-host");
-  return std::string(user && *user ? user : "unknown") + "@" + host;
-}
+std::string DefaultOperator() { return OperatorAtHost(); }
 
 json AppliedMigration::ToJson() const {
   auto opt = [](const std::string& s) { return s.empty() ? json(nullptr) : json(s); };

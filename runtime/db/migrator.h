@@ -220,7 +220,7 @@ struct RepairResult {
 /// failed records. Error{"migrate","invalid"} without a reason.
 RepairResult Repair(Connection& conn, const RepairOptions& options, const MigrateEnv& env = {});
 
-/// "$USER@hostname".
+/// OperatorAtHost(): HOIST_OPERATOR (else $USER ...)@hostname, as runs record it.
 std::string DefaultOperator();
 
 }  // namespace hoist::db

@@ -400,6 +400,23 @@ return require("hoist").playbook {
   CHECK(release["operator"] == "alice");
 }
 
+TEST_CASE("one operator identity: runs, lock releases and applied migrations all say HOIST_OPERATOR") {
+  Project p("return { environments = { prod = { database = 'sqlite:app.db', migrations = 'migrations' } } }\n");
+  WriteFile(p.dir / "migrations/0001_t.sql", "CREATE TABLE t (x INTEGER);\n");
+  std::map<std::string, std::string> alice = {{"HOIST_OPERATOR", "alice"}};
+  auto up = p.Run({"migrate", "-e", "action=up", "-e", "create=true", "-e", "backup=false"}, alice);
+  INFO(up.out << up.err);
+  REQUIRE(up.exit_code == 0);
+  REQUIRE(p.Run({"lock", "release", "--env", "prod", "--force", "--reason", "x"}, alice).exit_code == 0);
+  auto h = p.History();
+  REQUIRE(h.size() == 2);
+  for (const auto& run : h) CHECK(run["operator"] == "alice");
+  db::OpenOptions o;
+  auto conn = db::Open("sqlite://" + (p.dir / "app.db"), o);
+  auto applied_by = std::get<std::string>(conn->Query("SELECT applied_by FROM hoist_schema_migrations").rows[0][0]);
+  CHECK(applied_by.rfind("alice@", 0) == 0);
+}
+
 TEST_CASE("lock release needs force and a reason and is journaled") {
   Project p;
   auto no_force = p.Run({"lock", "release", "--reason", "x"});
