@@ -1,5 +1,7 @@
 #include "bind/context.h"
 
+#include "core/error.h"
+
 namespace hoist::bind {
 namespace {
 constexpr const char* kKey = "hoist.context";
@@ -17,7 +19,67 @@ void SetContext(lua_State* L, Context* ctx) {
   lua_setfield(L, LUA_REGISTRYINDEX, kKey);
 }
 
+namespace {
+
+constexpr const char* kLoadingKey = "hoist.loading_playbook";
+
+bool Loading(lua_State* L) {
+  lua_pushstring(L, kLoadingKey);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  bool on = lua_toboolean(L, -1) != 0;
+  lua_pop(L, 1);
+  return on;
+}
+
+// "proc.run": the running C function's name, found in the loaded module
+// that holds it (raw access only: this runs inside a binding).
+std::string CurrentFunctionName(lua_State* L) {
+  lua_Debug ar;
+  if (!lua_getstack(L, 0, &ar) || !lua_getinfo(L, "nf", &ar)) return "a world call";
+  std::string name = ar.name ? ar.name : "";
+  int fn = lua_gettop(L);
+  std::string found;
+  lua_pushstring(L, "_LOADED");
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    while (found.empty() && lua_next(L, -2) != 0) {
+      if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)) {
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+          if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, fn)) {
+            std::string mod = lua_tostring(L, -4);
+            if (mod.rfind("hoist.", 0) == 0) mod = mod.substr(6);
+            found = mod + "." + lua_tostring(L, -2);
+            lua_pop(L, 2);
+            break;
+          }
+          lua_pop(L, 1);
+        }
+      }
+      lua_pop(L, 1);
+    }
+    if (!found.empty()) lua_pop(L, 1);  // the key lua_next left
+  }
+  lua_settop(L, fn - 1);
+  if (!found.empty()) return found;
+  return name.empty() ? "a world call" : name;
+}
+
+}  // namespace
+
+void SetLoadingPlaybook(lua_State* L, bool on) {
+  lua_pushstring(L, kLoadingKey);
+  lua_pushboolean(L, on ? 1 : 0);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
 engine::World& WorldOf(lua_State* L) {
+  if (Loading(L)) {
+    // Top-level code runs on hoist list, describe and a params error too,
+    // unjournaled: nothing of the world may be touched before run().
+    throw Error("playbook", "load_time", CurrentFunctionName(L) + " at load time: move it into run");
+  }
   if (Context* ctx = GetContext(L); ctx && ctx->world) return *ctx->world;
   static auto real = engine::MakeRealWorld();
   return *real;

@@ -42,8 +42,14 @@ struct Context {
 Context* GetContext(lua_State* L);
 void SetContext(lua_State* L, Context* ctx);
 
-/// The world for this state; a real world when no context is set.
+/// The world for this state; a real world when no context is set. While a
+/// playbook's description loads (SetLoadingPlaybook), throws
+/// Error{"playbook","load_time","proc.run at load time: move it into run"}.
 engine::World& WorldOf(lua_State* L);
+
+/// Marks that a playbook file's top level is running (its description
+/// loading): world calls are refused meanwhile.
+void SetLoadingPlaybook(lua_State* L, bool on);
 
 /// In a sandbox run, where a file the run asks to create under `path` goes
 /// (inside the sandbox dir); `path` itself otherwise.

@@ -300,7 +300,14 @@ PlaybookInfo LoadDescription(lua::State& vm, const PlaybookRef& ref) {
   std::string source = ref.source;
   if (source.rfind("#!", 0) == 0) source.insert(0, "--");
   vm.LoadChunk(source, "@" + ref.display_path);
-  lua::Call(L, 0, 1);
+  SetLoadingPlaybook(L, true);
+  try {
+    lua::Call(L, 0, 1);
+  } catch (...) {
+    SetLoadingPlaybook(L, false);
+    throw;
+  }
+  SetLoadingPlaybook(L, false);
   const std::string& where = ref.display_path;
   bool ok = lua_istable(L, -1) && lua_getmetatable(L, -1);
   if (ok) {

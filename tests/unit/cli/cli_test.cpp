@@ -417,6 +417,24 @@ TEST_CASE("one operator identity: runs, lock releases and applied migrations all
   CHECK(applied_by.rfind("alice@", 0) == 0);
 }
 
+TEST_CASE("a world call at a playbook's top level is refused at load time, on list, describe and run") {
+  Project p;
+  p.Playbook("eager", R"lua(local hoist = require "hoist"
+local proc = require "hoist.proc"
+proc.run({ "touch", "loaded-at-top-level" })
+return hoist.playbook { name = "eager", version = "1.0.0", run = function() end })lua");
+  auto d = p.Run({"describe", "eager"});
+  CHECK(d.exit_code == 2);
+  CHECK(d.err.find("playbooks/eager.lua:3: ") != std::string::npos);
+  CHECK(d.err.find("proc.run at load time: move it into run") != std::string::npos);
+  auto r = p.Run({"eager"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("proc.run at load time: move it into run") != std::string::npos);
+  p.Run({"list"});
+  CHECK_FALSE(fs::exists(p.dir / "loaded-at-top-level"));
+  CHECK(p.History().empty());
+}
+
 TEST_CASE("lock release needs force and a reason and is journaled") {
   Project p;
   auto no_force = p.Run({"lock", "release", "--reason", "x"});
