@@ -54,6 +54,7 @@ struct Config {
   std::string state_path;
   std::string default_env;
   double lease_ttl = kDefaultLeaseTtl;
+  size_t memory_limit = lua::kDefaultMemoryLimit;
   std::vector<std::string> envs;
 };
 
@@ -137,7 +138,8 @@ Config LoadConfig(lua::State& vm, const Project& p) {
   }
   int idx = lua_gettop(L);
   RegisterTableUrlSecrets(L, idx);
-  static const std::vector<std::string> kKeys = {"state", "environments", "default_env", "lease", "project"};
+  static const std::vector<std::string> kKeys = {"state", "environments", "default_env", "lease", "project",
+                                                 "memory_limit_mb"};
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     lua_pop(L, 1);
@@ -146,7 +148,8 @@ Config LoadConfig(lua::State& vm, const Project& p) {
       lua_pop(L, 1);
       std::string hint = engine::Suggest(key, kKeys);
       throw Error("config", "invalid",
-                  fmt::format("hoist.lua: unknown key '{}'{} (expected: state, environments, default_env, lease, project)",
+                  fmt::format("hoist.lua: unknown key '{}'{} (expected: state, environments, default_env, lease, project, "
+                              "memory_limit_mb)",
                               key, hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
     }
   }
@@ -158,6 +161,12 @@ Config LoadConfig(lua::State& vm, const Project& p) {
       if (auto ttl = lua::OptNumberField(L, -1, "ttl")) c.lease_ttl = *ttl;
     }
     lua_pop(L, 1);
+    if (auto mb = lua::OptIntegerField(L, idx, "memory_limit_mb")) {
+      if (*mb < 16 || *mb > 1024 * 1024) {
+        throw Error("config", "invalid", "memory_limit_mb must be an integer between 16 and 1048576 (MiB)");
+      }
+      c.memory_limit = static_cast<size_t>(*mb) << 20;
+    }
   } catch (const Error& e) {
     throw Error("config", "invalid", "hoist.lua: " + e.message());
   }
@@ -757,6 +766,7 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   int config_idx, env_idx, desc_idx;
   try {
     config = LoadConfig(vm, project);
+    lua::SetMemoryLimit(L, config.memory_limit);
     config_idx = lua_gettop(L);
     if (options.env_table.is_object()) {
       env_name = options.env.empty() ? "test" : options.env;

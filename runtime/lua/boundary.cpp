@@ -1,4 +1,8 @@
 #include "lua/boundary.h"
+#include "lua/state.h"
+#include "core/interrupt.h"
+
+#include <cstring>
 
 #include <exception>
 
@@ -41,9 +45,42 @@ int ErrorToString(lua_State* L) {
   return 1;
 }
 
+// "not enough memory" from the VM's bound, or from a step past its deadline
+// whose big allocations are refused: the error says which, and where.
+void ExplainMemoryError(lua_State* L) {
+  if (lua_type(L, 1) != LUA_TSTRING || std::strcmp(lua_tostring(L, 1), "not enough memory") != 0) return;
+  std::string stop = StopReason();
+  bool limit = MemoryLimitHit(L);
+  if (stop.empty() && !limit) return;
+  std::string where;
+  lua_Debug ar;
+  for (int level = 0; lua_getstack(L, level, &ar); ++level) {
+    if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+      where = std::string(ar.short_src) + ":" + std::to_string(ar.currentline) + ":";
+      break;
+    }
+  }
+  std::string message =
+      !stop.empty() ? (stop == "interrupted" ? "interrupted (Ctrl-C)" : "step timeout reached")
+                    : "memory limit of " + std::to_string(MemoryLimit(L) >> 20) +
+                          " MiB reached (set memory_limit_mb in hoist.lua if a run really needs more)";
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, "run");
+  lua_setfield(L, -2, "area");
+  lua_pushstring(L, stop.empty() ? "memory" : stop.c_str());
+  lua_setfield(L, -2, "code");
+  lua_pushstring(L, message.c_str());
+  lua_setfield(L, -2, "message");
+  lua_pushstring(L, where.c_str());
+  lua_setfield(L, -2, "where");
+  luaL_setmetatable(L, kErrorMeta);
+  lua_replace(L, 1);
+}
+
 int MessageHandler(lua_State* L) {
   // Keep the error value as is; append the traceback as a second value in
   // the registry so Call can report both.
+  ExplainMemoryError(L);
   const char* msg = nullptr;
   if (lua_type(L, 1) == LUA_TSTRING) {
     msg = lua_tostring(L, 1);
@@ -162,6 +199,17 @@ void Call(lua_State* L, int nargs, int nresults) {
   lua_setfield(L, LUA_REGISTRYINDEX, "hoist.last_traceback");
   if (status == LUA_ERRMEM) {
     lua_pop(L, 1);
+    // Lua calls no message handler for memory errors: say here what it was.
+    if (std::string stop = StopReason(); !stop.empty()) {
+      throw ScriptError("run", stop, stop == "interrupted" ? "interrupted (Ctrl-C)" : "step timeout reached", "",
+                        traceback);
+    }
+    if (MemoryLimitHit(L)) {
+      throw ScriptError("run", "memory",
+                        "memory limit of " + std::to_string(MemoryLimit(L) >> 20) +
+                            " MiB reached (set memory_limit_mb in hoist.lua if a run really needs more)",
+                        MemoryLimitWhere(L), traceback);
+    }
     throw ScriptError("lua", "memory", "out of memory", "", traceback);
   }
   ScriptError err = ErrorFromValue(L, -1, std::move(traceback));

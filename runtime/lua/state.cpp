@@ -1,5 +1,6 @@
 #include "lua/state.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -232,8 +233,88 @@ int OpenAll(lua_State* L) {
 
 }  // namespace
 
-State::State(StateOptions options) : L_(luaL_newstate()) {
+struct State::Memory {
+  size_t used = 0;
+  size_t limit = kDefaultMemoryLimit;
+  bool hit = false;
+  lua_State* L = nullptr;
+  std::string where;  // the Lua line running when the limit was hit
+};
+
+namespace {
+
+void* Allocate(void* ud, void* ptr, size_t osize, size_t nsize) {
+  auto* m = static_cast<State::Memory*>(ud);
+  size_t old = ptr ? osize : 0;
+  if (nsize == 0) {
+    std::free(ptr);
+    m->used -= old;
+    return nullptr;
+  }
+  if (nsize > old) {
+    size_t more = nsize - old;
+    if (m->used + more > m->limit) {
+      m->hit = true;
+      m->where.clear();
+      // The error unwinds the stack before anyone can ask where it was:
+      // note the running Lua line now (lua_getstack/"Sl" do not allocate).
+      lua_Debug ar;
+      for (int level = 0; m->L && lua_getstack(m->L, level, &ar); ++level) {
+        if (lua_getinfo(m->L, "Sl", &ar) && ar.currentline > 0) {
+          m->where = std::string(ar.short_src) + ":" + std::to_string(ar.currentline) + ":";
+          break;
+        }
+      }
+      return nullptr;
+    }
+    // A step past its deadline (or Ctrl-C) that only allocates runs few
+    // instructions between huge copies: fail its big allocations so the
+    // stop is noticed now, not after the next gigabyte.
+    if (more >= (size_t{1} << 20) && !StopReason().empty()) return nullptr;
+  }
+  void* p = std::realloc(ptr, nsize);
+  if (p) m->used = m->used - old + nsize;
+  return p;
+}
+
+State::Memory* MemoryOf(lua_State* L) {
+  void* ud = nullptr;
+  if (lua_getallocf(L, &ud) != Allocate) return nullptr;
+  return static_cast<State::Memory*>(ud);
+}
+
+}  // namespace
+
+void SetMemoryLimit(lua_State* L, size_t bytes) {
+  if (auto* m = MemoryOf(L)) m->limit = bytes;
+}
+
+std::string MemoryLimitWhere(lua_State* L) {
+  auto* m = MemoryOf(L);
+  return m ? m->where : std::string();
+}
+
+size_t MemoryLimit(lua_State* L) {
+  auto* m = MemoryOf(L);
+  return m ? m->limit : 0;
+}
+
+bool MemoryLimitHit(lua_State* L) {
+  auto* m = MemoryOf(L);
+  if (!m || !m->hit) return false;
+  m->hit = false;  // reported once
+  return true;
+}
+
+State::State(StateOptions options) : memory_(std::make_unique<Memory>()), L_(lua_newstate(Allocate, memory_.get())) {
   if (!L_) throw Error("lua", "memory", "cannot create a Lua state (out of memory)");
+  memory_->L = L_;
+  lua_atpanic(L_, [](lua_State* L) -> int {
+    // As luaL_newstate's: say what escaped every protected call (a bug).
+    std::fprintf(stderr, "hoist: PANIC: unprotected error in call to Lua API (%s)\n",
+                 lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error object is not a string");
+    return 0;
+  });
   if (options.stdlib_path.empty()) {
     if (const char* p = std::getenv("HOIST_STDLIB_PATH"); p && *p) options.stdlib_path = p;
   }

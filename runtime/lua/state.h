@@ -5,10 +5,25 @@
 
 #include <lua.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace hoist::lua {
+
+/// The VM's memory bound: a default no real playbook meets (a runaway loop
+/// that doubles a string reached 24 GB before the OOM killer).
+constexpr size_t kDefaultMemoryLimit = size_t{1024} * 1024 * 1024;
+
+/// Sets the most memory L's allocator hands out (bytes); an allocation past
+/// it fails as "not enough memory", which the error boundary reports as the
+/// limit with the playbook's file:line.
+void SetMemoryLimit(lua_State* L, size_t bytes);
+/// The limit, and whether an allocation hit it since last asked (clears it).
+size_t MemoryLimit(lua_State* L);
+bool MemoryLimitHit(lua_State* L);
+/// "playbooks/x.lua:12:": the line that ran when the limit was last hit.
+std::string MemoryLimitWhere(lua_State* L);
 
 struct StateOptions {
   /// Overrides the embedded stdlib (development); default: $HOIST_STDLIB_PATH.
@@ -38,7 +53,10 @@ class State {
   /// [-0, +1, -] require(name) through the VM's own searchers.
   void Require(const std::string& name);
 
+  struct Memory;  ///< the allocator's accounting (state.cpp)
+
  private:
+  std::unique_ptr<Memory> memory_;  // before L_: the allocator's state outlives the VM
   lua_State* L_;
 };
 

@@ -435,6 +435,33 @@ return hoist.playbook { name = "eager", version = "1.0.0", run = function() end 
   CHECK(p.History().empty());
 }
 
+TEST_CASE("a step that allocates without bound ends at the memory limit with file:line, and the undos run") {
+  Project p("return { memory_limit_mb = 64 }\n");
+  p.Playbook("hog", R"lua(local hoist = require "hoist"
+local fs = require "hoist.fs"
+return hoist.playbook { name = "hog", version = "1.0.0",
+  run = function(run)
+    run:step("mark", function() fs.write_atomic(run.project_root .. "/marker", "x") end,
+      { undo = function() fs.remove(run.project_root .. "/marker") end })
+    run:step("double", function()
+      local s = "x"
+      while true do s = s .. s end
+    end, { timeout = 20 })
+  end })lua");
+  double t0 = sys::Monotonic();
+  auto r = p.Run({"hog"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("playbooks/hog.lua:9: run: memory limit of 64 MiB reached") != std::string::npos);
+  CHECK_FALSE(fs::exists(p.dir / "marker"));
+  CHECK(sys::Monotonic() - t0 < 15);
+  auto bad = Project("return { memory_limit_mb = 1 }\n");
+  bad.Playbook("hog", "return require('hoist').playbook { name = 'hog', version = '1.0.0', run = function() end }");
+  auto refused = bad.Run({"hog"});
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err.find("memory_limit_mb must be an integer between 16 and 1048576") != std::string::npos);
+}
+
 TEST_CASE("lock release needs force and a reason and is journaled") {
   Project p;
   auto no_force = p.Run({"lock", "release", "--reason", "x"});
