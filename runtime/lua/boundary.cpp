@@ -1,10 +1,10 @@
 #include "lua/boundary.h"
-#include "lua/state.h"
-#include "core/interrupt.h"
 
 #include <cstring>
-
 #include <exception>
+
+#include "core/interrupt.h"
+#include "lua/state.h"
 
 namespace hoist::lua {
 namespace {
