@@ -57,12 +57,13 @@ end
 
 return hoist.playbook {
   name = "migrate",
-  version = "1.2.0",
+  version = "1.3.0",
   summary = "Schema migrations: status, plan, lint, up (expand policy, after a backup), down",
   params = {
-    action = { type = "enum", values = { "status", "plan", "lint", "up", "down" }, default = "status",
-               help = "status: what is applied; plan: what up would run; lint: rehearse pending migrations on a copy; up: apply; down: roll back" },
-    to = { type = "integer", default = 0, help = "up: apply up to this version; down: roll back every version above it (0 = all pending / use steps)" },
+    action = { type = "enum", values = { "status", "plan", "lint", "up", "down", "repair" }, default = "status",
+               help = "status: what is applied; plan: what up would run; lint: rehearse pending migrations on a copy; up: apply; down: roll back; repair: accept changed files and drop failed records (needs -e reason=...)" },
+    to = { type = "integer", help = "up: apply up to this version (default: all pending); down: roll back every version above it (-e to=0: every migration; default: use steps)" },
+    reason = { type = "string", help = "repair: why the history is accepted as it is (kept in the journal)" },
     steps = { type = "integer", default = 1, help = "down: how many migrations to roll back (newest first)" },
     policy = { type = "enum", values = { "expand", "any" }, default = "expand",
                help = "up: expand refuses destructive/incompatible migrations unless declared contract and allowed; any checks nothing" },
@@ -109,7 +110,18 @@ return hoist.playbook {
       end
       return
     end
-    local to = p.to > 0 and p.to or nil
+    if a == "repair" then
+      if not p.reason or p.reason == "" then
+        error(hoist.error("migrate", "invalid", "repair needs -e reason=\"...\": it accepts changed files and drops "
+          .. "failed records, and the journal keeps why"))
+      end
+      local r = run:step("repair", function() return migrate.repair(conn, dir, { reason = p.reason }) end)
+      log.info(("repaired the history of %s: %d checksum(s) accepted, %d failed record(s) dropped"):format(conn:url(),
+        #(r.accepted or {}), #(r.dropped or {})))
+      return r
+    end
+    -- nil: every pending one (up) / steps (down); 0 is a real version for down: everything.
+    local to = p.to
     if a == "plan" or ((a == "up") and p.dry_run) then
       local r = run:step("plan", function()
         return migrate.up(conn, dir, { to = to, policy = p.policy, allow_contract = p.allow_contract, dry_run = true })

@@ -319,6 +319,7 @@ TEST_SUITE("chaos") {
       INFO(Describe(next));
       REQUIRE(next.exit_code == 0);
       std::string traffic = rig.Traffic();
+      CAPTURE(traffic);
       CHECK(traffic.rfind("release " + release + " (", 0) == 0);
       // nginx serves what the include names.
       std::string conf = rig.UpstreamConf();

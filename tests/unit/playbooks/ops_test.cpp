@@ -144,7 +144,7 @@ TEST_CASE("the database playbooks are canned, versioned and documented") {
   // Minor versions: backup, migrate and prune learned keep_safety; migrate and
   // restore check the database identity.
   for (auto [name, version] : std::vector<std::pair<const char*, const char*>>{
-           {"backup", "1.1.0"}, {"compare", "1.0.0"}, {"migrate", "1.2.0"}, {"prune", "1.1.0"}, {"restore", "1.1.0"},
+           {"backup", "1.1.0"}, {"compare", "1.0.0"}, {"migrate", "1.3.0"}, {"prune", "1.1.0"}, {"restore", "1.1.0"},
            {"verify", "1.0.0"}}) {
     CAPTURE(name);
     CHECK(list.out.find(name) != std::string::npos);
@@ -211,6 +211,42 @@ TEST_CASE("migrate: down refuses a migration without a down section and rolls ba
   CHECK(Ops::Finished(r)["error"].get<std::string>().find("0003_nick.sql") != std::string::npos);
   CHECK(p.Scalar("SELECT group_concat(version) FROM hoist_schema_migrations") == "1,2,3");
   CHECK(p.Scalar("SELECT count(*) FROM pragma_table_info('users') WHERE name IN ('email', 'nick')") == 2);
+}
+
+TEST_CASE("migrate: -e to=0 with down rolls back every migration, unset to with down rolls back steps") {
+  Ops p;
+  REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
+  auto all = p.Run({"migrate", "-e", "action=down", "-e", "to=0", "-e", "backup=false"});
+  INFO(all.out << all.err);
+  CHECK(all.exit_code == 0);
+  CHECK(all.err.find("from version 2 to none") != std::string::npos);
+  CHECK(p.Scalar("SELECT count(*) FROM hoist_schema_migrations") == 0);
+  CHECK(p.Scalar("SELECT count(*) FROM sqlite_master WHERE name = 'users'") == 0);
+  // Up again: unset `to` applies everything pending.
+  REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
+  CHECK(p.Scalar("SELECT max(version) FROM hoist_schema_migrations") == 2);
+}
+
+TEST_CASE("migrate: repair needs a reason, then accepts an edited file and drops failed records") {
+  Ops p;
+  REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
+  WriteFile(p.dir / "migrations/0001_users.sql", std::string(kUsers) + "-- a comment added after it ran\n");
+  WriteFile(p.dir / "migrations/0003_bad.sql", "INSERT INTO nope VALUES (1);\n");
+  REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 1);
+  REQUIRE(p.Run({"migrate"}).exit_code == 1);
+
+  auto no_reason = p.Run({"migrate", "-e", "action=repair"});
+  CHECK(no_reason.exit_code != 0);
+  CHECK(no_reason.err.find("repair needs -e reason=") != std::string::npos);
+
+  fs::remove(p.dir / "migrations/0003_bad.sql");
+  auto r = p.Run({"migrate", "-e", "action=repair", "-e", "reason=comment only; 0003 abandoned"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.find("1 checksum(s) accepted") != std::string::npos);
+  auto st = p.Run({"migrate"});
+  CHECK(st.exit_code == 0);
+  CHECK(p.Scalar("SELECT count(*) FROM hoist_schema_migrations WHERE NOT success") == 0);
 }
 
 TEST_CASE("migrate: a failed migration is rolled back, reported, and applied once fixed") {
