@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/secrets.h"
 #include "db/url.h"
+#include "engine/config_check.h"
 #include "engine/lease.h"
 #include "engine/recorded_world.h"
 #include "engine/sim_world.h"
@@ -138,19 +139,23 @@ Config LoadConfig(lua::State& vm, const Project& p) {
   }
   int idx = lua_gettop(L);
   RegisterTableUrlSecrets(L, idx);
-  static const std::vector<std::string> kKeys = {"state", "environments", "default_env", "lease", "project",
-                                                 "memory_limit_mb"};
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    lua_pop(L, 1);
-    std::string key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
-    if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
-      lua_pop(L, 1);
-      std::string hint = engine::Suggest(key, kKeys);
-      throw Error("config", "invalid",
-                  fmt::format("hoist.lua: unknown key '{}'{} (expected: state, environments, default_env, lease, project, "
-                              "memory_limit_mb)",
-                              key, hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+  // The whole table, every environment, before anything runs (exit 2).
+  json shape;
+  try {
+    shape = lua::ToJson(L, idx, true);
+  } catch (const Error& e) {
+    throw Error("config", "invalid", "hoist.lua: " + e.message());
+  }
+  engine::CheckConfig(shape);
+  // A malformed database URL is a config error too, found before any step.
+  if (shape.contains("environments") && shape["environments"].is_object()) {
+    for (const auto& [name, env] : shape["environments"].items()) {
+      if (!env.is_object() || !env.contains("database") || !env["database"].is_string()) continue;
+      try {
+        db::ParseUrl(env["database"].get<std::string>(), p.root);
+      } catch (const Error& e) {
+        throw Error("config", "invalid", fmt::format("hoist.lua: environments.{}.database: {}", name, e.message()));
+      }
     }
   }
   try {

@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
   std::ofstream(dir / "hoist.lua") << "return { environments = { prod = {\n"
                                       "  database = \"sqlite:data/app.db\", migrations = \"migrations\", backups = \"backups\",\n"
                                       "  nginx = { conf = \"" << (dir / "nginx/api.conf").string() << "\", upstream = \"api\" },\n"
-                                      "  app = { bin = \"/bin/false\", run_dir = \"" << (dir / "run").string()
+                                      "  service = { bin = \"/bin/false\", run_dir = \"" << (dir / "run").string()
                                    << "\", ports = { blue = 5001, green = 5002 } },\n} } }\n";
   double t0 = hoist::sys::Monotonic();
   BuildDb((dir / "data/app.db").string(), size_mb);

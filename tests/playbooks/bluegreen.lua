@@ -19,7 +19,7 @@ return hoist.playbook {
   },
   run = function(run, p)
     local env = run.env
-    local app, ngx = env.app, env.nginx
+    local app, ngx = env.service, env.nginx  -- its own key: hoist.lua's app is the canned deploy's
     local db <close> = project.database(run)
     local site = nginx.site {
       conf = ngx.conf, upstream = ngx.upstream, pid_file = ngx.pid_file,

@@ -26,7 +26,7 @@ return function(dir, playbook)
       migrations = dir .. "/migrations",
       backups = "/var/backups/api",
       nginx = { conf = CONF, upstream = "api", pid_file = "/run/nginx.pid", verify_url = "http://127.0.0.1/health" },
-      app = { bin = "/srv/api/bin/api", run_dir = "/srv/api/run", ports = { blue = 5001, green = 5002 } },
+      service = { bin = "/srv/api/bin/api", run_dir = "/srv/api/run", ports = { blue = 5001, green = 5002 } },
     }
   end
 

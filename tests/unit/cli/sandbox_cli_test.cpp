@@ -50,7 +50,7 @@ struct BlueGreenProject {
     WriteFile(dir / "hoist.lua", R"(return { environments = { prod = {
       database = "sqlite:data/app.db", migrations = "migrations", backups = "backups",
       nginx = { conf = ")" + (dir / "nginx/api.conf") + R"(", upstream = "api" },
-      app = { bin = "/bin/false", run_dir = ")" + (dir / "run") + R"(", ports = { blue = 5001, green = 5002 } },
+      service = { bin = "/bin/false", run_dir = ")" + (dir / "run") + R"(", ports = { blue = 5001, green = 5002 } },
     } } })");
   }
   std::string Sums() {
