@@ -69,7 +69,7 @@ return hoist.playbook {
                help = "up: expand refuses destructive/incompatible migrations unless declared contract and allowed; any checks nothing" },
     allow_contract = { type = "boolean", default = false, help = "up: also apply migrations declared '-- hoist:phase contract' (once the previous version is retired)" },
     dry_run = { type = "boolean", default = false, help = "up/down: show the SQL that would run, change nothing" },
-    backup = { type = "boolean", default = true, help = "up/down: take a protected backup first (skipped when there is nothing to do)" },
+    backup = { type = "boolean", default = true, help = "up/down: take a verified safety backup first (skipped when there is nothing to do); false also lets a down or a destructive migration go without the one hoist takes itself" },
     create = { type = "boolean", default = false, help = "up: create the SQLite database file when it does not exist yet (a new project); off so a mistyped path is an error" },
     version = { type = "string", help = "when `migrations` holds {version} (each release ships its own): the release whose migrations to use (default: the one deployed last, as hoist deploy remembers it)" },
   },
@@ -140,7 +140,8 @@ return hoist.playbook {
       -- An empty database has nothing to lose (and a new SQLite file is 0 bytes).
       if p.backup and #conn:tables() > 0 then safety_backup(run, conn, "pre-migrate") end
       local r = run:step("migrate up (policy " .. p.policy .. ")", function()
-        return migrate.up(conn, dir, { to = to, policy = p.policy, allow_contract = p.allow_contract })
+        return migrate.up(conn, dir, { to = to, policy = p.policy, allow_contract = p.allow_contract,
+          safety_backup = p.backup })
       end)
       log.info(("migrated %s from version %s to %s: %s"):format(conn:url(), tostring(r.from or "none"),
         tostring(r.to or "none"), #r.applied > 0 and list_files(r.applied) or "nothing applied"))
@@ -148,6 +149,7 @@ return hoist.playbook {
     end
     -- down
     local opts = to and { to = to } or { steps = p.steps }
+    opts.safety_backup = p.backup
     if p.dry_run then
       opts.dry_run = true
       local r = run:step("plan down", function() return migrate.down(conn, opts) end)

@@ -10,10 +10,13 @@
 
 #include <fmt/format.h>
 
+#include "bind/backup.h"
 #include "bind/context.h"
 #include "bind/db.h"
 #include "bind/modules.h"
 #include "core/error.h"
+#include "core/log.h"
+#include "core/secrets.h"
 #include "db/backup.h"
 #include "db/connection.h"
 #include "lua/boundary.h"
@@ -176,6 +179,7 @@ int l_create(lua_State* L) {
   RecordWorld(L, "backup", "create " + r.path,
               {{"source", src.redacted}, {"path", r.path}, {"sha256", r.sha256}, {"size", r.size}, {"pruned", r.pruned}},
               sys::Monotonic() - start);
+  if (o.safety) RecordSafetyBackup(L, CheckConnection(L, 1));
   PushResult(L, json{{"path", r.path},
                      {"manifest_path", r.manifest_path},
                      {"sha256", r.sha256},
@@ -333,7 +337,69 @@ int l_drill(lua_State* L) {
   return 1;
 }
 
+// The migration version recorded in the database (null: none).
+json MigrationVersionOf(db::Connection& conn) {
+  auto tables = conn.Tables();
+  if (std::find(tables.begin(), tables.end(), "hoist_schema_migrations") == tables.end()) return nullptr;
+  auto r = conn.Query("SELECT max(version) FROM hoist_schema_migrations WHERE success");
+  if (r.rows.empty()) return nullptr;
+  return db::ValueToJson(r.rows[0][0]);
+}
+
 }  // namespace
+
+void RecordSafetyBackup(lua_State* L, db::Connection& conn) {
+  if (Context* ctx = GetContext(L); ctx && ctx->runner) ctx->safety_backups[conn.redacted()] = MigrationVersionOf(conn);
+}
+
+void EnsureSafetyBackup(lua_State* L, db::Connection& conn, const std::string& what) {
+  Context* ctx = GetContext(L);
+  if (!ctx || !ctx->runner) return;
+  const json version = MigrationVersionOf(conn);
+  auto it = ctx->safety_backups.find(conn.redacted());
+  if (it != ctx->safety_backups.end() && it->second == version) return;
+  // Tables() leaves hoist's own out: nothing of the user's to lose.
+  auto tables = conn.Tables();
+  tables.erase(std::remove(tables.begin(), tables.end(), "hoist_schema_migrations"), tables.end());
+  if (tables.empty()) return;
+  if (conn.url().engine == db::Engine::kSqlite && conn.url().memory()) return;
+
+  bk::CreateOptions o;
+  std::string real_dir = ".hoist/backups";
+  const json& b = ctx->env_backups;
+  if (b.is_string()) real_dir = b.get<std::string>();
+  if (b.is_object()) {
+    if (b.contains("dir") && b["dir"].is_string()) real_dir = b["dir"].get<std::string>();
+    if (b.contains("keep_safety") && b["keep_safety"].is_number_integer()) o.keep_safety = b["keep_safety"].get<int>();
+    if (b.contains("compress")) {
+      const json& c = b["compress"];
+      o.compress = c.is_boolean() ? (c.get<bool>() ? 3 : 0) : c.is_number_integer() ? c.get<int>() : 0;
+    }
+    if (b.contains("format") && b["format"].is_string()) o.format = b["format"].get<std::string>();
+    if (b.contains("pg_bin") && b["pg_bin"].is_string()) o.pg_bin = b["pg_bin"].get<std::string>();
+  }
+  if (real_dir[0] != '/') real_dir = ctx->project_root + "/" + real_dir;
+  o.dir = SandboxPath(L, real_dir);
+  o.read_only = RealBackups(L, real_dir, o.dir);
+  o.label = "pre-destructive";
+  o.safety = true;
+  o.reason = Mask("before " + what);
+  o.run_id = RunIdOf(L);
+  o.progress = ProgressOf(L);
+  const bool sqlite = conn.url().engine == db::Engine::kSqlite;
+  if (sqlite) o.format = "custom";  // the format setting is pg_dump's
+  double start = sys::Monotonic();
+  bk::CreateResult r = sqlite ? bk::CreateSqlite(conn.url().path, o)
+                              : bk::CreatePostgres(conn.url().conninfo, conn.redacted(), o);
+  RecordWorld(L, "backup", "create " + r.path,
+              {{"source", conn.redacted()}, {"path", r.path}, {"sha256", r.sha256}, {"size", r.size},
+               {"pruned", r.pruned}, {"safety", true}, {"reason", o.reason}},
+              sys::Monotonic() - start);
+  std::string line = fmt::format("safety backup before {}: {}", what, r.path);
+  log::Info(Mask(line));
+  ctx->runner->Note("log", "info", {{"message", Mask(line)}});
+  ctx->safety_backups[conn.redacted()] = version;
+}
 
 int OpenBackup(lua_State* L) {
   const luaL_Reg fns[] = {{"create", lua::Protect<l_create>}, {"list", lua::Protect<l_list>},

@@ -36,6 +36,12 @@ struct Context {
   /// Real backups this rehearsal's prunes "removed" (never touched): later
   /// listings in the same rehearsal leave them out, as the real run would.
   std::set<std::string> sandbox_pruned;
+  /// The environment's `backups` setting (a dir, a table or null): where the
+  /// safety backups hoist enforces go (EnsureSafetyBackup).
+  nlohmann::json env_backups;
+  /// Safety backups taken in this run: database (redacted URL) -> its
+  /// migration version then (null: none applied).
+  std::map<std::string, nlohmann::json> safety_backups;
 };
 
 /// The context stored in L's registry, or nullptr.

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "bind/backup.h"
 #include "bind/context.h"
 #include "bind/db.h"
 #include "bind/modules.h"
@@ -193,6 +194,20 @@ db::MigrateEnv EnvFor(lua_State* L, db::LuaMigrationHost* host, int opts_idx) {
     data["file"] = e.file;
     RecordWorld(L, "migrate", e.action + " " + e.file, data, e.seconds);
   };
+  // The safety backup is hoist's, not each playbook's to remember: only an
+  // explicit safety_backup = false goes without.
+  if (lua::OptBooleanField(L, opts_idx, "safety_backup").value_or(true)) {
+    env.before_destructive = [L, conn_idx = lua_absindex(L, 1)](const std::string& what) {
+      EnsureSafetyBackup(L, CheckConnection(L, conn_idx), what);
+    };
+  } else {
+    env.before_destructive = [L](const std::string& what) {
+      log::Warn("no safety backup before " + what + " (safety_backup = false)");
+      if (Context* c = GetContext(L); c && c->runner) {
+        c->runner->Note("log", "warn", {{"message", Mask("no safety backup before " + what + " (safety_backup = false)")}});
+      }
+    };
+  }
   env.log = [L](const std::string& line) {
     log::Info(line);
     if (Context* c = GetContext(L); c && c->runner) c->runner->Note("log", "info", {{"message", Mask(line)}});
@@ -242,7 +257,7 @@ int l_up(lua_State* L) {
   std::string dir = ResolveDir(L, lua::CheckString(L, 2, "dir"));
   lua::CheckKeys(L, 3, "migrate.up",
                  {"to", "policy", "allow_contract", "dry_run", "allow_missing", "allow_out_of_order", "lock_timeout",
-                  "lock_ttl"});
+                  "lock_ttl", "safety_backup"});
   db::UpOptions o;
   if (auto to = lua::OptIntegerField(L, 3, "to")) o.to = *to;
   o.policy = lua::OptStringField(L, 3, "policy").value_or("expand");
@@ -265,7 +280,7 @@ int l_up(lua_State* L) {
 /// migrate.down(db, {steps = N} | {to = V}, dry_run, lock_timeout, lock_ttl) -> {from, to, rolled_back, plan}
 int l_down(lua_State* L) {
   ConnectionUse use(L, 1);
-  lua::CheckKeys(L, 2, "migrate.down", {"steps", "to", "dry_run", "lock_timeout", "lock_ttl"});
+  lua::CheckKeys(L, 2, "migrate.down", {"steps", "to", "dry_run", "lock_timeout", "lock_ttl", "safety_backup"});
   db::DownOptions o;
   if (auto s = lua::OptIntegerField(L, 2, "steps")) o.steps = *s;
   if (auto t = lua::OptIntegerField(L, 2, "to")) o.to = *t;

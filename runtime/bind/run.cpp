@@ -782,6 +782,9 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
       env_name = PushEnvironment(L, config_idx, config, options.env);
     }
     env_idx = lua_gettop(L);
+    lua_getfield(L, env_idx, "backups");
+    ctx.env_backups = lua::ToJson(L, -1, true);
+    lua_pop(L, 1);
     if (!options.sandbox_database.empty()) {
       // The playbook sees the copy wherever it reads env.database.
       lua::PushString(L, options.sandbox_database);

@@ -505,6 +505,11 @@ class Applier {
     std::optional<std::string> lua_source;
     if (m.kind == "lua") lua_source = m.source;
     AppliedMigration row = RowFor(m, phase, no_tx, has_down);
+    if (MayDestroy(m, statements, phase, o)) {
+      BeforeDestructive(fmt::format("{} ({})", m.file, phase == "contract" ? "a contract migration"
+                                                       : m.kind == "lua"   ? "a Lua migration under policy any"
+                                                                           : "it drops or deletes data"));
+    }
     const double t0 = sys::Monotonic();
     Classification cls;
     bool measured = false, skipped = false;
@@ -651,6 +656,27 @@ class Applier {
     return true;
   }
 
+  // Whether applying m can destroy data that no check inside its
+  // transaction refuses: expand refuses the rest before COMMIT.
+  static bool MayDestroy(const MigrationFile& m, const std::vector<Statement>& statements, const std::string& phase,
+                         const UpOptions& o) {
+    if (phase == "contract" && o.allow_contract) return true;
+    if (o.policy == "expand") return false;
+    if (m.kind == "lua") return true;
+    for (const auto& st : statements) {
+      auto c = ClassifyStatementText(st.sql);
+      if (c && c->cls == MigrationClass::kDestructive) return true;
+    }
+    return false;
+  }
+
+  // Once per call: the host's safety backup before the first destructive step.
+  void BeforeDestructive(const std::string& what) {
+    if (backed_up_ || !env_.before_destructive) return;
+    env_.before_destructive(what);
+    backed_up_ = true;
+  }
+
   void RecordFailure(const AppliedMigration& row, std::string* msg) {
     try {
       conn_.Tx([&] { Upsert(conn_, row); });
@@ -667,6 +693,7 @@ class Applier {
   SchemaProbe probe_;
   std::optional<SchemaSnapshot> cached_;
   std::string applied_by_;
+  bool backed_up_ = false;
 };
 
 json PlanEntry(const MigrationFile& m, Dialect d, bool up) {
@@ -994,6 +1021,12 @@ DownResult Down(Connection& conn, const DownOptions& o, const MigrateEnv& env) {
       result.to = targets.empty() ? result.from : next_current(targets.back().version);
       LogPlan(env, result.plan, "roll back");
       return;
+    }
+    if (!targets.empty() && env.before_destructive) {
+      auto below = next_current(targets.back().version);
+      env.before_destructive(fmt::format("rolling back {} migration{} (to {})", targets.size(),
+                                         targets.size() == 1 ? "" : "s",
+                                         below ? "version " + std::to_string(*below) : std::string("none")));
     }
     for (const auto& a : targets) {
       const double t0 = sys::Monotonic();

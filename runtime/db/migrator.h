@@ -83,6 +83,12 @@ struct MigrateEnv {
   /// the SQLite lease length (keep it above the longest single migration).
   LockOptions lock{600, 60, ""};
   std::function<void(const MigrationEvent&)> on_event;
+  /// Called (inside the migration lock, outside any transaction) before the
+  /// first step of this call that can destroy data: a migrate down, a
+  /// migration declared contract, any migration policy "any" applies whose
+  /// text drops or deletes (or a Lua one). The host takes a verified safety
+  /// backup there (bind: EnsureSafetyBackup); it throws to stop.
+  std::function<void(const std::string& what)> before_destructive;
   /// Lines for the operator (dry-run plans).
   std::function<void(const std::string&)> log;
 };

@@ -665,16 +665,39 @@ function M.contract(run, opts)
       last and fmt("release %s to %s, %s", tostring(last.release), tostring(last.colour),
         last.baked and "baked" or "rolled back") or "none recorded"))
   end
+  local dir = M.migrations_dir(run, last.release)
+  -- Rehearsed on a copy first: a contract migration that fails on the live
+  -- data is found before the standby stops or anything changes.
+  run:step("lint contract migrations", function()
+    local conn <close> = open_db(run)
+    local r = migrate.lint(conn, dir, {})
+    if not r.ok then
+      fail("lint", fmt("the pending migrations fail their rehearsal on a copy of the database; nothing was changed "
+        .. "and %s keeps running:\n%s", standby, tostring(r.text)))
+    end
+    return { migrations = #(r.migrations or {}) }
+  end)
+  -- The data a contract drops exists in no earlier backup once it runs.
+  run:step("backup", function() return M.backup(run, "pre-contract") end)
   log.info(fmt("contract: stop %s (the standby) once drained, then apply contract migrations for release %s; "
     .. "after this, rollback to the previous release is no longer possible", standby, tostring(last.release)))
+  local standby_was = M.colours(run)[standby]
   run:step("stop " .. standby, function()
     local r = M.stop_after_drained(cfg, standby)
     remember_colour(run, standby, nil)
-    return r
-  end)
+    return { how = r and r.how, release = standby_was and standby_was.release or nil }
+  end, { undo = function(r)
+    -- A failed contract leaves the standby as it was: running, so an
+    -- instant rollback stays possible.
+    if not (r and r.release and r.how ~= "not_running") then return end
+    M.service(cfg, standby, r.release, standby_was and standby_was.image):start { wait = cfg.app.start_timeout or 30 }
+    remember_colour(run, standby, standby_was)
+    local conn <close> = open_db(run)
+    M.gate(cfg, standby, r.release, conn)
+  end })
   local r = run:step("contract migrations", function()
     local conn <close> = open_db(run)
-    return migrate.up(conn, M.migrations_dir(run, last.release), { policy = "expand", allow_contract = true })
+    return migrate.up(conn, dir, { policy = "expand", allow_contract = true })
   end)
   run:remember("schema_version", r.to)
   log.info(fmt("contract done: database at version %s (%d migration(s) applied); %s is stopped", tostring(r.to),

@@ -1,5 +1,6 @@
 // `hoist rollback` and `hoist contract` on the sqlite-bluegreen example
 // behind a real nginx.
+#include <filesystem>
 #include <doctest/doctest.h>
 
 #include "integration/playbooks/bluegreen_rig.h"
@@ -120,9 +121,35 @@ TEST_SUITE("playbooks/contract") {
     CHECK(rig.Db("SELECT count(*) FROM pragma_table_info('notes') WHERE name = 'author'") == "0");
     CHECK_FALSE(rig.Running("blue"));
     CHECK(rig.Traffic() == "release 3 (green)");
+    // The dropped column's values are in a verified backup taken by this run.
+    CHECK(r.out.find("lint contract migrations") != std::string::npos);
+    bool pre_contract = false;
+    for (const auto& e : std::filesystem::directory_iterator(rig.path(".hoist/backups"))) {
+      pre_contract = pre_contract || e.path().filename().string().find("-pre-contract-") != std::string::npos;
+    }
+    CHECK(pre_contract);
     // Nothing to switch back to now.
     auto rb = rig.Hoist({"rollback"});
     CHECK(rb.exit_code == 1);
+  }
+
+  TEST_CASE("a contract migration that fails its rehearsal changes nothing and the standby keeps running") {
+    BlueGreenRig rig;
+    rig.HoistOk({"deploy", "-e", "version=1"});
+    rig.HoistOk({"deploy", "-e", "version=2"});
+    rig.HoistOk({"deploy", "-e", "version=3"});
+    WriteFile(rig.path("releases/3/migrations/0004_drop_author.sql"),
+              "-- hoist:phase contract\n-- hoist:up\nALTER TABLE notes DROP COLUMN author;\n"
+              "INSERT INTO notes_missing VALUES (1);\n");
+    auto r = rig.Hoist({"contract"});
+    INFO(Describe(r));
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("fail their rehearsal on a copy of the database; nothing was changed") != std::string::npos);
+    CHECK(rig.Running("blue"));
+    CHECK(rig.Direct("blue") == "release 2 (blue)");
+    CHECK(Version(rig) == "3");
+    CHECK(rig.Db("SELECT count(*) FROM pragma_table_info('notes') WHERE name = 'author'") == "1");
+    CHECK(rig.Traffic() == "release 3 (green)");
   }
 
   TEST_CASE("contract is refused after a rollback") {

@@ -112,7 +112,7 @@ TEST_CASE("bad migrations and bad options are refused with exact messages") {
   CHECK(RunLuaError(f.Prelude() + R"lua(
     local ok, e = pcall(migrate.up, c, dir, { polcy = "any" })
     assert(e.message == "unknown option 'polcy' for migrate.up (expected one of: to, policy, allow_contract, dry_run, "
-      .. "allow_missing, allow_out_of_order, lock_timeout, lock_ttl)", e.message)
+      .. "allow_missing, allow_out_of_order, lock_timeout, lock_ttl, safety_backup)", e.message)
     ok, e = pcall(migrate.up, c, dir, { policy = "any" })
     assert(e.code == "invalid", e.code)
     assert(e.message == dir .. "/0003_nothing.lua: returned a number (a Lua migration returns { up = function(db) ... "

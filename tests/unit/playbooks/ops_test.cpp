@@ -213,6 +213,52 @@ TEST_CASE("migrate: down refuses a migration without a down section and rolls ba
   CHECK(p.Scalar("SELECT count(*) FROM pragma_table_info('users') WHERE name IN ('email', 'nick')") == 2);
 }
 
+TEST_CASE("a playbook that forgets the backup: hoist takes a safety backup before a down or a destructive migration") {
+  Ops p;
+  REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
+  p.Exec("INSERT INTO users (name, email) VALUES ('ada', 'ada@example.com')");
+  WriteFile(p.dir / "playbooks/careless.lua", R"lua(local hoist = require "hoist"
+local migrate = require "hoist.migrate"
+local project = require "hoist.project"
+return hoist.playbook {
+  name = "careless", version = "1.0.0",
+  params = { what = { type = "enum", values = { "down", "any", "contract", "none" }, default = "down" } },
+  run = function(run, p)
+    local conn <close> = project.database(run)
+    if p.what == "down" then return migrate.down(conn, { steps = 1 }) end
+    if p.what == "none" then return migrate.down(conn, { steps = 1, safety_backup = false }) end
+    return migrate.up(conn, project.migrations(run), { policy = p.what == "any" and "any" or "expand",
+      allow_contract = p.what == "contract" })
+  end,
+}
+)lua");
+  auto down = p.Run({"careless"});
+  INFO(down.out << down.err);
+  REQUIRE(down.exit_code == 0);
+  CHECK(down.err.find("safety backup before rolling back 1 migration (to version 1): ") != std::string::npos);
+  auto backups = p.Backups();
+  REQUIRE(backups.size() == 1);
+  CHECK(backups[0].starts_with("app-pre-destructive-"));
+  // The email values are in it.
+  auto copy = db::Open("sqlite://" + (p.dir / ("backups/" + backups[0])), ReadOnly());
+  CHECK(db::ValueToJson(copy->Query("SELECT email FROM users").rows[0][0]) == "ada@example.com");
+
+  // Policy any applying a DROP COLUMN, and a declared contract: one backup each.
+  WriteFile(p.dir / "migrations/0003_drop_name.sql", "ALTER TABLE users DROP COLUMN name;\n");
+  REQUIRE(p.Run({"careless", "-e", "what=any"}).exit_code == 0);
+  CHECK(p.Backups().size() == 2);
+  WriteFile(p.dir / "migrations/0004_drop_t.sql", "-- hoist:phase contract\n-- hoist:up\nCREATE TABLE t (x);\nDROP TABLE t;\n-- hoist:down\nSELECT 1;\n");
+  REQUIRE(p.Run({"careless", "-e", "what=contract"}).exit_code == 0);
+  CHECK(p.Backups().size() == 3);
+
+  // An additive migration under expand needs none; safety_backup = false is said.
+  auto none = p.Run({"careless", "-e", "what=none"});
+  INFO(none.out << none.err);
+  CHECK(none.exit_code == 0);
+  CHECK(none.err.find("no safety backup before rolling back 1 migration") != std::string::npos);
+  CHECK(p.Backups().size() == 3);
+}
+
 TEST_CASE("migrate: -e to=0 with down rolls back every migration, unset to with down rolls back steps") {
   Ops p;
   REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
