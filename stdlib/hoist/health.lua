@@ -149,7 +149,11 @@ function M.http(spec)
   local expect = spec.expect_status or "200-299"
   local method = spec.method or "GET"
   return attempt(spec, "http", method .. " " .. spec.url, function()
-    local ok, res = pcall(http.request, { method = method, url = spec.url, headers = spec.headers,
+    -- A probe keeps no connection open: the colour it checks may be stopped
+    -- next, and an idle keep-alive would hold that stop for its whole grace.
+    local headers = { Connection = "close" }
+    for k, v in pairs(spec.headers or {}) do headers[k] = v end
+    local ok, res = pcall(http.request, { method = method, url = spec.url, headers = headers,
       body = spec.body, timeout = spec.timeout or 5 })
     if not ok then
       if is_stop(res) then error(res) end

@@ -160,6 +160,8 @@ class ColourServer {
     routes_[path] = std::move(r);
   }
   long requests() const { return requests_; }
+  /// Requests that asked for the connection to close after the answer.
+  long closing_requests() const { return closing_requests_; }
 
   /// Closes the listener and every connection.
   void Stop() {
@@ -233,6 +235,7 @@ class ColourServer {
       std::string path = sp1 == std::string::npos ? "/" : head.substr(sp1 + 1, sp2 - sp1 - 1);
       if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
       ++requests_;
+      if (lower.find("connection: close") != std::string::npos) ++closing_requests_;
       c.out += Respond(path, close);
       if (close) return false;
     }
@@ -312,6 +315,7 @@ class ColourServer {
   std::atomic<int> status_{200};
   std::atomic<bool> hang_{false}, stop_{false};
   std::atomic<long> requests_{0};
+  std::atomic<long> closing_requests_{0};
   std::mutex mu_;
   std::map<std::string, Route> routes_;
   std::thread thread_;

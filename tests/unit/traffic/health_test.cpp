@@ -47,6 +47,14 @@ TEST_SUITE("traffic/health") {
     CHECK(r["error"] == "status 503, expected 200-299");
   }
 
+  TEST_CASE("http: a probe asks the colour to close its connection, so no keep-alive outlives the check") {
+    ColourServer s("green");
+    CHECK(Check("health.http{ url = " + Url(s, "/") + ", retries = 2 }")["ok"] == true);
+    CHECK(Check("health.http{ url = " + Url(s, "/") + ", headers = { ['X-Probe'] = 'gate' } }")["ok"] == true);
+    CHECK(s.requests() == 2);
+    CHECK(s.closing_requests() == 2);
+  }
+
   TEST_CASE("http: body and JSON assertions") {
     ColourServer s("green");
     s.SetRoute("/health", {200, R"({"status":"ok","version":"1.4.2","checks":{"db":"up","disk":{"free":42}},)"
