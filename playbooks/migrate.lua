@@ -97,6 +97,16 @@ return hoist.playbook {
     if a == "status" then
       local st = run:step("status", function() return migrate.status(conn, dir) end)
       log.info(conn:url() .. ": migrations in " .. dir .. "\n" .. status_text(st))
+      -- Missing files newer than every file here are a newer release's
+      -- expand migrations (what hoist status says too), not a broken history.
+      local ahead = project.migrations_ahead(st)
+      local c = st.counts
+      if #ahead > 0 and #ahead == (c.missing or 0) and (c.changed or 0) + (c.failed or 0) + (c.out_of_order or 0) == 0 then
+        log.info(("%d migration(s) applied beyond the files in %s (%s): a newer release's expand migrations, kept; "
+          .. "this release runs on them by design. To remove them: hoist migrate -e action=down -e steps=%d")
+          :format(#ahead, dir, table.concat(ahead, ", "), #ahead))
+        return
+      end
       if not st.ok then
         error(hoist.error("migrate", "history", "the migration history has problems (changed, missing, failed or out-of-order files, listed above): see docs/migrations.md, 'Recovering from a failed migration'"))
       end

@@ -24,8 +24,11 @@ return hoist.playbook {
     if s.schema.error then
       say("schema: %s", s.schema.error)
     else
-      say("schema version: %s, %d pending%s", tostring(s.schema.version), #s.schema.pending,
-        #s.schema.pending > 0 and (": " .. concat(s.schema.pending, ", ")) or "")
+      local ahead = s.schema.ahead or {}
+      say("schema version: %s, %d pending%s%s", tostring(s.schema.version), #s.schema.pending,
+        #s.schema.pending > 0 and (": " .. concat(s.schema.pending, ", ")) or "",
+        #ahead > 0 and fmt("; %d applied beyond the live release's files (%s: a newer release's expand "
+          .. "migrations, kept)", #ahead, concat(ahead, ", ")) or "")
     end
     if s.last_backup then
       say("last backup: %s (%s, %s)", s.last_backup.path, tostring(s.last_backup.created_at),

@@ -737,7 +737,7 @@ function M.status(run)
     end
     local conn <close> = project.database(run, { readonly = true })
     local st = migrate.status(conn, M.migrations_dir(run, release))
-    out.schema = { version = st.current, pending = st.pending or {} }
+    out.schema = { version = st.current, pending = st.pending or {}, ahead = project.migrations_ahead(st) }
   end)
   if not dok then out.schema = { error = message(derr) } end
   local settings = project.backups(run)

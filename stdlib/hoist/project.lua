@@ -200,4 +200,20 @@ function M.find_backup(run, conn, name)
     name, conn:url(), dir, #names > 0 and table.concat(names, ", ") or "none"))
 end
 
+--- Applied migrations newer than every file of a status's dir: a newer
+-- release's expand migrations (kept by a deploy that failed after them, or
+-- left by a rollback) — the release of dir runs on them by design, so they
+-- are not a broken history. File names, by version.
+function M.migrations_ahead(st)
+  local top = -math.huge
+  for _, m in ipairs(st.migrations or {}) do
+    if m.state ~= "missing" and m.version > top then top = m.version end
+  end
+  local out = {}
+  for _, m in ipairs(st.migrations or {}) do
+    if m.state == "missing" and m.version > top then out[#out + 1] = m.file end
+  end
+  return out
+end
+
 return M

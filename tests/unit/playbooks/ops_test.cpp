@@ -259,6 +259,22 @@ return hoist.playbook {
   CHECK(p.Backups().size() == 3);
 }
 
+TEST_CASE("migrate status: migrations newer than every file are a newer release's, not a broken history") {
+  Ops p;
+  REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
+  // The directory of the release before: it lacks 0002, which a deploy kept.
+  fs::remove(p.dir / "migrations/0002_email.sql");
+  auto st = p.Run({"migrate"});
+  INFO(st.out << st.err);
+  CHECK(st.exit_code == 0);
+  CHECK(st.err.find("1 migration(s) applied beyond the files in") != std::string::npos);
+  CHECK(st.err.find("hoist migrate -e action=down -e steps=1") != std::string::npos);
+  // A file missing below the newest one is a broken history.
+  WriteFile(p.dir / "migrations/0002_email.sql", kEmail);
+  fs::remove(p.dir / "migrations/0001_users.sql");
+  CHECK(p.Run({"migrate"}).exit_code == 1);
+}
+
 TEST_CASE("migrate: -e to=0 with down rolls back every migration, unset to with down rolls back steps") {
   Ops p;
   REQUIRE(p.Run({"migrate", "-e", "action=up", "-e", "backup=false"}).exit_code == 0);
