@@ -155,6 +155,7 @@ MigrationFile ParseSqlMigration(const std::string& path, std::string source) {
           if (m.has_down) Invalid(where, "a second '-- hoist:down' section");
           section = Section::kDown;
           m.has_down = true;
+          m.down_line = line_no + 1;
           continue;
         }
         if (directive == "phase") {

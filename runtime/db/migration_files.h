@@ -22,6 +22,7 @@ struct MigrationFile {
   std::string down;          // SQL of the down section ("" when none)
   bool has_down = false;
   int up_line = 1;           // first line of the up section in the file
+  int down_line = 0;         // first line of the down section (0: none)
   std::string phase;         // "expand", "contract" or "" (undeclared)
   bool no_transaction = false;
   std::string checksum;      // sha256 of the normalised source

@@ -210,6 +210,13 @@ void RecordApplied(Connection& c, const AppliedMigration& a, Recorded before) {
 
 std::string Short(const std::string& checksum) { return checksum.substr(0, 12); }
 
+// The down section as stored: blank lines stand in for the file's lines
+// above it, so a failing down statement is reported at its line in the
+// file, as an up statement is.
+std::string StoredDown(const MigrationFile& m) {
+  return std::string(m.down_line > 1 ? static_cast<size_t>(m.down_line - 1) : 0, '\n') + m.down;
+}
+
 std::string VersionText(const std::optional<int64_t>& v) {
   return v ? fmt::format("is at version {}", *v) : std::string("has no migration applied");
 }
@@ -377,7 +384,7 @@ class Applier {
     if (m.kind == "lua") {
       a.down_source = m.source;  // the whole file: down() is looked up when rolling back
     } else if (has_down) {
-      a.down_source = m.down;
+      a.down_source = StoredDown(m);
     }
     a.applied_at = sys::NowIso();
     a.run_id = env_.run_id;
@@ -1190,7 +1197,7 @@ BaselineResult Baseline(Connection& conn, const BaselineOptions& o, const Migrat
         if (kind != "baseline") {
           a.kind = f.kind;
           if (f.kind == "lua") a.down_source = f.source;
-          else if (f.has_down) a.down_source = f.down;
+          else if (f.has_down) a.down_source = StoredDown(f);
         }
       } else {
         a.name = kind == "baseline" ? "baseline" : "";
@@ -1346,7 +1353,7 @@ RepairResult Repair(Connection& conn, const RepairOptions& o, const MigrateEnv& 
         if (f.kind == "lua") {
           a.down_source = f.source;
         } else if (f.has_down) {
-          a.down_source = f.down;
+          a.down_source = StoredDown(f);
         } else {
           a.down_source.reset();
         }

@@ -242,6 +242,21 @@ TEST_SUITE("migrate/foreign_keys") {
     CHECK(e.message().find("at statement 4 (line 4: DROP TABLE t_old)") != std::string::npos);
   }
 
+  TEST_CASE("a failing down statement is reported at its line in the file, as an up statement is") {
+    TempDir t("fk");
+    auto c = OpenDb("sqlite://" + (t / "a.db"));
+    Migs m;
+    m.Write("0001_t.sql",
+            "-- hoist:up\nCREATE TABLE t (id INTEGER PRIMARY KEY);\n\n-- hoist:down\nDROP TABLE t;\n"
+            "DROP TABLE nope;\n");
+    db::Up(*c, m.path(), Any());
+    db::DownOptions d;
+    d.steps = 1;
+    Error e = CatchError([&] { db::Down(*c, d, {}); });
+    INFO(e.message());
+    CHECK(e.message().find("at statement 2 of its down (line 6: DROP TABLE nope)") != std::string::npos);
+  }
+
   TEST_CASE("PRAGMA foreign_keys written inside a migration is warned about, naming file and line") {
     TempDir t("fk");
     auto c = OpenDb("sqlite://" + (t / "a.db"));
