@@ -1,5 +1,6 @@
 #include "db/migrate_fk.h"
 
+#include <algorithm>
 #include <cctype>
 #include <regex>
 #include <set>
@@ -70,6 +71,65 @@ std::map<std::string, int64_t> CountRows(Connection& c, const std::vector<std::p
     }
   }
   return out;
+}
+
+std::map<std::string, int64_t> TableOids(Connection& c) {
+  std::map<std::string, int64_t> out;
+  if (IsSqlite(c)) return out;
+  auto r = c.Query("SELECT c.relname, c.oid::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                   "WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema()");
+  for (const auto& row : r.rows) {
+    if (row.size() == 2 && std::holds_alternative<int64_t>(row[1])) out[Text(row[0])] = std::get<int64_t>(row[1]);
+  }
+  return out;
+}
+
+std::vector<std::string> RecreatedTables(const std::map<std::string, int64_t>& before,
+                                         const std::map<std::string, int64_t>& after,
+                                         const std::vector<std::pair<std::string, int>>& known) {
+  std::vector<std::string> out;
+  for (const auto& [name, oid] : before) {
+    auto a = after.find(name);
+    if (a == after.end() || a->second == oid) continue;
+    bool named = std::any_of(known.begin(), known.end(), [&](const auto& k) { return k.first == name; });
+    if (!named) out.push_back(name);
+  }
+  return out;
+}
+
+void RunMeasuringDrops(Connection& c, std::vector<std::pair<std::string, int>>& dropped,
+                       std::map<std::string, int64_t>& rows_before,
+                       const std::function<void(const StatementHook&)>& body) {
+  if (IsSqlite(c)) {
+    body(nullptr);
+    return;
+  }
+  const auto oids = TableOids(c);
+  std::vector<std::string> hidden;
+  struct Remeasure {};
+  try {
+    c.Tx([&] {
+      body(nullptr);
+      hidden = RecreatedTables(oids, TableOids(c), dropped);
+      if (!hidden.empty()) throw Remeasure{};
+    });
+    return;
+  } catch (const Remeasure&) {
+  }
+  // Back at the savepoint, the old tables exist again: count them, then
+  // run the body once more (the rare case: a DO block, a function, Lua).
+  std::vector<std::pair<std::string, int>> extra;
+  for (const auto& name : hidden) extra.emplace_back(name, -1);
+  for (const auto& [name, n] : CountRows(c, extra)) rows_before[name] = n;
+  body([&](int i) {
+    auto now = TableOids(c);
+    for (auto& [name, index] : extra) {
+      auto it = now.find(name);
+      if (index < 0 && (it == now.end() || it->second != oids.at(name))) index = i;
+    }
+  });
+  dropped.insert(dropped.end(), extra.begin(), extra.end());
+  std::stable_sort(dropped.begin(), dropped.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
 }
 
 bool RenameAsideRebuild(const std::vector<Statement>& statements) {

@@ -5,6 +5,7 @@
 // rehearsal both use these, so a rehearsal behaves as the real run.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -49,5 +50,31 @@ std::string ForeignKeyViolations(Connection& c);
 /// Row counts of those tables that exist (others absent): what a migration
 /// that drops them is measured against (CheckRowsSurvived).
 std::map<std::string, int64_t> CountRows(Connection& c, const std::vector<std::pair<std::string, int>>& tables);
+
+/// PostgreSQL: the OID of every table in the current schema, by name (empty
+/// for SQLite). A table whose OID changed across a migration was dropped and
+/// recreated, whether or not its text says DROP TABLE (a DO block, a
+/// function, a Lua migration).
+std::map<std::string, int64_t> TableOids(Connection& c);
+
+/// Called after statement i (0-based) of a migration's body.
+using StatementHook = std::function<void(int)>;
+
+/// Runs a migration's body (inside the caller's open transaction) so that
+/// the tables it drops and recreates are measured even when its text does
+/// not name them. SQLite: runs body(nullptr). PostgreSQL: runs it in a
+/// savepoint; when tables outside `dropped` come back with another OID,
+/// rolls back to the savepoint, counts their rows into rows_before, runs the
+/// body again with a hook that finds the statement after which each one
+/// changed, and adds them to `dropped` (sorted by statement; -1 = unknown,
+/// a Lua migration). Exceptions from the body propagate.
+void RunMeasuringDrops(Connection& c, std::vector<std::pair<std::string, int>>& dropped,
+                       std::map<std::string, int64_t>& rows_before,
+                       const std::function<void(const StatementHook&)>& body);
+
+/// Names of the tables in both maps whose OID differs, leaving out `known`.
+std::vector<std::string> RecreatedTables(const std::map<std::string, int64_t>& before,
+                                         const std::map<std::string, int64_t>& after,
+                                         const std::vector<std::pair<std::string, int>>& known);
 
 }  // namespace hoist::db

@@ -299,11 +299,11 @@ LintReport Lint(Connection& conn, const std::string& dir, const LintOptions& o, 
     }
     lm.rehearsed = true;
     SchemaSnapshot before = probe.Take();
-    const auto dropped = m.kind == "sql" ? DroppedTables(statements) : std::vector<std::pair<std::string, int>>{};
-    const auto rows_before = CountRows(sc, dropped);
+    auto dropped = m.kind == "sql" ? DroppedTables(statements) : std::vector<std::pair<std::string, int>>{};
+    auto rows_before = CountRows(sc, dropped);
     int at = -1;
     try {
-      auto body = [&] {
+      auto body = [&](const StatementHook& after = nullptr) {
         if (m.kind == "lua") {
           env.lua->Run(sc, m.source, "@" + m.path, true);
           return;
@@ -311,6 +311,7 @@ LintReport Lint(Connection& conn, const std::string& dir, const LintOptions& o, 
         for (size_t i = 0; i < statements.size(); ++i) {
           at = static_cast<int>(i);
           sc.Exec(statements[i].sql);
+          if (after) after(at);
         }
       };
       // A Lua migration uses its own connection to the sandbox, so it must
@@ -321,7 +322,7 @@ LintReport Lint(Connection& conn, const std::string& dir, const LintOptions& o, 
         // As the applier does: foreign keys off, checked before COMMIT.
         ForeignKeysOff fk_off(sc, RenameAsideRebuild(statements));
         sc.Tx([&] {
-          body();
+          RunMeasuringDrops(sc, dropped, rows_before, body);
           if (std::string broken = ForeignKeyViolations(sc); !broken.empty()) {
             at = -1;
             throw Error("db", "constraint", broken);

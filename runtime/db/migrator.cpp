@@ -226,6 +226,13 @@ std::string ErrorText(const std::exception& e) {
   return e.what();
 }
 
+// A database message that a sentence of ours follows: PostgreSQL's DETAIL
+// and HINT end with a period, and ". It was rolled back" must not double it.
+std::string Clause(std::string message) {
+  while (!message.empty() && (message.back() == '.' || message.back() == ' ')) message.pop_back();
+  return message;
+}
+
 std::string LuaChunk(const MigrationFile& m) { return "@" + m.path; }
 
 std::string Join(const std::vector<std::string>& v, const std::string& sep) {
@@ -435,7 +442,8 @@ class Applier {
 
   // Runs the statements (or the Lua up/down) of one migration on conn_.
   void RunBody(const MigrationFile& m, const std::vector<Statement>& statements, bool up,
-               const std::optional<std::string>& lua_source, const std::string& chunk) {
+               const std::optional<std::string>& lua_source, const std::string& chunk,
+               const StatementHook& after = nullptr) {
     if (lua_source) {
       try {
         env_.lua->Run(conn_, *lua_source, chunk, up);
@@ -451,6 +459,7 @@ class Applier {
       } catch (const std::exception& e) {
         throw StatementFailure{static_cast<int>(i), ErrorText(e)};
       }
+      if (after) after(static_cast<int>(i));
     }
   }
 
@@ -553,7 +562,7 @@ class Applier {
               "{} failed {}: {}. It runs without a transaction (-- hoist:no-transaction): {}; it is recorded as "
               "failed and blocks further migrations until you check the database and drop the record with "
               "migrate.repair(db, {{ reason = \"...\" }}); the database {}",
-              m.file, Where(m, statements, f.index), f.message, done, stays);
+              m.file, Where(m, statements, f.index), Clause(f.message), done, stays);
           row.error = msg;
           RecordFailure(row, &msg);
           Event("fail", m.version, m.file, sys::Monotonic() - t0, {{"error", msg}});
@@ -565,7 +574,7 @@ class Applier {
     } else {
       if (m.kind == "sql" && !IsPg(conn_)) WarnForeignKeysPragma(m, statements, m.up_line);
       ForeignKeysOff fk_off(conn_, RenameAsideRebuild(statements));
-      const auto dropped = m.kind == "sql" ? DroppedTables(statements) : std::vector<std::pair<std::string, int>>{};
+      auto dropped = m.kind == "sql" ? DroppedTables(statements) : std::vector<std::pair<std::string, int>>{};
       std::map<std::string, int64_t> rows_before;
       int rows_lost_at = -1;
       try {
@@ -578,8 +587,14 @@ class Applier {
           const SchemaSnapshot* before = expand ? &Before() : nullptr;
           // Rows of the tables it drops: a table recreated without them is
           // destructive, whatever the schema diff says.
-          if (expand) rows_before = CountRows(conn_, dropped);
-          RunBody(m, statements, true, lua_source, LuaChunk(m));
+          if (expand) {
+            rows_before = CountRows(conn_, dropped);
+            RunMeasuringDrops(conn_, dropped, rows_before, [&](const StatementHook& after) {
+              RunBody(m, statements, true, lua_source, LuaChunk(m), after);
+            });
+          } else {
+            RunBody(m, statements, true, lua_source, LuaChunk(m));
+          }
           if (std::string broken = ForeignKeyViolations(conn_); !broken.empty()) {
             throw StatementFailure{kAtCommit, broken};
           }
@@ -626,7 +641,7 @@ class Applier {
         row.success = false;
         row.duration_ms = (sys::Monotonic() - t0) * 1000;
         std::string msg = fmt::format("{} failed {}: {}. It was rolled back and recorded as failed; the database {}",
-                                      m.file, Where(m, statements, f.index), f.message, stays);
+                                      m.file, Where(m, statements, f.index), Clause(f.message), stays);
         row.error = msg;
         RecordFailure(row, &msg);
         Event("fail", m.version, m.file, sys::Monotonic() - t0, {{"error", msg}});
@@ -640,7 +655,7 @@ class Applier {
         row.duration_ms = (sys::Monotonic() - t0) * 1000;
         std::string msg = fmt::format("{} failed at COMMIT: {}. It was rolled back and recorded as failed; the "
                                       "database {}",
-                                      m.file, ErrorText(e), stays);
+                                      m.file, Clause(ErrorText(e)), stays);
         row.error = msg;
         RecordFailure(row, &msg);
         Event("fail", m.version, m.file, sys::Monotonic() - t0, {{"error", msg}});
@@ -1087,7 +1102,8 @@ DownResult Down(Connection& conn, const DownOptions& o, const MigrateEnv& env) {
                                                   : fmt::format("at statement {} of its down (line {}: {})", f.index + 1,
                                                                 statements[static_cast<size_t>(f.index)].line,
                                                                 StatementHead(statements[static_cast<size_t>(f.index)].sql));
-        std::string msg = fmt::format("rolling back {} failed {}: {}. {}; the database {}", a.file, where, f.message,
+        std::string msg = fmt::format("rolling back {} failed {}: {}. {}; the database {}", a.file, where,
+                                      Clause(f.message),
                                       a.no_transaction ? "It runs without a transaction: earlier statements of the "
                                                          "down stay applied and it is still recorded as applied"
                                                        : "It was rolled back and stays applied",
