@@ -271,7 +271,7 @@ std::vector<engine::ParamSpec> ReadParams(lua_State* L, int desc, const std::str
     int st = lua_gettop(L);
     try {
       lua::CheckKeys(L, st, "a param spec", {"type", "required", "default", "help", "values", "secret"});
-      s.type = engine::ParseParamType(lua::OptStringField(L, st, "type").value_or("string"), s.name);
+      s.type = engine::ParseParamType(lua::OptStringField(L, st, "type").value_or("string"));
       s.required = lua::OptBooleanField(L, st, "required").value_or(false);
       s.help = lua::OptStringField(L, st, "help").value_or("");
       s.secret = lua::OptBooleanField(L, st, "secret").value_or(false);
@@ -291,7 +291,11 @@ std::vector<engine::ParamSpec> ReadParams(lua_State* L, int desc, const std::str
         engine::ValidateParams({s}, probe);
       } catch (const Error& e) {
         lua_pop(L, 1);
-        throw Error("playbook", "invalid", pw + ": bad default: " + e.message());
+        // ValidateParams names the param itself; pw already does.
+        std::string why = e.message();
+        std::string own = "param '" + s.name + "': ";
+        if (why.rfind(own, 0) == 0) why = why.substr(own.size());
+        throw Error("playbook", "invalid", pw + ": bad default: " + why);
       }
       s.default_value = d;
     }
