@@ -220,7 +220,13 @@ std::string PushEnvironment(lua_State* L, int config_idx, const Config& c, const
 PlaybookRef Resolve(const Project& p, const std::string& ref) {
   PlaybookRef r;
   bool is_path = ref.find('/') != std::string::npos || (ref.size() > 4 && ref.ends_with(".lua"));
+  std::error_code ec;
   if (is_path) {
+    // fopen succeeds on a directory and reads nothing: say what it is.
+    if (fs::is_directory(ref, ec)) {
+      throw Error("playbook", "invalid",
+                  ref + " is a directory, not a playbook file (give a .lua file, or a playbook name: hoist list shows them)");
+    }
     if (!ReadFile(ref, &r.source)) {
       throw Error("playbook", "not_found", "cannot read playbook file " + ref + ": no such file");
     }
@@ -230,6 +236,9 @@ PlaybookRef Resolve(const Project& p, const std::string& ref) {
     return r;
   }
   std::string project_file = p.root + "/playbooks/" + ref + ".lua";
+  if (fs::is_directory(project_file, ec)) {
+    throw Error("playbook", "invalid", "playbooks/" + ref + ".lua is a directory, not a playbook file");
+  }
   if (ReadFile(project_file, &r.source)) {
     r.name = ref;
     r.display_path = "playbooks/" + ref + ".lua";
@@ -358,6 +367,12 @@ PlaybookInfo LoadDescription(lua::State& vm, const PlaybookRef& ref) {
   }
   if (!IsIdentifier(info.name, /*lowercase=*/true)) {
     Invalid(where, fmt::format("playbook name '{}' must be lowercase letters, digits, '-', '_' or '.'", info.name));
+  }
+  // A project playbook is found by its file name: another declared name
+  // would be listed under one and journaled under the other.
+  if (ref.origin == "project" && info.name != ref.name) {
+    throw Error("playbook", "invalid",
+                fmt::format("{} declares name \"{}\": rename the file or the name", where, info.name));
   }
   if (!engine::ParseSemver(info.version)) {
     Invalid(where, fmt::format("version '{}' is not semver (expected MAJOR.MINOR.PATCH, e.g. 1.2.0)", info.version));

@@ -63,6 +63,99 @@ TEST_CASE("a bad param spec names the param once") {
   CHECK(Has(r.err, "error: playbook: playbooks/pp.lua: param 'n': bad default: expected a number, got string (number)\n"));
 }
 
+TEST_CASE("a --project dir that does not exist is said, and nothing is created there") {
+  Project p;
+  std::string missing = p.dir / "nope";
+  for (std::vector<std::string> args : {std::vector<std::string>{"--project", missing, "lok"},
+                                        {"--project", missing, "deploy"},
+                                        {"-C", missing, "history"},
+                                        {"--project", missing, "run", "status"}}) {
+    auto r = p.Run(args);
+    INFO(args[2] << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err == "hoist: --project " + missing + ": no such directory (give the directory that holds hoist.lua)\n");
+    CHECK_FALSE(fs::exists(missing));
+  }
+  auto file = p.Run({"--project", p.dir / "hoist.lua", "list"});
+  CHECK(file.exit_code == 2);
+  CHECK(file.err == "hoist: --project " + (p.dir / "hoist.lua") + ": not a directory\n");
+}
+
+TEST_CASE("run of a directory says it is a directory, not a playbook file") {
+  Project p;
+  fs::create_directories(p.dir / "playbooks/sub");
+  auto r = p.Run({"run", "./playbooks"});
+  CHECK(r.exit_code == 2);
+  CHECK(Has(r.err, "error: playbook: ./playbooks is a directory, not a playbook file (give a .lua file, or a playbook "
+                   "name: hoist list shows them)\n"));
+  fs::create_directories(p.dir / "playbooks/odd.lua");
+  auto named = p.Run({"run", "odd"});
+  CHECK(named.exit_code == 2);
+  CHECK(Has(named.err, "error: playbook: playbooks/odd.lua is a directory, not a playbook file\n"));
+  CHECK(p.NothingRan());
+}
+
+TEST_CASE("a project playbook declaring another name than its file is refused on list and run") {
+  Project p;
+  p.Playbook("x", R"lua(return require("hoist").playbook { name = "y", version = "1.0.0", run = function() end })lua");
+  const std::string want = "playbooks/x.lua declares name \"y\": rename the file or the name";
+  auto run = p.Run({"run", "x"});
+  CHECK(run.exit_code == 2);
+  CHECK(Has(run.err, "error: playbook: " + want + "\n"));
+  auto by_name = p.Run({"run", "y"});
+  CHECK(by_name.exit_code == 2);
+  auto list = p.Run({"list"});
+  CHECK(list.exit_code == 0);
+  CHECK(Has(list.out, "BROKEN: playbook: " + want));
+  CHECK(p.NothingRan());
+}
+
+TEST_CASE("playbook export elsewhere does not claim to take precedence") {
+  Project p;
+  auto other = p.Run({"playbook", "export", "backup", "-o", p.dir / "elsewhere/x.lua"});
+  CHECK(other.exit_code == 0);
+  CHECK(other.out == "wrote " + (p.dir / "elsewhere/x.lua") +
+                         " — a copy of the canned 'backup'; hoist backup still runs the canned one (run the copy with: "
+                         "hoist run " + (p.dir / "elsewhere/x.lua") + ", or move it to playbooks/backup.lua)\n");
+  auto list = p.Run({"list"});
+  CHECK(Has(list.out, "canned"));
+  auto here = p.Run({"playbook", "export", "backup", "-o", "playbooks/backup.lua"});
+  CHECK(here.exit_code == 0);
+  CHECK(here.out == "wrote playbooks/backup.lua — it now takes precedence over the canned 'backup'\n");
+}
+
+TEST_CASE("--params with invalid JSON gives line, column and a short reason") {
+  Project p;
+  p.Playbook("pp", kParamsPlaybook);
+  WriteFile(p.dir / "bad.json", "{\n  \"n\": 1,\n  \"b\": tru\n}\n");
+  auto r = p.Run({"pp", "--params", "bad.json"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "hoist: --params: bad.json: invalid JSON at line 3 column 11: invalid literal near '\"b\": tru'\n");
+  WriteFile(p.dir / "short.json", "{\"n\": ");
+  auto s = p.Run({"pp", "--params", "short.json"});
+  CHECK(s.exit_code == 2);
+  CHECK(s.err == "hoist: --params: short.json: invalid JSON at line 1 column 7: unexpected end of input; expected '[', "
+                 "'{', or a literal\n");
+  CHECK_FALSE(Has(r.err + s.err, "json.exception"));
+  CHECK(p.NothingRan());
+}
+
+TEST_CASE("numeric arguments that are not numbers say what to give") {
+  Project p;
+  auto replay = p.Run({"replay", "abc"});
+  CHECK(replay.exit_code == 2);
+  CHECK(replay.err == "hoist: replay: 'abc' is not a run id (a number, see hoist history)\n");
+  auto show = p.Run({"show", "1x"});
+  CHECK(show.exit_code == 2);
+  CHECK(show.err == "hoist: show: '1x' is not a run id (a number, see hoist history)\n");
+  for (const char* bad : {"abc", "0", "-3"}) {
+    auto h = p.Run({"history", "-n", bad});
+    CHECK(h.exit_code == 2);
+    CHECK(h.err == std::string("hoist: history: --limit '") + bad + "' is not a number of runs (a whole number from 1)\n");
+  }
+  CHECK(p.Run({"history", "-n", "5"}).exit_code == 0);
+}
+
 }  // TEST_SUITE
 
 }  // namespace
