@@ -825,7 +825,8 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     if (!options.facts_from.empty()) store->SeedFacts(env_name, engine::ReadFacts(options.facts_from, env_name));
     if (options.facts.is_object() && !options.facts.empty()) store->SeedFacts(env_name, options.facts);
   } catch (const Error& e) {
-    return usage_error(ErrorText(e), e.code() == "busy" ? "" : "check the 'state' setting in hoist.lua and the directory's permissions");
+    bool says_what_to_do = e.code() == "busy" || e.code() == "not_a_store";
+    return usage_error(ErrorText(e), says_what_to_do ? "" : "check the 'state' setting in hoist.lua and the directory's permissions");
   }
 
   engine::RunMeta meta;

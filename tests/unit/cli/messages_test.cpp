@@ -156,6 +156,37 @@ TEST_CASE("numeric arguments that are not numbers say what to give") {
   CHECK(p.Run({"history", "-n", "5"}).exit_code == 0);
 }
 
+TEST_CASE("a NAME_FILE secret naming a directory says it is a directory") {
+  Project p;
+  p.Playbook("sec", R"lua(local hoist = require "hoist"
+return hoist.playbook { name = "sec", version = "1.0.0", lock = false,
+  run = function() hoist.secret("MYPW") end })lua");
+  fs::create_directories(p.dir / "secrets");
+  auto r = p.Run({"sec"}, {{"MYPW_FILE", p.dir / "secrets"}});
+  CHECK(r.exit_code == 1);
+  CHECK(Has(r.err, "secret MYPW: MYPW_FILE names " + (p.dir / "secrets") +
+                       ", a directory: set it to the file holding the secret\n"));
+  CHECK_FALSE(Has(r.err, "is empty"));
+}
+
+TEST_CASE("a state path that is not a database says so and what to do, and leaves the file alone") {
+  Project p;
+  p.Playbook("pp", kParamsPlaybook);
+  const std::string text = "not a database, just some notes somebody saved here by mistake\n" + std::string(200, '.');
+  WriteFile(p.dir / ".hoist/state.db", text);
+  const std::string want = "state: " + (p.dir / ".hoist/state.db") +
+                           " is not a hoist state store (SQLite: file is not a database): move it aside to start a new "
+                           "journal there, or point 'state' in hoist.lua at the right file\n";
+  auto run = p.Run({"pp"});
+  CHECK(run.exit_code == 2);
+  CHECK(Has(run.err, "error: " + want));
+  CHECK_FALSE(Has(run.err, "locked"));
+  auto history = p.Run({"history"});
+  CHECK(history.exit_code == 2);
+  CHECK(history.err == "hoist: " + want);
+  CHECK(ReadAll(p.dir / ".hoist/state.db") == text);
+}
+
 }  // TEST_SUITE
 
 }  // namespace
