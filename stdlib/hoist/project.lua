@@ -194,6 +194,23 @@ function M.find_backup(run, conn, name)
   for _, e in ipairs(list) do
     if e.name == base or e.path == name then return e end
   end
+  -- The file is there but not among this database's backups: say why.
+  local backup = require "hoist.backup"
+  for _, e in ipairs(backup.list(dir)) do
+    if e.name == base or e.path == name then
+      if not e.has_manifest then
+        fail("not_found", ("%s in %s has no manifest (%s.json is missing), so hoist cannot tell which database it is "
+          .. "a backup of and will not use it; nothing was changed. Put %s.json back beside it (a copy of the backups "
+          .. "directory may have it), or choose another backup"):format(e.name, dir, e.name, e.name))
+      end
+      fail("not_found", ("%s in %s is a backup of %s, not of %s; nothing was changed"):format(
+        e.name, dir, e.source ~= "" and e.source or "an unknown database", conn:url()))
+    end
+  end
+  if exists(dir .. "/" .. base) then
+    fail("not_found", ("%s in %s is not a hoist backup (it has neither %s.json nor %s.sha256); nothing was changed")
+      :format(base, dir, base, base))
+  end
   local names = {}
   for i = 1, math.min(#list, 5) do names[#names + 1] = list[i].name end
   fail("not_found", ("no backup named %s of %s in %s (newest: %s)"):format(

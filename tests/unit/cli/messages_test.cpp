@@ -36,6 +36,26 @@ const char* kParamsPlaybook = R"lua(return require("hoist").playbook {
 
 bool Has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+// A project with a SQLite database and one backup of it; returns its file name.
+std::string WithBackup(Project& p) {
+  fs::create_directories(p.dir / "data");
+  db::OpenOptions o;
+  o.create = true;
+  auto conn = db::Open("sqlite://" + (p.dir / "data/app.db"), o);
+  conn->Exec("CREATE TABLE t (x); INSERT INTO t VALUES (1)");
+  conn->Close();
+  auto r = p.Run({"backup"});
+  REQUIRE(r.exit_code == 0);
+  for (const auto& e : fs::directory_iterator(p.dir / "backups")) {
+    if (e.path().extension() == ".db") return e.path().filename().string();
+  }
+  FAIL("no backup written");
+  return "";
+}
+
+const char* kBackupConfig = R"lua(return { environments = { prod = {
+  database = "sqlite:data/app.db", backups = "backups" } } })lua";
+
 TEST_SUITE("cli/messages") {
 
 TEST_CASE("did you mean prefers the same name in another case") {
@@ -185,6 +205,59 @@ TEST_CASE("a state path that is not a database says so and what to do, and leave
   CHECK(history.exit_code == 2);
   CHECK(history.err == "hoist: " + want);
   CHECK(ReadAll(p.dir / ".hoist/state.db") == text);
+}
+
+TEST_CASE("a truncated backup is named once by verify and restore") {
+  Project p(kBackupConfig);
+  std::string name = WithBackup(p);
+  fs::resize_file(p.dir / ("backups/" + name), 1000);
+  auto verify = p.Run({"verify"});
+  INFO(verify.err);
+  CHECK(verify.exit_code == 1);
+  CHECK(Has(verify.err, "verify: 1 problem(s): " + name + ": truncated: 1000 bytes, the manifest records "));
+  CHECK_FALSE(Has(verify.err, name + ": " + name));
+  auto restore = p.Run({"restore", "--yes", "-e", "backup=" + name});
+  CHECK(restore.exit_code == 1);
+  CHECK(Has(restore.err, "restore: refusing to restore: " + name + ": truncated: 1000 bytes"));
+  CHECK_FALSE(Has(restore.err, name + ": " + name));
+}
+
+TEST_CASE("a backups dir that cannot be listed is said once") {
+  Project p(R"lua(return { environments = { prod = { database = "sqlite:data/app.db", backups = "notes.txt" } } })lua");
+  WriteFile(p.dir / "notes.txt", "not a directory\n");
+  fs::create_directories(p.dir / "data");
+  db::OpenOptions o;
+  o.create = true;
+  db::Open("sqlite://" + (p.dir / "data/app.db"), o)->Close();
+  auto r = p.Run({"restore", "--yes"});
+  INFO(r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(Has(r.err, "backup: cannot list " + (p.dir / "notes.txt") + ": Not a directory\n"));
+}
+
+TEST_CASE("a backup whose manifest is missing is said, and nothing is restored") {
+  Project p(kBackupConfig);
+  std::string name = WithBackup(p);
+  std::string dir = p.dir / "backups";
+  fs::remove(dir + "/" + name + ".json");
+  auto r = p.Run({"restore", "--yes", "-e", "backup=" + name});
+  INFO(r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(Has(r.err, "config: " + name + " in " + dir + " has no manifest (" + name +
+                       ".json is missing), so hoist cannot tell which database it is a backup of and will not use it; "
+                       "nothing was changed. Put " + name +
+                       ".json back beside it (a copy of the backups directory may have it), or choose another backup\n"));
+  CHECK_FALSE(Has(r.err, "newest: none"));
+  // Neither manifest nor checksum: not a hoist backup at all.
+  fs::remove(dir + "/" + name + ".sha256");
+  auto bare = p.Run({"verify", "-e", "backups=" + name});
+  CHECK(bare.exit_code == 1);
+  CHECK(Has(bare.err, "config: " + name + " in " + dir + " is not a hoist backup (it has neither " + name + ".json nor " +
+                          name + ".sha256); nothing was changed\n"));
+  // No safety backup was taken: the restore stopped before anything changed.
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) files += e.path().filename().string()[0] != '.';  // not the lock
+  CHECK(files == 1);
 }
 
 }  // TEST_SUITE
