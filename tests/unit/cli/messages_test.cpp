@@ -260,6 +260,28 @@ TEST_CASE("a backup whose manifest is missing is said, and nothing is restored")
   CHECK(files == 1);
 }
 
+TEST_CASE("hoist.lua mistakes read by the canned playbooks name hoist.lua and the key, not a stdlib line") {
+  Project p(R"lua(return { environments = { prod = { database = "sqlite:data/app.db", backups = 42 } } })lua");
+  fs::create_directories(p.dir / "data");
+  db::OpenOptions o;
+  o.create = true;
+  db::Open("sqlite://" + (p.dir / "data/app.db"), o)->Close();
+  auto backups = p.Run({"backup"});
+  CHECK(backups.exit_code == 1);
+  CHECK(Has(backups.err, "error: config: hoist.lua: environments.prod.backups: must be a directory or a table, got number\n"));
+  WriteFile(p.dir / "hoist.lua", R"lua(return { environments = { prod = { database = "sqlite:data/app.db", backups = { dir = 3 } } } })lua");
+  auto dir = p.Run({"backup"});
+  CHECK(Has(dir.err, "error: config: hoist.lua: environments.prod.backups.dir: must be a path, got number\n"));
+  WriteFile(p.dir / "hoist.lua", R"lua(return { environments = { prod = { database = 42 } } })lua");
+  auto url = p.Run({"backup"});
+  CHECK(Has(url.err, "error: config: hoist.lua: environments.prod.database: must be a URL string, got number\n"));
+  WriteFile(p.dir / "hoist.lua", R"lua(return { environments = { prod = { database = "sqlite:data/nope.db" } } })lua");
+  auto open = p.Run({"backup"});
+  CHECK(open.exit_code == 1);
+  CHECK(Has(open.err, ": db: hoist.lua: environments.prod.database: no database file at " + (p.dir / "data/nope.db")));
+  for (const auto* r : {&backups, &dir, &url, &open}) CHECK_FALSE(Has(r->err, "stdlib/hoist/project.lua"));
+}
+
 }  // TEST_SUITE
 
 }  // namespace
