@@ -16,7 +16,7 @@ local function fail(code, msg) error(hoist.error("restore", code, msg)) end
 
 return hoist.playbook {
   name = "restore",
-  version = "1.1.0",
+  version = "1.1.1",
   summary = "Restore a verified backup (named, or the newest) into the live database, after a safety backup",
   params = {
     backup = { type = "string", default = "latest", help = "backup file name (or path) in the backups directory; latest = the newest backup of this database" },
@@ -47,8 +47,9 @@ return hoist.playbook {
       return backup.verify(entry.path, { deep = conn:kind() == "sqlite" })
     end)
     if not v.ok then
-      fail("corrupt", ("refusing to restore %s: %s. %s was not touched; choose another backup with -e backup=NAME (hoist verify lists them)")
-        :format(entry.name, v.message, conn:url()))
+      -- v.message names the backup file in each problem.
+      fail("corrupt", ("refusing to restore: %s. %s was not touched; choose another backup with -e backup=NAME (hoist verify lists them)")
+        :format(v.message, conn:url()))
     end
     local m = entry.manifest or {}
     log.info(("will restore %s (taken %s, label %s, migration version %s) into %s, after a protected safety backup of its current contents in %s")

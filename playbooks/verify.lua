@@ -25,7 +25,7 @@ end
 
 return hoist.playbook {
   name = "verify",
-  version = "1.0.0",
+  version = "1.0.1",
   summary = "Verify backups (checksum, integrity, restore drill) and the live database (integrity, schema fingerprint)",
   lock = false,
   params = {
@@ -64,7 +64,7 @@ return hoist.playbook {
     for _, e in ipairs(chosen) do
       check("verify " .. e.name, function()
         local v = backup.verify(e.path, { deep = not pg })
-        if not v.ok then found(e.name .. ": " .. v.message) end
+        if not v.ok then found(v.message) end  -- each problem names the file
         local out = { ok = true, sha256 = v.sha256 }
         if p.drill then
           local d = backup.drill(e.path, { conn = pg and conn or nil, smoke_sql = p.smoke_sql })

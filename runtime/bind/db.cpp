@@ -171,6 +171,8 @@ void Journaled(lua_State* L, const DbHandle& h, const std::string& name, json da
     f(data);
   } catch (const std::exception& e) {
     data["error"] = e.what();
+    auto* he = dynamic_cast<const Error*>(&e);
+    data["code"] = he ? he->code() : "error";
     RecordWorld(L, "db", name, data, sys::Monotonic() - start);
     throw;
   }
@@ -250,7 +252,21 @@ int l_open(lua_State* L) {
   luaL_setmetatable(L, kConnMeta);
   double start = sys::Monotonic();
   std::string target = SandboxUrl(L, url);
-  h->conn = db::Open(target, o);
+  try {
+    h->conn = db::Open(target, o);
+  } catch (const std::exception& e) {
+    // Journaled too: a replay compares the outcome, not only the answers.
+    std::string redacted;
+    try {
+      redacted = db::ParseUrl(target).redacted;
+    } catch (const std::exception&) {
+      redacted = "(invalid URL)";
+    }
+    auto* he = dynamic_cast<const Error*>(&e);
+    json data = {{"url", redacted}, {"error", e.what()}, {"code", he ? he->code() : "error"}};
+    RecordWorld(L, "db", "open " + redacted, data, sys::Monotonic() - start);
+    throw;
+  }
   if (Context* ctx = GetContext(L); ctx && !ctx->sandbox_dir.empty() && !o.readonly &&
                                     h->conn->kind() == std::string("sqlite") &&
                                     db::ParseUrl(target).path.rfind(ctx->sandbox_dir + "/", 0) == 0) {

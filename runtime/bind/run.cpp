@@ -225,7 +225,13 @@ std::string PushEnvironment(lua_State* L, int config_idx, const Config& c, const
 PlaybookRef Resolve(const Project& p, const std::string& ref) {
   PlaybookRef r;
   bool is_path = ref.find('/') != std::string::npos || (ref.size() > 4 && ref.ends_with(".lua"));
+  std::error_code ec;
   if (is_path) {
+    // fopen succeeds on a directory and reads nothing: say what it is.
+    if (fs::is_directory(ref, ec)) {
+      throw Error("playbook", "invalid",
+                  ref + " is a directory, not a playbook file (give a .lua file, or a playbook name: hoist list shows them)");
+    }
     if (!ReadFile(ref, &r.source)) {
       throw Error("playbook", "not_found", "cannot read playbook file " + ref + ": no such file");
     }
@@ -235,6 +241,9 @@ PlaybookRef Resolve(const Project& p, const std::string& ref) {
     return r;
   }
   std::string project_file = p.root + "/playbooks/" + ref + ".lua";
+  if (fs::is_directory(project_file, ec)) {
+    throw Error("playbook", "invalid", "playbooks/" + ref + ".lua is a directory, not a playbook file");
+  }
   if (ReadFile(project_file, &r.source)) {
     r.name = ref;
     r.display_path = "playbooks/" + ref + ".lua";
@@ -276,7 +285,7 @@ std::vector<engine::ParamSpec> ReadParams(lua_State* L, int desc, const std::str
     int st = lua_gettop(L);
     try {
       lua::CheckKeys(L, st, "a param spec", {"type", "required", "default", "help", "values", "secret"});
-      s.type = engine::ParseParamType(lua::OptStringField(L, st, "type").value_or("string"), s.name);
+      s.type = engine::ParseParamType(lua::OptStringField(L, st, "type").value_or("string"));
       s.required = lua::OptBooleanField(L, st, "required").value_or(false);
       s.help = lua::OptStringField(L, st, "help").value_or("");
       s.secret = lua::OptBooleanField(L, st, "secret").value_or(false);
@@ -296,7 +305,11 @@ std::vector<engine::ParamSpec> ReadParams(lua_State* L, int desc, const std::str
         engine::ValidateParams({s}, probe);
       } catch (const Error& e) {
         lua_pop(L, 1);
-        throw Error("playbook", "invalid", pw + ": bad default: " + e.message());
+        // ValidateParams names the param itself; pw already does.
+        std::string why = e.message();
+        std::string own = "param '" + s.name + "': ";
+        if (why.rfind(own, 0) == 0) why = why.substr(own.size());
+        throw Error("playbook", "invalid", pw + ": bad default: " + why);
       }
       s.default_value = d;
     }
@@ -359,6 +372,12 @@ PlaybookInfo LoadDescription(lua::State& vm, const PlaybookRef& ref) {
   }
   if (!IsIdentifier(info.name, /*lowercase=*/true)) {
     Invalid(where, fmt::format("playbook name '{}' must be lowercase letters, digits, '-', '_' or '.'", info.name));
+  }
+  // A project playbook is found by its file name: another declared name
+  // would be listed under one and journaled under the other.
+  if (ref.origin == "project" && info.name != ref.name) {
+    throw Error("playbook", "invalid",
+                fmt::format("{} declares name \"{}\": rename the file or the name", where, info.name));
   }
   if (!engine::ParseSemver(info.version)) {
     Invalid(where, fmt::format("version '{}' is not semver (expected MAJOR.MINOR.PATCH, e.g. 1.2.0)", info.version));
@@ -814,7 +833,8 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     if (!options.facts_from.empty()) store->SeedFacts(env_name, engine::ReadFacts(options.facts_from, env_name));
     if (options.facts.is_object() && !options.facts.empty()) store->SeedFacts(env_name, options.facts);
   } catch (const Error& e) {
-    return usage_error(ErrorText(e), e.code() == "busy" ? "" : "check the 'state' setting in hoist.lua and the directory's permissions");
+    bool says_what_to_do = e.code() == "busy" || e.code() == "not_a_store";
+    return usage_error(ErrorText(e), says_what_to_do ? "" : "check the 'state' setting in hoist.lua and the directory's permissions");
   }
 
   engine::RunMeta meta;

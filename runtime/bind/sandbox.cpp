@@ -563,6 +563,7 @@ ReplayOutcome Replay(const Project& project, const json& run, const std::string&
   auto quiet = engine::MakeNullReporter();
   out.sandbox = RunSandbox(project, so, *quiet);
   out.divergence = world.Finish();
+  if (!out.divergence) out.divergence = engine::CompareDbOutcomes(run, out.sandbox.journal);
   out.recorded_status = run.value("status", "");
   out.calls = calls.size();
   return out;

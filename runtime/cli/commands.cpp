@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -71,7 +72,56 @@ void PrintJsonLine(const json& j) {
   fmt::print("{}\n", Mask(line));
 }
 
-bind::Project OpenProject(const Globals& g) { return bind::FindProject(g.project_dir); }
+// A missing -C dir would otherwise be searched upwards from, and its
+// .hoist/ created: refuse it before anything reads or writes there.
+void CheckProjectDir(const std::string& dir) {
+  sys::Stat st = sys::StatPath(dir);
+  if (!st.exists) throw Error("", "usage", fmt::format("--project {}: no such directory (give the directory that holds hoist.lua)", dir));
+  if (st.type != "dir") throw Error("", "usage", fmt::format("--project {}: not a directory", dir));
+}
+
+bind::Project OpenProject(const Globals& g) {
+  CheckProjectDir(g.project_dir);
+  return bind::FindProject(g.project_dir);
+}
+
+// show and replay take a run id; CLI11 would say "Could not convert".
+bool ParseRunId(const std::string& cmd, const std::string& text, int64_t* id) {
+  try {
+    size_t pos = 0;
+    *id = std::stoll(text, &pos);
+    if (pos == text.size() && *id > 0) return true;
+  } catch (const std::exception&) {
+  }
+  Err(fmt::format("{}: '{}' is not a run id (a number, see hoist history)", cmd, text));
+  return false;
+}
+
+// "--params: f.json: invalid JSON at line 2 column 1: unexpected end of input"
+// without nlohmann's "[json.exception.parse_error.101] ..." framing.
+std::string JsonParseProblem(const std::string& text, const json::parse_error& e) {
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  std::string why = e.what();
+  if (auto c = why.find(": "); c != std::string::npos) why = why.substr(c + 2);  // after "..., column C"
+  if (auto d = why.find(" - "); d != std::string::npos) why = why.substr(d + 3);  // after "syntax error while ..."
+  // "; last read: 'tru<U+000A>'" -> " near 'tru'"
+  if (auto l = why.find("; last read: '"); l != std::string::npos) {
+    std::string token = why.substr(l + 14);
+    if (!token.empty() && token.back() == '\'') token.pop_back();
+    if (auto u = token.find("<U+"); u != std::string::npos) token.resize(u);
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+    why = why.substr(0, l) + (token.empty() ? "" : " near '" + token + "'");
+  }
+  return fmt::format("invalid JSON at line {} column {}: {}", line, column, why);
+}
 
 std::unique_ptr<engine::StateStore> OpenStore(const Globals& g) {
   return engine::OpenStateStore(bind::StatePath(OpenProject(g)));
@@ -180,10 +230,12 @@ int CmdRun(const Globals& g, const std::string& playbook, const std::vector<std:
     o.params.cli[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   if (!params_file.empty()) {
+    std::string text;
     try {
-      o.params.file = json::parse(sys::ReadFile(params_file));
+      text = sys::ReadFile(params_file);
+      o.params.file = json::parse(text);
     } catch (const json::parse_error& e) {
-      Err(fmt::format("--params {}: not valid JSON: {}", params_file, e.what()));
+      Err(fmt::format("--params: {}: {}", params_file, JsonParseProblem(text, e)));
       return kExitUsage;
     } catch (const Error& e) {
       Err(fmt::format("--params: {}", e.message()));
@@ -329,14 +381,7 @@ int CmdHistory(const Globals& g, const std::string& env, int limit) {
 
 int CmdShow(const Globals& g, const std::string& id_text) {
   int64_t id = 0;
-  try {
-    size_t pos = 0;
-    id = std::stoll(id_text, &pos);
-    if (pos != id_text.size()) throw std::invalid_argument("x");
-  } catch (...) {
-    Err(fmt::format("show: '{}' is not a run id (hoist history lists them)", id_text));
-    return kExitUsage;
-  }
+  if (!ParseRunId("show", id_text, &id)) return kExitUsage;
   auto store = OpenStore(g);
   auto run = store->GetRun(id);
   if (!run) {
@@ -494,7 +539,16 @@ int CmdExport(const Globals& g, const std::string& name, std::string output, boo
   auto slash = output.find_last_of('/');
   if (slash != std::string::npos) sys::MkdirP(output.substr(0, slash));
   sys::WriteAtomic(output, *src, 0644);
-  fmt::print("wrote {} — it now takes precedence over the canned '{}'\n", output, name);
+  // Only playbooks/NAME.lua of this project shadows the canned playbook.
+  std::error_code ec;
+  std::string shadow = project.root + "/playbooks/" + name + ".lua";
+  if (std::filesystem::equivalent(output, shadow, ec)) {
+    fmt::print("wrote {} — it now takes precedence over the canned '{}'\n", output, name);
+  } else {
+    fmt::print("wrote {} — a copy of the canned '{}'; hoist {} still runs the canned one (run the copy with: hoist run {}, "
+               "or move it to playbooks/{}.lua)\n",
+               output, name, name, output, name);
+  }
   return kExitOk;
 }
 
@@ -525,6 +579,7 @@ std::vector<std::string> Normalize(int argc, char** argv, const Globals& g0, int
   for (size_t j = 1; j < i; ++j) {
     if ((args[j] == "-C" || args[j] == "--project") && j + 1 < args.size()) project_dir = args[j + 1];
   }
+  CheckProjectDir(project_dir);
   bind::Project project = bind::FindProject(project_dir);
   auto names = bind::PlaybookNames(project);
   bool is_playbook = std::find(names.begin(), names.end(), word) != names.end() ||
@@ -563,10 +618,9 @@ int Main(int argc, char** argv) {
   std::map<std::string, CLI::App*> sub;
   for (const auto& c : kCommands) sub[c.name] = app.add_subcommand(c.name, c.help);
 
-  std::string playbook, params_file, env, reason, name, output, run_id;
+  std::string playbook, params_file, env, reason, name, output, run_id, limit_text = "20";
   std::vector<std::string> sets;
   bool yes = false, force = false;
-  int limit = 20;
   auto* run = sub["run"];
   run->add_option("playbook", playbook, "Playbook name (project or canned) or path to a .lua file")->required();
   run->add_option("-e,--set", sets, "Param as key=value (repeatable)")->allow_extra_args(false);
@@ -583,7 +637,9 @@ int Main(int argc, char** argv) {
                   "Run only if a fresh rehearsal gives this plan hash (printed by --sandbox)");
   sub["describe"]->add_option("playbook", name, "Playbook name or path")->required();
   sub["history"]->add_option("--env", env, "Only this environment");
-  sub["history"]->add_option("-n,--limit", limit, "How many runs")->check(CLI::PositiveNumber);
+  // Numbers are taken as text and checked here: CLI11's own messages
+  // ("Could not convert", a range up to 1.8e308) do not say what to give.
+  sub["history"]->add_option("-n,--limit", limit_text, "How many runs (default 20)");
   sub["show"]->add_option("run", run_id, "Run id (from hoist history)")->required();
   auto* lock = sub["lock"];
   lock->require_subcommand(1);
@@ -609,7 +665,8 @@ int Main(int argc, char** argv) {
   sub["test"]->add_option("paths", test_paths, "Test files or dirs (default: the project's tests/)");
   std::vector<std::string> test_lib;
   bind::ReplayOptions replay_opts;
-  sub["replay"]->add_option("run", replay_opts.run_id, "Run id (from hoist history)")->required();
+  std::string replay_id;
+  sub["replay"]->add_option("run", replay_id, "Run id (from hoist history)")->required();
   sub["replay"]->add_option("--db", replay_opts.db_url, "Database to copy (default: the run's environment's)");
   sub["replay"]->add_option("--save-test", replay_opts.save_test, "Write a passing *_test.lua that replays this run");
   sub["test"]->add_option("--lib", test_lib, "Extra dir for require (shared test helpers); repeatable")
@@ -643,13 +700,27 @@ int Main(int argc, char** argv) {
     if (*sub["run"]) return CmdRun(g, playbook, sets, params_file, env, yes, reason, sandbox_flags);
     if (*sub["list"]) return CmdList(g);
     if (*sub["describe"]) return CmdDescribe(g, name);
-    if (*sub["history"]) return CmdHistory(g, env, limit);
+    if (*sub["history"]) {
+      int limit = 0;
+      try {
+        size_t pos = 0;
+        limit = std::stoi(limit_text, &pos);
+        if (pos != limit_text.size() || limit < 1) limit = 0;
+      } catch (const std::exception&) {
+      }
+      if (limit == 0) {
+        Err(fmt::format("history: --limit '{}' is not a number of runs (a whole number from 1)", limit_text));
+        return kExitUsage;
+      }
+      return CmdHistory(g, env, limit);
+    }
     if (*sub["show"]) return CmdShow(g, run_id);
     if (*lock->get_subcommand("status")) return CmdLockStatus(g);
     if (*release) return CmdLockRelease(g, env, force, reason);
     if (*exp) return CmdExport(g, name, output, force);
     if (*mig_status) return CmdMigrateStatus(g, db_url, migrations_dir);
     if (*sub["replay"]) {
+      if (!ParseRunId("replay", replay_id, &replay_opts.run_id)) return kExitUsage;
       replay_opts.json = g.json;
       return bind::ReplayRun(OpenProject(g), replay_opts);
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -155,6 +156,13 @@ std::string ReadSecret(const std::string& name) {
   }
   std::string file_var = name + "_FILE";
   if (const char* path = std::getenv(file_var.c_str()); path && *path) {
+    // An ifstream opens a directory and reads nothing: it would be "empty".
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+      throw Error("secret", "not_found",
+                  "secret " + name + ": " + file_var + " names " + path +
+                      ", a directory: set it to the file holding the secret");
+    }
     std::ifstream f(path, std::ios::binary);
     if (!f) {
       throw Error("secret", "not_found",

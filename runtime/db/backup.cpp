@@ -802,7 +802,7 @@ std::vector<Entry> List(const std::string& dir) {
   try {
     names = sys::ListDir(dir);
   } catch (const Error& e) {
-    Fail(e.code(), "cannot list " + dir + ": " + e.message());
+    Fail(e.code(), e.message());  // already "cannot list DIR: why"
   }
   std::vector<std::string> sorted = names;  // ListDir sorts; binary_search below
   for (const auto& name : names) {

@@ -9,6 +9,7 @@ namespace {
   int code = sqlite3_errcode(db);
   std::string c = (code == SQLITE_BUSY || code == SQLITE_LOCKED) ? "busy"
                   : (code == SQLITE_CONSTRAINT)                   ? "constraint"
+                  : (code == SQLITE_NOTADB)                       ? "not_a_database"
                                                                   : "sql_error";
   throw Error("db", c, what + sqlite3_errmsg(db));
 }
@@ -91,7 +92,10 @@ void Sqlite::Exec(std::string_view sql) {
     std::string msg = err ? err : sqlite3_errmsg(db_);
     sqlite3_free(err);
     int code = sqlite3_errcode(db_);
-    throw Error("db", (code == SQLITE_BUSY || code == SQLITE_LOCKED) ? "busy" : "sql_error", msg);
+    throw Error("db", (code == SQLITE_BUSY || code == SQLITE_LOCKED) ? "busy"
+                      : code == SQLITE_NOTADB                        ? "not_a_database"
+                                                                     : "sql_error",
+                msg);
   }
 }
 

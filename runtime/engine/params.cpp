@@ -139,7 +139,7 @@ const char* ParamTypeName(ParamType t) {
   return "?";
 }
 
-ParamType ParseParamType(const std::string& name, const std::string& param) {
+ParamType ParseParamType(const std::string& name) {
   static const std::pair<const char*, ParamType> kTypes[] = {
       {"string", ParamType::kString}, {"number", ParamType::kNumber}, {"integer", ParamType::kInteger},
       {"boolean", ParamType::kBoolean}, {"enum", ParamType::kEnum},   {"list", ParamType::kList}};
@@ -147,8 +147,7 @@ ParamType ParseParamType(const std::string& name, const std::string& param) {
     if (name == n) return t;
   }
   throw Error("playbook", "invalid",
-              fmt::format("param '{}': unknown type '{}' (expected string, number, integer, boolean, enum or list)",
-                          param, name));
+              fmt::format("unknown type '{}' (expected string, number, integer, boolean, enum or list)", name));
 }
 
 json ValidateParams(const std::vector<ParamSpec>& specs, const ParamInput& input) {
@@ -161,7 +160,7 @@ json ValidateParams(const std::vector<ParamSpec>& specs, const ParamInput& input
   for (const auto& [k, _] : input.cli) {
     if (!known(k)) {
       std::string hint = Suggest(k, names);
-      problems.push_back(fmt::format("unknown param '{}'{}", k, hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+      problems.push_back(fmt::format("param '{}' is not declared{}", k, hint.empty() ? "" : "; did you mean '" + hint + "'?"));
     }
   }
   if (!input.file.is_object()) {
@@ -171,7 +170,7 @@ json ValidateParams(const std::vector<ParamSpec>& specs, const ParamInput& input
       if (!known(k) && !input.cli.count(k)) {
         std::string hint = Suggest(k, names);
         problems.push_back(
-            fmt::format("unknown param '{}' in --params file{}", k, hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+            fmt::format("param '{}' in the --params file is not declared{}", k, hint.empty() ? "" : "; did you mean '" + hint + "'?"));
       }
     }
   }
@@ -236,6 +235,14 @@ size_t EditDistance(const std::string& a, const std::string& b) {
 }
 
 std::string Suggest(const std::string& word, const std::vector<std::string>& candidates) {
+  // A case slip (-e N=1 for n) beats any closer-looking other name.
+  auto lower = [](std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  for (const auto& c : candidates) {
+    if (c != word && lower(c) == lower(word)) return c;
+  }
   size_t best = std::max<size_t>(2, word.size() / 3) + 1;
   std::string out;
   for (const auto& c : candidates) {

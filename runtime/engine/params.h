@@ -27,8 +27,9 @@ struct ParamSpec {
 };
 
 const char* ParamTypeName(ParamType t);
-/// "string" -> kString ...; throws Error{"playbook","invalid",...} otherwise.
-ParamType ParseParamType(const std::string& name, const std::string& param);
+/// "string" -> kString ...; throws Error{"playbook","invalid",...} otherwise
+/// (the message does not name the param: the caller's context does).
+ParamType ParseParamType(const std::string& name);
 
 /// What the operator passed: -e values are strings, --params JSON is typed.
 struct ParamInput {

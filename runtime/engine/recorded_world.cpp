@@ -1,5 +1,8 @@
 #include "engine/recorded_world.h"
 
+#include <algorithm>
+#include <map>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -220,6 +223,7 @@ void RecordingWorld::Sleep(double seconds, bool stoppable) {
 // ---- replay -------------------------------------------------------------
 
 std::string Divergence::Text() const {
+  if (!summary.empty()) return summary;
   return fmt::format("call {}{}:\n  expected: {}\n  actual:   {}", index + 1,
                      step.empty() ? "" : " (in step \"" + step + "\")", expected, actual);
 }
@@ -228,14 +232,14 @@ json ReplayWorld::Next(const std::string& op, const json& call) {
   if (divergence_) throw Error("replay", "diverged", "the replay already diverged: " + divergence_->Text());
   std::string actual = Describe(op, call);
   if (next_ >= calls_.size()) {
-    divergence_ = Divergence{next_, "(end of the recording)", actual, ""};
+    divergence_ = Divergence{next_, "(end of the recording)", actual, "", ""};
     throw Error("replay", "diverged", "the replay made a call the recording does not have: " + actual);
   }
   const RecordedCall& rec = calls_[next_];
   std::string expected = Describe(rec.op, rec.call);
   // The recording is masked; so is what we compare it with.
   if (rec.op != op || expected != actual) {
-    divergence_ = Divergence{next_, expected, actual, rec.step_name};
+    divergence_ = Divergence{next_, expected, actual, rec.step_name, ""};
     throw Error("replay", "diverged", "the replay diverged from the recording at " + divergence_->Text());
   }
   ++next_;
@@ -250,7 +254,7 @@ std::optional<Divergence> ReplayWorld::Finish() const {
   if (divergence_) return divergence_;
   if (next_ < calls_.size()) {
     const RecordedCall& rec = calls_[next_];
-    return Divergence{next_, Describe(rec.op, rec.call), "(the replay made no more calls)", rec.step_name};
+    return Divergence{next_, Describe(rec.op, rec.call), "(the replay made no more calls)", rec.step_name, ""};
   }
   return std::nullopt;
 }
@@ -339,6 +343,84 @@ std::vector<RecordedCall> RecordedCalls(const json& run) {
     out.push_back(std::move(c));
   }
   return out;
+}
+
+namespace {
+
+struct DbOutcome {
+  std::string op;     // "db.open", "db.query", ...
+  bool ok = true;
+  std::string code;   // "" on success, or when not journaled (older runs)
+  std::string error;
+  std::optional<int64_t> step;
+};
+
+std::vector<DbOutcome> DbOutcomes(const json& run) {
+  std::vector<DbOutcome> out;
+  for (const auto& e : run.value("events", json::array())) {
+    if (e.value("kind", "") != "db") continue;
+    DbOutcome o;
+    std::string name = e.value("name", "");
+    o.op = "db." + name.substr(0, name.find(' '));
+    const json data = e.value("data", json::object());
+    if (data.contains("error") && data["error"].is_string()) {
+      o.ok = false;
+      o.error = data["error"].get<std::string>();
+      o.code = data.value("code", "");
+    }
+    if (e.contains("step") && e["step"].is_number()) o.step = e["step"].get<int64_t>();
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+std::string OutcomeText(const DbOutcome& o) {
+  if (o.ok) return o.op + " succeeded";
+  return o.op + " failed (" + (o.code.empty() ? "" : o.code + ": ") + o.error + ")";
+}
+
+}  // namespace
+
+std::optional<Divergence> CompareDbOutcomes(const json& recorded, const json& replayed) {
+  std::map<int64_t, std::string> step_names;
+  for (const auto& s : recorded.value("steps", json::array())) step_names[s.value("seq", int64_t{0})] = s.value("name", "");
+  auto was = DbOutcomes(recorded), now = DbOutcomes(replayed);
+  auto at = [&](size_t i) {
+    const DbOutcome* o = i < was.size() ? &was[i] : nullptr;
+    if (o && o->step) return fmt::format("step {} (\"{}\")", *o->step, step_names[*o->step]);
+    return fmt::format("db call {}{}", i + 1, o ? " (outside any step)" : "");
+  };
+  for (size_t i = 0; i < std::max(was.size(), now.size()); ++i) {
+    if (i < was.size() && i < now.size()) {
+      const DbOutcome &w = was[i], &n = now[i];
+      bool same = w.op == n.op && w.ok == n.ok && (w.ok || w.code.empty() || n.code.empty() || w.code == n.code);
+      if (same) continue;
+      Divergence d;
+      d.index = i;
+      d.step = w.step ? step_names[*w.step] : "";
+      d.expected = OutcomeText(w);
+      d.actual = OutcomeText(n);
+      std::string replay = n.ok ? "replay succeeded" : "replay failed (" + (n.code.empty() ? "" : n.code + ": ") + n.error + ")";
+      if (w.op != n.op) replay = "replay made " + OutcomeText(n);
+      d.summary = fmt::format("{}: recorded {}, {}", at(i), OutcomeText(w), replay);
+      return d;
+    }
+    Divergence d;
+    d.index = i;
+    if (i < was.size()) {
+      d.step = was[i].step ? step_names[*was[i].step] : "";
+      d.expected = OutcomeText(was[i]);
+      d.actual = "(the replay made no more db calls)";
+      d.summary = fmt::format("{}: recorded {}, the replay made no more db calls", at(i), OutcomeText(was[i]));
+    } else {
+      d.expected = "(end of the recorded db calls)";
+      d.actual = OutcomeText(now[i]);
+      d.summary = fmt::format("db call {}: the recording has no more db calls, the replay made {}", i + 1,
+                              OutcomeText(now[i]));
+    }
+    return d;
+  }
+  return std::nullopt;
 }
 
 }  // namespace hoist::engine

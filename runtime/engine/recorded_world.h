@@ -72,6 +72,7 @@ struct Divergence {
   std::string expected;          ///< "ReadFile {"path":...}" or "(end of the recording)"
   std::string actual;            ///< likewise, or "(the replay made no more calls)"
   std::string step;              ///< the recorded call's step name ("" outside steps)
+  std::string summary;           ///< when set, the whole text (an outcome that differs)
   std::string Text() const;
 };
 
@@ -119,5 +120,11 @@ class ReplayWorld : public World {
 
 /// The recorded calls of a journaled run (`hoist show --json` shape).
 std::vector<RecordedCall> RecordedCalls(const nlohmann::json& run);
+
+/// Databases are real in a replay (a copy), so their calls are not fed
+/// back: this compares the outcome of each recorded db call (ok or failed,
+/// and the error code) with the replay's, in order. Both are journaled runs
+/// (`hoist show --json` shape); nullopt when every outcome is the same.
+std::optional<Divergence> CompareDbOutcomes(const nlohmann::json& recorded, const nlohmann::json& replayed);
 
 }  // namespace hoist::engine

@@ -145,7 +145,14 @@ class SqliteStateStore final : public StateStore {
         Setup();
         break;
       } catch (const Error& e) {
-        if (e.code() != "busy" || attempt >= 250) throw Error("state", "busy", "state store " + path + " stays locked: " + e.message());
+        if (e.code() == "not_a_database") {
+          throw Error("state", "not_a_store",
+                      fmt::format("{} is not a hoist state store (SQLite: {}): move it aside to start a new journal "
+                                  "there, or point 'state' in hoist.lua at the right file",
+                                  path, e.message()));
+        }
+        if (e.code() != "busy") throw Error("state", e.code(), "state store " + path + ": " + e.message());
+        if (attempt >= 250) throw Error("state", "busy", "state store " + path + " stays locked: " + e.message());
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
     }

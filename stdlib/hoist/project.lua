@@ -12,11 +12,26 @@ local function fail(code, msg)
   error(hoist.error("config", code, msg))
 end
 
+-- The key of the chosen environment, as hoist.lua spells it.
+local function key_path(run, key)
+  return ("environments.%s.%s"):format(run.env.name or "?", key)
+end
+
+-- A mistake in hoist.lua: named by its key path, without a file:line (the
+-- line that read the key, in the stdlib or a playbook, is not at fault).
+local function config_fail(run, key, code, msg)
+  error(hoist.error("config", code, ("hoist.lua: %s: %s"):format(key_path(run, key), msg), { where = "" }))
+end
+
 --- Absolute form of a path from hoist.lua: relative paths are relative to
 -- the project root (the directory holding hoist.lua), never to the cwd.
-function M.path(run, p)
+-- @param key string|nil the environment key it came from, for the message
+function M.path(run, p, key)
   if p == nil then return nil end
-  if type(p) ~= "string" or p == "" then fail("invalid", "expected a path, got " .. tostring(p)) end
+  if type(p) ~= "string" or p == "" then
+    if key then config_fail(run, key, "invalid", "must be a path, got " .. (p == "" and "\"\"" or type(p))) end
+    fail("invalid", "expected a path, got " .. tostring(p))
+  end
   if p:sub(1, 1) == "/" then return p end
   return run.project_root .. "/" .. p
 end
@@ -24,20 +39,29 @@ end
 --- The database URL with a relative SQLite path made absolute.
 -- `sqlite:data/app.db` and `sqlite:///abs/app.db` are both accepted.
 function M.database_url(run, url)
+  local from_env = url == nil
   url = url or run.env.database
   if url == nil then
-    fail("missing", ("environment '%s' has no 'database' (add database = \"sqlite:data/app.db\" or a postgres:// URL to it in hoist.lua)")
-      :format(run.env.name or "?"))
+    config_fail(run, "database", "missing", ("not set (add database = \"sqlite:data/app.db\" or a postgres:// URL to "
+      .. "environment '%s')"):format(run.env.name or "?"))
   end
-  if type(url) ~= "string" then fail("invalid", "environment key 'database' must be a URL string") end
+  if type(url) ~= "string" then
+    if from_env then config_fail(run, "database", "invalid", "must be a URL string, got " .. type(url)) end
+    fail("invalid", "a database URL must be a string, got " .. type(url))
+  end
   local rel = url:match("^sqlite:([^/].*)$")
   if rel and rel ~= ":memory:" then return "sqlite://" .. M.path(run, rel) end
   return url
 end
 
---- Opens the environment's database (close it, or use `<close>`).
+--- Opens the environment's database (close it, or use `<close>`). A failure
+-- keeps its area and code and names the hoist.lua key the URL came from.
 function M.database(run, opts)
-  return db.open(M.database_url(run), opts)
+  local from_env = run.env.database ~= nil
+  local ok, conn = pcall(db.open, M.database_url(run), opts)
+  if ok then return conn end
+  if not from_env or type(conn) ~= "table" or conn.area ~= "db" then error(conn, 0) end
+  error(hoist.error(conn.area, conn.code, ("hoist.lua: %s: %s"):format(key_path(run, "database"), conn.message)))
 end
 
 ---------------------------------------------------------------------------
@@ -124,7 +148,7 @@ end
 
 --- The migrations directory (key `migrations`, default "migrations").
 function M.migrations(run)
-  return M.path(run, run.env.migrations or "migrations")
+  return M.path(run, run.env.migrations or "migrations", "migrations")
 end
 
 --- Backup settings: `backups = "dir"` or `{ dir, keep, keep_safety, compress, format }`.
@@ -134,10 +158,10 @@ function M.backups(run)
   local b = run.env.backups
   if type(b) == "string" then b = { dir = b } end
   b = b or {}
-  if type(b) ~= "table" then fail("invalid", "environment key 'backups' must be a directory or a table") end
+  if type(b) ~= "table" then config_fail(run, "backups", "invalid", "must be a directory or a table, got " .. type(b)) end
   local out = {}
   for k, v in pairs(b) do out[k] = v end
-  out.dir = M.path(run, b.dir or ".hoist/backups")
+  out.dir = M.path(run, b.dir or ".hoist/backups", "backups.dir")
   if out.keep == nil then out.keep = 10 end
   if out.keep_safety == nil then out.keep_safety = 0 end
   return out
@@ -193,6 +217,23 @@ function M.find_backup(run, conn, name)
   local base = name:match("([^/]+)$")
   for _, e in ipairs(list) do
     if e.name == base or e.path == name then return e end
+  end
+  -- The file is there but not among this database's backups: say why.
+  local backup = require "hoist.backup"
+  for _, e in ipairs(backup.list(dir)) do
+    if e.name == base or e.path == name then
+      if not e.has_manifest then
+        fail("not_found", ("%s in %s has no manifest (%s.json is missing), so hoist cannot tell which database it is "
+          .. "a backup of and will not use it; nothing was changed. Put %s.json back beside it (a copy of the backups "
+          .. "directory may have it), or choose another backup"):format(e.name, dir, e.name, e.name))
+      end
+      fail("not_found", ("%s in %s is a backup of %s, not of %s; nothing was changed"):format(
+        e.name, dir, e.source ~= "" and e.source or "an unknown database", conn:url()))
+    end
+  end
+  if exists(dir .. "/" .. base) then
+    fail("not_found", ("%s in %s is not a hoist backup (it has neither %s.json nor %s.sha256); nothing was changed")
+      :format(base, dir, base, base))
   end
   local names = {}
   for i = 1, math.min(#list, 5) do names[#names + 1] = list[i].name end

@@ -146,7 +146,7 @@ TEST_CASE("pg: restore refuses a bit-flipped dump and leaves the database unchan
   CHECK(r.exit_code == 1);
   json fin = PgOps::Finished(r);
   CHECK(fin["code"] == "corrupt");
-  CHECK(fin["error"].get<std::string>().find("refusing to restore " + bad + ": ") != std::string::npos);
+  CHECK(fin["error"].get<std::string>().find("refusing to restore: " + bad + ": ") != std::string::npos);
   CHECK(fin["error"].get<std::string>().find(bad + ": sha256 mismatch") != std::string::npos);
   CHECK(p.Sql("SELECT string_agg(name, ',' ORDER BY id) FROM items") == "pen");
   CHECK(p.Backups().size() == 1);  // no safety backup was taken

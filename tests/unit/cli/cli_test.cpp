@@ -209,7 +209,7 @@ TEST_CASE("unknown, missing and mistyped params exit 2 with help and run nothing
 })lua");
   auto unknown = p.Run({"deploy", "-e", "version=1", "-e", "replcas=2"});
   CHECK(unknown.exit_code == 2);
-  CHECK(unknown.err.find("unknown param 'replcas' (did you mean 'replicas'?)") != std::string::npos);
+  CHECK(unknown.err.find("param 'replcas' is not declared; did you mean 'replicas'?") != std::string::npos);
   CHECK(unknown.err.find("hint: hoist describe deploy lists its params") != std::string::npos);
 
   auto missing = p.Run({"deploy"});

@@ -251,6 +251,43 @@ end }
     CHECK(test.out.find("1 passed, 0 failed") != std::string::npos);
   }
 
+  TEST_CASE("replay: a db.open that failed in the recorded run and succeeds in the replay is a divergence") {
+    TempDir dir("rpl");
+    WriteFile(dir / "hoist.lua", "return { environments = { prod = { database = \"sqlite:data/app.db\" } } }");
+    // Tolerates a missing database, so both runs end ok: only the outcome of
+    // db.open tells them apart.
+    WriteFile(dir / "probe.lua", R"lua(local hoist = require "hoist"
+local project = require "hoist.project"
+return hoist.playbook { name = "probe", version = "1.0.0", run = function(run)
+  run:step("open", function()
+    local ok, conn = pcall(project.database, run)
+    if ok then conn:close() end
+    return ok
+  end)
+end }
+)lua");
+    auto real = RunHoist(dir.path, {"run", "probe.lua"});
+    INFO(real.out << real.err);
+    REQUIRE(real.exit_code == 0);
+    fs::create_directories(dir / "data");
+    Sql(dir / "data/app.db", "CREATE TABLE t (x);");
+
+    auto replay = RunHoist(dir.path, {"replay", "1"});
+    INFO(replay.out << replay.err);
+    CHECK(replay.exit_code == 1);
+    CHECK(replay.out.find("DIVERGED at step 1 (\"open\"): recorded db.open failed (not_found: db: no database file at " +
+                          (dir / "data/app.db")) != std::string::npos);
+    CHECK(replay.out.find("), replay succeeded\n") != std::string::npos);
+    CHECK(replay.out.find("matched") == std::string::npos);
+
+    auto j = RunHoist(dir.path, {"--json", "replay", "1"});
+    REQUIRE(j.exit_code == 1);
+    json ev = json::parse(j.out);
+    CHECK(ev["matched"] == false);
+    CHECK(ev["divergence"]["step"] == "open");
+    CHECK(ev["divergence"]["actual"] == "db.open succeeded");
+  }
+
   TEST_CASE("replay: a run that recalled remembered facts replays with them, whatever was remembered since") {
     TempDir dir("rpl");
     fs::create_directories(dir / "data");

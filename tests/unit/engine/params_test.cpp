@@ -54,7 +54,7 @@ TEST_CASE("every problem is listed with type and help") {
   CHECK(e.code() == "invalid");
   CHECK(e.message() ==
         "invalid params:\n"
-        "  - unknown param 'verison' (did you mean 'version'?)\n"
+        "  - param 'verison' is not declared; did you mean 'version'?\n"
         "  - missing required param 'version' (string: release to deploy)\n"
         "  - param 'replicas': '2.5' is not an integer (integer: instances)\n"
         "  - param 'migrate': 'maybe' is not a boolean (use true or false) (boolean)");
@@ -109,6 +109,9 @@ TEST_CASE("suggestions use edit distance") {
   CHECK(EditDistance("kitten", "sitting") == 3);
   CHECK(Suggest("deplyo", {"deploy", "rollback"}) == "deploy");
   CHECK(Suggest("xyz", {"deploy", "rollback"}).empty());
+  // A case slip first, even when another name is as close by edit distance.
+  CHECK(Suggest("N", {"b", "n"}) == "n");
+  CHECK(Suggest("Deploy", {"deplo", "deploy"}) == "deploy");
 }
 
 }  // TEST_SUITE

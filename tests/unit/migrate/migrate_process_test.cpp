@@ -72,7 +72,7 @@ TEST_CASE("hoist migrate status prints a table and JSON") {
   // without a hoist.lua, so it names the missing key.
   auto none = RunHoist(d.path, {"migrate"});
   CHECK(none.exit_code == 1);
-  CHECK(none.err.find("config: environment 'default' has no 'database'") != std::string::npos);
+  CHECK(none.err.find("error: config: hoist.lua: environments.default.database: not set") != std::string::npos);
 }
 
 TEST_CASE("each migration is journaled as a world call of the run") {

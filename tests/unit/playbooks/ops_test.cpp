@@ -144,8 +144,8 @@ TEST_CASE("the database playbooks are canned, versioned and documented") {
   // Minor versions: backup, migrate and prune learned keep_safety; migrate and
   // restore check the database identity.
   for (auto [name, version] : std::vector<std::pair<const char*, const char*>>{
-           {"backup", "1.1.0"}, {"compare", "1.0.0"}, {"migrate", "1.3.0"}, {"prune", "1.1.0"}, {"restore", "1.1.0"},
-           {"verify", "1.0.0"}}) {
+           {"backup", "1.1.0"}, {"compare", "1.0.0"}, {"migrate", "1.3.0"}, {"prune", "1.1.0"}, {"restore", "1.1.1"},
+           {"verify", "1.0.1"}}) {
     CAPTURE(name);
     CHECK(list.out.find(name) != std::string::npos);
     auto d = p.Run({"describe", name, "--json"});
@@ -442,7 +442,7 @@ TEST_CASE("restore: a bit-flipped backup is refused and the live database is unc
   json fin = Ops::Finished(r);
   CHECK(fin["code"] == "corrupt");
   std::string err = fin["error"];
-  CHECK(err.find("refusing to restore " + name + ": ") != std::string::npos);
+  CHECK(err.find("refusing to restore: " + name + ": sha256 mismatch") != std::string::npos);
   CHECK(err.find(name + ": sha256 mismatch: the file hashes to ") != std::string::npos);
   CHECK(err.find("was not touched") != std::string::npos);
   CHECK(p.Scalar("SELECT group_concat(name) FROM (SELECT name FROM users ORDER BY id)") == "ada,grace");
