@@ -266,15 +266,17 @@ TEST_CASE("hoist.lua mistakes read by the canned playbooks name hoist.lua and th
   db::OpenOptions o;
   o.create = true;
   db::Open("sqlite://" + (p.dir / "data/app.db"), o)->Close();
+  // The shape is checked before anything runs (exit 2), by key path.
   auto backups = p.Run({"backup"});
-  CHECK(backups.exit_code == 1);
-  CHECK(Has(backups.err, "error: config: hoist.lua: environments.prod.backups: must be a directory or a table, got number\n"));
+  CHECK(backups.exit_code == 2);
+  CHECK(Has(backups.err, "error: config: hoist.lua: environments.prod.backups must be a string or a table (got an "
+                         "integer)"));
   WriteFile(p.dir / "hoist.lua", R"lua(return { environments = { prod = { database = "sqlite:data/app.db", backups = { dir = 3 } } } })lua");
   auto dir = p.Run({"backup"});
-  CHECK(Has(dir.err, "error: config: hoist.lua: environments.prod.backups.dir: must be a path, got number\n"));
+  CHECK(Has(dir.err, "error: config: hoist.lua: environments.prod.backups.dir must be a string (got an integer)\n"));
   WriteFile(p.dir / "hoist.lua", R"lua(return { environments = { prod = { database = 42 } } })lua");
   auto url = p.Run({"backup"});
-  CHECK(Has(url.err, "error: config: hoist.lua: environments.prod.database: must be a URL string, got number\n"));
+  CHECK(Has(url.err, "error: config: hoist.lua: environments.prod.database must be a string (got an integer)\n"));
   WriteFile(p.dir / "hoist.lua", R"lua(return { environments = { prod = { database = "sqlite:data/nope.db" } } })lua");
   auto open = p.Run({"backup"});
   CHECK(open.exit_code == 1);
