@@ -70,8 +70,7 @@ Source SourceOf(lua_State* L, int idx) {
 
 /// compress = true | false | level.
 int CompressOption(lua_State* L, int idx) {
-  if (!lua_istable(L, idx)) return 0;
-  lua_getfield(L, idx, "compress");
+  lua::RawField(L, idx, "compress");
   int level = 0;
   if (lua_isboolean(L, -1)) {
     level = lua_toboolean(L, -1) ? -1 : 0;
@@ -88,8 +87,7 @@ int CompressOption(lua_State* L, int idx) {
 
 /// A string or a list of strings (smoke_sql).
 std::vector<std::string> StringOrList(lua_State* L, int idx, const char* key) {
-  if (!lua_istable(L, idx)) return {};
-  lua_getfield(L, idx, key);
+  lua::RawField(L, idx, key);
   bool is_string = lua_type(L, -1) == LUA_TSTRING;
   std::string one = is_string ? lua_tostring(L, -1) : "";
   lua_pop(L, 1);
@@ -101,7 +99,7 @@ std::vector<std::string> StringOrList(lua_State* L, int idx, const char* key) {
 /// deep verify and drills).
 std::string ServerOption(lua_State* L, int idx) {
   if (!lua_istable(L, idx)) return "";
-  lua_getfield(L, idx, "conn");
+  lua::RawField(L, idx, "conn");
   int field = lua_gettop(L);
   std::string conninfo;
   if (!lua_isnil(L, field)) {
@@ -245,7 +243,7 @@ int l_prune(lua_State* L) {
   bk::PruneOptions o;
   if (auto v = lua::OptIntegerField(L, 2, "keep")) o.keep = static_cast<int>(*v);
   if (auto v = lua::OptIntegerField(L, 2, "keep_safety")) o.keep_safety = static_cast<int>(*v);
-  lua_getfield(L, 2, "older_than");
+  lua::RawField(L, 2, "older_than");
   bool is_number = lua_type(L, -1) == LUA_TNUMBER;
   double seconds = is_number ? lua_tonumber(L, -1) : 0;
   lua_pop(L, 1);
@@ -266,33 +264,6 @@ int l_prune(lua_State* L) {
   }
   PushResult(L, json{{"removed", r.removed}, {"kept", r.kept}, {"stale", r.stale}, {"dry_run", o.dry_run}});
   return 1;
-}
-
-/// Restoring replaces a live database: it needs opts.confirm = true (after
-/// the playbook's own run:confirm), --yes, or a "y" at the prompt.
-void Confirm(lua_State* L, bool confirmed, const std::string& question) {
-  Context* ctx = GetContext(L);
-  auto note = [&](const char* how, bool answer) {
-    if (ctx && ctx->runner) ctx->runner->Note("confirm", question, {{"answer", answer}, {"by", how}});
-  };
-  if (confirmed) {
-    note("confirm option", true);
-    return;
-  }
-  if (ctx && ctx->assume_yes) {
-    note("--yes", true);
-    return;
-  }
-  if (!ctx || !ctx->interactive) {
-    throw Error("backup", "not_confirmed",
-                question + ": needs confirmation: pass --yes, or set confirm = true after run:confirm");
-  }
-  std::fprintf(stderr, "%s [y/N] ", question.c_str());
-  std::fflush(stderr);
-  char buf[64] = {};
-  bool yes = std::fgets(buf, sizeof buf, stdin) && (buf[0] == 'y' || buf[0] == 'Y');
-  note("prompt", yes);
-  if (!yes) throw Error("backup", "not_confirmed", question + ": not confirmed");
 }
 
 /// backup.restore(file, conn, { safety_backup = true, safety_dir, confirm, pg_bin }) -> { target, safety_backup, pages, verified, ... }

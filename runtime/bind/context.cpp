@@ -1,5 +1,9 @@
 #include "bind/context.h"
 
+#include <cstdio>
+
+#include <fmt/format.h>
+
 #include "core/error.h"
 
 namespace hoist::bind {
@@ -96,6 +100,41 @@ std::string SandboxPath(lua_State* L, const std::string& path) {
 void RecordWorld(lua_State* L, const std::string& kind, const std::string& name, const nlohmann::json& data,
                  double seconds) {
   if (Context* ctx = GetContext(L); ctx && ctx->runner) ctx->runner->World(kind, name, data, seconds);
+}
+
+bool Ask(lua_State* L, const std::string& question) {
+  Context* ctx = GetContext(L);
+  auto note = [&](const char* how, bool answer) {
+    if (ctx && ctx->runner) ctx->runner->Note("confirm", question, {{"answer", answer}, {"by", how}});
+  };
+  if (ctx && ctx->assume_yes) {
+    note("--yes", true);
+    return true;
+  }
+  if (!ctx || !ctx->interactive) {
+    throw Error("run", "not_confirmed",
+                fmt::format("cannot ask \"{}\": no terminal to answer on; pass --yes to confirm", question));
+  }
+  fmt::print(stderr, "{} [y/N] ", question);
+  std::fflush(stderr);
+  char buf[64] = {};
+  bool yes = std::fgets(buf, sizeof buf, stdin) && (buf[0] == 'y' || buf[0] == 'Y');
+  note("prompt", yes);
+  return yes;
+}
+
+void Confirm(lua_State* L, bool confirmed, const std::string& question) {
+  Context* ctx = GetContext(L);
+  if (confirmed) {
+    if (ctx && ctx->runner) ctx->runner->Note("confirm", question, {{"answer", true}, {"by", "confirm option"}});
+    return;
+  }
+  // The hint names the option too: a playbook that asked already passes it.
+  if (!ctx || (!ctx->assume_yes && !ctx->interactive)) {
+    throw Error("run", "not_confirmed",
+                question + ": needs confirmation: pass --yes, or set confirm = true after run:confirm");
+  }
+  if (!Ask(L, question)) throw Error("run", "not_confirmed", question + ": not confirmed");
 }
 
 }  // namespace hoist::bind

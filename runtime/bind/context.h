@@ -5,15 +5,19 @@
 
 #include <lua.hpp>
 
+#include <exception>
 #include <map>
 #include <set>
 #include <string>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "engine/reporter.h"
 #include "engine/runner.h"
 #include "engine/world.h"
+#include "sys/clock.h"
 
 namespace hoist::bind {
 
@@ -64,5 +68,44 @@ std::string SandboxPath(lua_State* L, const std::string& path);
 /// Journals a world call when a run is active (no-op otherwise).
 void RecordWorld(lua_State* L, const std::string& kind, const std::string& name, const nlohmann::json& data,
                  double seconds);
+
+/// Runs f(data) and journals it as a `kind` world call named `name`, timed,
+/// whether f returns or throws: a throw adds data["error"] (what()) and
+/// data["code"] (the hoist::Error code, else "error") and is rethrown.
+/// Returns what f returns.
+template <typename F>
+auto Journaled(lua_State* L, const std::string& kind, const std::string& name, nlohmann::json data, F&& f) {
+  double start = sys::Monotonic();
+  try {
+    if constexpr (std::is_void_v<decltype(f(data))>) {
+      f(data);
+      RecordWorld(L, kind, name, data, sys::Monotonic() - start);
+    } else {
+      auto result = f(data);
+      RecordWorld(L, kind, name, data, sys::Monotonic() - start);
+      return result;
+    }
+  } catch (const std::exception& e) {
+    data["error"] = e.what();
+    auto* he = dynamic_cast<const Error*>(&e);
+    data["code"] = he ? he->code() : "error";
+    RecordWorld(L, kind, name, data, sys::Monotonic() - start);
+    throw;
+  }
+}
+
+/// The one confirmation prompt: "<question> [y/N] " on stderr, answered on
+/// stdin. --yes answers yes without asking. Every answer is journaled as a
+/// "confirm" note ({answer, by = "--yes" | "prompt"}). Returns the answer.
+/// Throws Error{"run","not_confirmed","cannot ask \"<question>\": no terminal
+/// to answer on; pass --yes to confirm"} when no terminal can answer.
+bool Ask(lua_State* L, const std::string& question);
+
+/// For an action that must not run unconfirmed (restore): `confirmed` (the
+/// caller's confirm option, set after the playbook's run:confirm) or --yes
+/// confirm it, else Ask. Throws Error{"run","not_confirmed"}: "<question>:
+/// needs confirmation: pass --yes, or set confirm = true after run:confirm"
+/// without a terminal, "<question>: not confirmed" when the answer is no.
+void Confirm(lua_State* L, bool confirmed, const std::string& question);
 
 }  // namespace hoist::bind

@@ -162,21 +162,11 @@ std::string JournalSql(std::string_view sql) {
   return std::string(sql.substr(0, kJournalSql)) + "…";
 }
 
-// Runs f, journaling the call whether it succeeds or throws. f fills data.
+// Journals a call on the connection h (its redacted URL in data).
 template <typename F>
 void Journaled(lua_State* L, const DbHandle& h, const std::string& name, json data, F&& f) {
   data["url"] = h.redacted;
-  double start = sys::Monotonic();
-  try {
-    f(data);
-  } catch (const std::exception& e) {
-    data["error"] = e.what();
-    auto* he = dynamic_cast<const Error*>(&e);
-    data["code"] = he ? he->code() : "error";
-    RecordWorld(L, "db", name, data, sys::Monotonic() - start);
-    throw;
-  }
-  RecordWorld(L, "db", name, data, sys::Monotonic() - start);
+  bind::Journaled(L, "db", name, std::move(data), std::forward<F>(f));
 }
 
 // Marks the connection busy for the duration of a method.
@@ -675,26 +665,8 @@ int l_url_build(lua_State* L) {
   p.host = lua::OptStringField(L, 1, "host").value_or("");
   p.port = static_cast<int>(lua::OptIntegerField(L, 1, "port").value_or(0));
   p.database = lua::OptStringField(L, 1, "database").value_or("");
-  lua_pushliteral(L, "params");
-  lua_rawget(L, 1);
-  if (lua_istable(L, -1)) {
-    std::vector<std::pair<std::string, std::string>> params;
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-      if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1)) {
-        lua_pop(L, 3);
-        throw Error("db", "invalid", "db.url: params must map names to strings");
-      }
-      params.emplace_back(lua_tostring(L, -2), lua_tostring(L, -1));
-      lua_pop(L, 1);
-    }
-    std::sort(params.begin(), params.end());  // a stable URL whatever the table's order
-    p.params = std::move(params);
-  } else if (!lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    throw Error("db", "invalid", "db.url: params must be a table");
-  }
-  lua_pop(L, 1);
+  auto params = lua::OptStringMapField(L, 1, "params");  // sorted: a stable URL whatever the table's order
+  p.params.assign(params.begin(), params.end());
   lua::PushString(L, db::BuildPostgresUrl(p));
   return 1;
 }

@@ -18,8 +18,7 @@ namespace {
 // Modes are octal strings ("0600") because Lua has no octal literals; an
 // integer is taken as the already-converted value.
 mode_t ModeOption(lua_State* L, int idx, mode_t fallback) {
-  if (!lua_istable(L, idx)) return fallback;
-  lua_getfield(L, idx, "mode");
+  lua::RawField(L, idx, "mode");
   mode_t mode = fallback;
   if (lua_type(L, -1) == LUA_TSTRING) {
     std::string s = lua_tostring(L, -1);

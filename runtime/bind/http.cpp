@@ -72,33 +72,16 @@ net::HttpRequest ReadRequest(lua_State* L, int idx, const char* fn, net::HttpReq
   }
   if (!lua_istable(L, idx)) return req;
 
-  lua_getfield(L, idx, "headers");
-  if (lua_istable(L, -1)) {
-    std::vector<std::pair<std::string, std::string>> headers;
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-      if (lua_type(L, -2) != LUA_TSTRING || (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)) {
-        lua_pop(L, 3);
-        throw Error("http", "invalid", "headers must map names to strings");
-      }
-      lua_pushvalue(L, -1);  // tostring on a copy: lua_next needs the key untouched
-      headers.emplace_back(lua_tostring(L, -3), lua_tostring(L, -1));
-      lua_pop(L, 2);
-    }
-    std::sort(headers.begin(), headers.end());
-    req.headers = std::move(headers);
-  } else if (!lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    throw Error("http", "invalid", "headers must be a table");
-  }
-  lua_pop(L, 1);
+  // The map keeps them sorted: a stable request, whatever the table's order.
+  auto headers = lua::OptStringMapField(L, idx, "headers");
+  if (!headers.empty()) req.headers.assign(headers.begin(), headers.end());
 
   bool has_body = false;
   if (auto b = lua::OptStringField(L, idx, "body")) {
     req.body = *b;
     has_body = true;
   }
-  lua_getfield(L, idx, "json");
+  lua::RawField(L, idx, "json");
   if (!lua_isnil(L, -1)) {
     if (has_body) {
       lua_pop(L, 1);
@@ -129,7 +112,7 @@ void PushResponse(lua_State* L, const net::HttpResponse& r) {
   lua_createtable(L, 0, static_cast<int>(r.headers.size()));
   for (const auto& [k, v] : r.headers) {
     std::string key = Lower(k);
-    lua_getfield(L, -1, key.c_str());
+    lua::RawField(L, -1, key.c_str());
     std::string value = lua_isstring(L, -1) ? std::string(lua_tostring(L, -1)) + ", " + v : v;
     lua_pop(L, 1);
     lua::SetField(L, key.c_str(), value);
@@ -172,7 +155,7 @@ int l_get(lua_State* L) {
   req.url = lua::CheckString(L, 1, "url");
   req.timeout = std::chrono::milliseconds(static_cast<int64_t>(kDefaultTimeout * 1000));
   if (lua_istable(L, 2)) {
-    lua_getfield(L, 2, "url");
+    lua::RawField(L, 2, "url");
     bool has_url = !lua_isnil(L, -1);
     lua_pop(L, 1);
     if (has_url) throw Error("http", "invalid", "http.get takes the url as its first argument, not in opts");
@@ -184,7 +167,7 @@ int l_get(lua_State* L) {
 /// response:json() -> the body decoded (raises json/invalid if it is not JSON).
 int l_response_json(lua_State* L) {
   lua::CheckTable(L, 1, "response");
-  lua_getfield(L, 1, "body");
+  lua::RawField(L, 1, "body");
   std::string body = lua_isstring(L, -1) ? std::string(lua_tostring(L, -1), lua_rawlen(L, -1)) : std::string();
   lua_pop(L, 1);
   json j = json::parse(body, nullptr, false);

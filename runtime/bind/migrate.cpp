@@ -215,18 +215,9 @@ db::MigrateEnv EnvFor(lua_State* L, db::LuaMigrationHost* host, int opts_idx) {
   return env;
 }
 
-// Journals the whole operation (success or failure) around f.
 template <typename F>
 void Journaled(lua_State* L, const std::string& name, json data, F&& f) {
-  double start = sys::Monotonic();
-  try {
-    f(data);
-  } catch (const std::exception& e) {
-    data["error"] = e.what();
-    RecordWorld(L, "migrate", name, data, sys::Monotonic() - start);
-    throw;
-  }
-  RecordWorld(L, "migrate", name, data, sys::Monotonic() - start);
+  bind::Journaled(L, "migrate", name, std::move(data), std::forward<F>(f));
 }
 
 /// migrate.status(db, dir) -> {current, pending, changed, missing, failed, out_of_order, migrations, ...}

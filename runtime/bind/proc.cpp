@@ -42,25 +42,7 @@ bool ReadOptions(lua_State* L, int idx, sys::ProcessSpec& spec) {
   if (auto inherit = lua::OptBooleanField(L, idx, "inherit_env")) spec.inherit_env = *inherit;
   if (auto cap = lua::OptBooleanField(L, idx, "capture")) spec.capture = *cap;
   if (auto mo = lua::OptIntegerField(L, idx, "max_output")) spec.max_output = static_cast<size_t>(*mo);
-  if (lua_istable(L, idx)) {
-    lua_getfield(L, idx, "env");
-    if (lua_istable(L, -1)) {
-      lua_pushnil(L);
-      while (lua_next(L, -2) != 0) {
-        if (lua_type(L, -2) != LUA_TSTRING || (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)) {
-          lua_pop(L, 3);
-          throw Error("proc", "invalid", "env must map names to strings");
-        }
-        lua_pushvalue(L, -1);
-        spec.env[lua_tostring(L, -3)] = lua_tostring(L, -1);
-        lua_pop(L, 2);
-      }
-    } else if (!lua_isnil(L, -1)) {
-      lua_pop(L, 1);
-      throw Error("proc", "invalid", "env must be a table");
-    }
-    lua_pop(L, 1);
-  }
+  for (auto& [name, value] : lua::OptStringMapField(L, idx, "env")) spec.env[name] = std::move(value);
   return lua::OptBooleanField(L, idx, "check").value_or(false);
 }
 

@@ -226,23 +226,7 @@ int l_new(lua_State* L) {
   if (port < 0 || port > 65535) throw Error("service", "invalid", "proc.service: port must be 1-65535");
   s.spec.port = static_cast<int>(port);
   s.stop_grace = lua::OptNumberField(L, 1, "stop_grace").value_or(kDefaultGrace);
-  lua_getfield(L, 1, "env");
-  if (lua_istable(L, -1)) {
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-      if (lua_type(L, -2) != LUA_TSTRING || (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)) {
-        lua_pop(L, 3);
-        throw Error("service", "invalid", "proc.service: env must map names to strings");
-      }
-      lua_pushvalue(L, -1);
-      s.spec.env[lua_tostring(L, -3)] = lua_tostring(L, -1);
-      lua_pop(L, 2);
-    }
-  } else if (!lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    throw Error("service", "invalid", "proc.service: env must be a table");
-  }
-  lua_pop(L, 1);
+  for (auto& [name, value] : lua::OptStringMapField(L, 1, "env")) s.spec.env[name] = std::move(value);
   void* mem = lua_newuserdatauv(L, sizeof(Service), 0);
   new (mem) Service(std::move(s));
   luaL_setmetatable(L, kMeta);

@@ -70,7 +70,7 @@ std::vector<pid_t> AwaitGeneration(engine::World& world, pid_t master, const std
 std::set<pid_t> PidSet(lua_State* L, int idx) {
   std::set<pid_t> out;
   if (!lua_istable(L, idx)) return out;
-  lua_Integer n = luaL_len(L, idx);
+  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, idx));
   for (lua_Integer i = 1; i <= n; ++i) {
     lua_rawgeti(L, idx, i);
     if (lua_isinteger(L, -1)) out.insert(static_cast<pid_t>(lua_tointeger(L, -1)));

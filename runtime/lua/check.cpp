@@ -19,18 +19,19 @@ namespace {
   Bad(fmt::format("bad option '{}': {} expected, got {}", key, expected, luaL_typename(L, -1)));
 }
 
-// Pushes t[key] of the table at idx, or nil when idx is not a table.
-int GetOpt(lua_State* L, int idx, const char* key) {
+char g_null_sentinel;
+
+}  // namespace
+
+int RawField(lua_State* L, int idx, const char* key) {
   if (!lua_istable(L, idx)) {
     lua_pushnil(L);
     return LUA_TNIL;
   }
-  return lua_getfield(L, idx, key);
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, key);
+  return lua_rawget(L, idx);
 }
-
-char g_null_sentinel;
-
-}  // namespace
 
 std::string CheckString(lua_State* L, int idx, std::string_view what) {
   if (lua_type(L, idx) != LUA_TSTRING) BadArg(L, idx, what, "string");
@@ -82,7 +83,7 @@ void CheckFunction(lua_State* L, int idx, std::string_view what) {
 
 std::optional<std::string> OptStringField(lua_State* L, int idx, const char* key) {
   idx = lua_absindex(L, idx);
-  int t = GetOpt(L, idx, key);
+  int t = RawField(L, idx, key);
   std::optional<std::string> r;
   if (t == LUA_TSTRING) {
     size_t n = 0;
@@ -103,7 +104,7 @@ std::string CheckStringField(lua_State* L, int idx, const char* key) {
 
 std::optional<lua_Integer> OptIntegerField(lua_State* L, int idx, const char* key) {
   idx = lua_absindex(L, idx);
-  int t = GetOpt(L, idx, key);
+  int t = RawField(L, idx, key);
   std::optional<lua_Integer> r;
   if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
     r = lua_tointeger(L, -1);
@@ -120,7 +121,7 @@ std::optional<lua_Integer> OptIntegerField(lua_State* L, int idx, const char* ke
 
 std::optional<double> OptNumberField(lua_State* L, int idx, const char* key) {
   idx = lua_absindex(L, idx);
-  int t = GetOpt(L, idx, key);
+  int t = RawField(L, idx, key);
   std::optional<double> r;
   if (t == LUA_TNUMBER) {
     r = lua_tonumber(L, -1);
@@ -133,7 +134,7 @@ std::optional<double> OptNumberField(lua_State* L, int idx, const char* key) {
 
 std::optional<bool> OptBooleanField(lua_State* L, int idx, const char* key) {
   idx = lua_absindex(L, idx);
-  int t = GetOpt(L, idx, key);
+  int t = RawField(L, idx, key);
   std::optional<bool> r;
   if (t == LUA_TBOOLEAN) {
     r = lua_toboolean(L, -1) != 0;
@@ -148,10 +149,11 @@ std::vector<std::string> CheckStringList(lua_State* L, int idx, std::string_view
   idx = lua_absindex(L, idx);
   if (!lua_istable(L, idx)) BadArg(L, idx, what, "array of strings");
   std::vector<std::string> out;
-  lua_Integer n = luaL_len(L, idx);
+  // Raw: __len and __index may raise, and `out` is alive.
+  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, idx));
   out.reserve(static_cast<size_t>(n));
   for (lua_Integer i = 1; i <= n; ++i) {
-    int t = lua_geti(L, idx, i);
+    int t = lua_rawgeti(L, idx, i);
     if (t != LUA_TSTRING && t != LUA_TNUMBER) {
       lua_pop(L, 1);
       Bad(fmt::format("bad {}: element {} must be a string, got {}", what, i, lua_typename(L, t)));
@@ -166,7 +168,7 @@ std::vector<std::string> CheckStringList(lua_State* L, int idx, std::string_view
 
 std::optional<std::vector<std::string>> OptStringListField(lua_State* L, int idx, const char* key) {
   idx = lua_absindex(L, idx);
-  int t = GetOpt(L, idx, key);
+  int t = RawField(L, idx, key);
   if (t == LUA_TNIL) {
     lua_pop(L, 1);
     return std::nullopt;
@@ -178,6 +180,39 @@ std::optional<std::vector<std::string>> OptStringListField(lua_State* L, int idx
   } catch (...) {
     lua_pop(L, 1);
     throw;
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
+std::map<std::string, std::string> OptStringMapField(lua_State* L, int idx, const char* key) {
+  idx = lua_absindex(L, idx);
+  std::map<std::string, std::string> out;
+  int t = RawField(L, idx, key);
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return out;
+  }
+  if (t != LUA_TTABLE) BadField(L, key, "table of strings");
+  int map = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, map) != 0) {
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      std::string type = luaL_typename(L, -2);
+      lua_settop(L, map - 1);
+      Bad(fmt::format("{} keys must be names, got a {} key", key, type));
+    }
+    std::string name = lua_tostring(L, -2);
+    int vt = lua_type(L, -1);
+    if (vt != LUA_TSTRING && vt != LUA_TNUMBER) {
+      std::string type = lua_typename(L, vt);
+      lua_settop(L, map - 1);
+      Bad(fmt::format("{}.{} must be a string, got {}", key, name, type));
+    }
+    size_t n = 0;
+    const char* s = lua_tolstring(L, -1, &n);  // converts the value only: lua_next needs the key
+    out[name] = std::string(s, n);
+    lua_pop(L, 1);
   }
   lua_pop(L, 1);
   return out;
@@ -238,7 +273,7 @@ json ToJson(lua_State* L, int idx, bool lenient) {
         if (is_error) {
           json e = json::object();
           for (const char* k : {"area", "code", "message"}) {
-            lua_getfield(L, idx, k);
+            RawField(L, idx, k);
             if (lua_type(L, -1) == LUA_TSTRING) e[k] = lua_tostring(L, -1);
             lua_pop(L, 1);
           }

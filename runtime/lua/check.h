@@ -6,6 +6,7 @@
 #include <lua.hpp>
 
 #include <initializer_list>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,8 +31,10 @@ void CheckTable(lua_State* L, int idx, std::string_view what);
 /// Requires a function at idx.
 void CheckFunction(lua_State* L, int idx, std::string_view what);
 
-/// [-0, +0, -] Typed optional fields of the options table at idx (which may
-/// be nil/none: then every field is absent).
+/// [-0, +0, m] Typed optional fields of the options table at idx (which may
+/// be nil/none: then every field is absent). Fields are read raw (no
+/// __index), so a strict table cannot raise over the caller's C++ objects;
+/// a wrong type throws "bad option 'key': <type> expected, got <type>".
 std::optional<std::string> OptStringField(lua_State* L, int idx, const char* key);
 std::optional<lua_Integer> OptIntegerField(lua_State* L, int idx, const char* key);
 std::optional<double> OptNumberField(lua_State* L, int idx, const char* key);
@@ -39,16 +42,28 @@ std::optional<bool> OptBooleanField(lua_State* L, int idx, const char* key);
 std::string CheckStringField(lua_State* L, int idx, const char* key);
 /// An array of strings ({"a","b"}); absent = nullopt.
 std::optional<std::vector<std::string>> OptStringListField(lua_State* L, int idx, const char* key);
+/// [-0, +0, m] The array of strings at idx (numbers are taken as strings),
+/// read raw: its length is lua_rawlen, never __len.
 std::vector<std::string> CheckStringList(lua_State* L, int idx, std::string_view what);
+/// [-0, +1, m] Pushes t[key] of the table at idx read raw (no __index), or
+/// nil when idx is not a table; returns its type. For bindings reading a
+/// user's table: lua_getfield would run __index, which may raise.
+int RawField(lua_State* L, int idx, const char* key);
+/// [-0, +0, m] A field mapping names to strings ({ PATH = "/bin" }; numbers
+/// are taken as strings), read raw; absent = {}. Throws "bad option 'env':
+/// table expected, got string", "env.PATH must be a string, got boolean" or
+/// "env keys must be names, got a number key".
+std::map<std::string, std::string> OptStringMapField(lua_State* L, int idx, const char* key);
 
-/// Throws when the options table at idx has a key outside `allowed`:
+/// [-0, +0, -] Throws when the options table at idx has a key outside `allowed`:
 /// "unknown option 'tiemout' for proc.run (expected one of: argv, env, ...)".
 void CheckKeys(lua_State* L, int idx, std::string_view fn,
                std::initializer_list<std::string_view> allowed);
 
-/// [-0, +0, -] Lua value -> JSON. Tables with keys 1..n are arrays, others
-/// objects; hoist.json.null is null. Functions/userdata throw unless lenient
-/// (then they become "<function>" strings, for journal records).
+/// [-0, +0, m|e] Lua value -> JSON, tables read raw. Tables with keys 1..n
+/// are arrays, others objects; hoist.json.null is null. Functions/userdata
+/// throw unless lenient (then they become their __tostring, for journal
+/// records: only that metamethod runs, hence e when lenient).
 json ToJson(lua_State* L, int idx, bool lenient = false);
 /// [-0, +1, m] JSON -> Lua value (null becomes hoist.json.null).
 void PushJson(lua_State* L, const json& value);
