@@ -48,21 +48,10 @@ std::string Tail(const std::string& s) {
   return s.size() <= kJournalText ? s : "…" + s.substr(s.size() - kJournalText);
 }
 
-/// Runs f, journaling the call (with its error, if any) as a "docker" world call.
+/// Runs f, journaling it as a "docker" world call (with its error, if any).
 template <typename F>
 auto Journaled(lua_State* L, const std::string& name, json data, F&& f) {
-  auto started = std::chrono::steady_clock::now();
-  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
-  try {
-    auto result = f(data);
-    RecordWorld(L, "docker", name, data, seconds());
-    return result;
-  } catch (const Error& e) {
-    data["error"] = e.message();
-    data["code"] = e.code();
-    RecordWorld(L, "docker", name, data, seconds());
-    throw;
-  }
+  return bind::Journaled(L, "docker", name, std::move(data), std::forward<F>(f));
 }
 
 std::optional<double> OptSeconds(lua_State* L, int idx, const char* key) {
@@ -71,78 +60,38 @@ std::optional<double> OptSeconds(lua_State* L, int idx, const char* key) {
   return v;
 }
 
-/// A table field mapping names to strings ({ app = "api" }); absent = {}.
-std::map<std::string, std::string> StringMap(lua_State* L, int idx, const char* key) {
-  std::map<std::string, std::string> out;
-  if (!lua_istable(L, idx)) return out;
-  lua_getfield(L, idx, key);
-  if (lua_istable(L, -1)) {
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-      if (lua_type(L, -2) != LUA_TSTRING || (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)) {
-        lua_pop(L, 3);
-        throw Error("docker", "invalid", std::string(key) + " must map names to strings");
-      }
-      lua_pushvalue(L, -1);
-      out[lua_tostring(L, -3)] = lua_tostring(L, -1);
-      lua_pop(L, 2);
-    }
-  } else if (!lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    throw Error("docker", "invalid", std::string(key) + " must be a table");
-  }
-  lua_pop(L, 1);
-  return out;
-}
-
 /// env = { NAME = "v" } or { "NAME=v" } -> {"NAME=v"} (sorted for the map form).
 std::vector<std::string> EnvList(lua_State* L, int idx, const char* key) {
-  std::vector<std::string> out;
-  if (!lua_istable(L, idx)) return out;
-  lua_getfield(L, idx, key);
+  lua::RawField(L, idx, key);
   bool is_list = lua_istable(L, -1) && lua_rawlen(L, -1) > 0;
   lua_pop(L, 1);
   if (is_list) return *lua::OptStringListField(L, idx, key);
-  for (const auto& [k, v] : StringMap(L, idx, key)) out.push_back(k + "=" + v);
-  return out;
+  return net::EnvEntries(lua::OptStringMapField(L, idx, key));
 }
 
 /// filters = { label = {"a=b"}, name = "web" }, labels = { app = "api" } -> Docker's filter map.
 json Filters(lua_State* L, int idx) {
   json filters = json::object();
-  if (!lua_istable(L, idx)) return filters;
-  lua_getfield(L, idx, "filters");
+  lua::RawField(L, idx, "filters");
   if (lua_istable(L, -1)) {
-    json f;
     try {
-      f = lua::ToJson(L, -1);
+      filters = lua::ToJson(L, -1);
     } catch (...) {
       lua_pop(L, 1);
       throw;
-    }
-    for (auto& [k, v] : f.items()) {
-      if (v.is_string()) {
-        filters[k] = json::array({v});
-      } else if (v.is_array()) {
-        filters[k] = v;
-      } else {
-        lua_pop(L, 1);
-        throw Error("docker", "invalid", "filters." + k + " must be a string or a list of strings");
-      }
     }
   } else if (!lua_isnil(L, -1)) {
     lua_pop(L, 1);
     throw Error("docker", "invalid", "filters must be a table");
   }
   lua_pop(L, 1);
-  for (const auto& [k, v] : StringMap(L, idx, "labels")) filters["label"].push_back(k + "=" + v);
-  return filters;
+  return net::FilterMap(filters, lua::OptStringMapField(L, idx, "labels"));
 }
 
 net::Healthcheck ReadHealthcheck(lua_State* L, int idx) {
   net::Healthcheck h;
   lua::CheckKeys(L, idx, "healthcheck", {"test", "interval", "timeout", "retries", "start_period"});
-  lua_getfield(L, idx, "test");
+  lua::RawField(L, idx, "test");
   if (lua_type(L, -1) == LUA_TSTRING) {
     h.test = {"CMD-SHELL", lua_tostring(L, -1)};
     lua_pop(L, 1);
@@ -151,7 +100,6 @@ net::Healthcheck ReadHealthcheck(lua_State* L, int idx) {
     auto test = lua::OptStringListField(L, idx, "test");
     if (!test || test->empty()) throw Error("docker", "invalid", "healthcheck.test is required");
     h.test = *test;
-    if (h.test[0] != "CMD" && h.test[0] != "CMD-SHELL" && h.test[0] != "NONE") h.test.insert(h.test.begin(), "CMD");
   }
   h.interval = OptSeconds(L, idx, "interval").value_or(0);
   h.timeout = OptSeconds(L, idx, "timeout").value_or(0);
@@ -173,11 +121,9 @@ net::ContainerSpec ReadSpec(lua_State* L, int idx) {
   s.env = EnvList(L, idx, "env");
   s.ports = lua::OptStringListField(L, idx, "ports").value_or(std::vector<std::string>{});
   s.binds = lua::OptStringListField(L, idx, "binds").value_or(std::vector<std::string>{});
-  for (auto& v : lua::OptStringListField(L, idx, "volumes").value_or(std::vector<std::string>{})) {
-    s.binds.push_back(std::move(v));
-  }
-  s.labels = StringMap(L, idx, "labels");
-  lua_getfield(L, idx, "healthcheck");
+  s.volumes = lua::OptStringListField(L, idx, "volumes").value_or(std::vector<std::string>{});
+  s.labels = lua::OptStringMapField(L, idx, "labels");
+  lua::RawField(L, idx, "healthcheck");
   if (lua_istable(L, -1)) {
     try {
       s.healthcheck = ReadHealthcheck(L, lua_gettop(L));
@@ -632,8 +578,8 @@ int l_build(lua_State* L) {
   net::BuildOptions o;
   o.tag = lua::OptStringField(L, 2, "tag").value_or("");
   o.dockerfile = lua::OptStringField(L, 2, "dockerfile").value_or("Dockerfile");
-  o.build_args = StringMap(L, 2, "build_args");
-  o.labels = StringMap(L, 2, "labels");
+  o.build_args = lua::OptStringMapField(L, 2, "build_args");
+  o.labels = lua::OptStringMapField(L, 2, "labels");
   o.no_cache = lua::OptBooleanField(L, 2, "no_cache").value_or(false);
   if (auto t = OptSeconds(L, 2, "timeout")) o.timeout = Seconds(*t);
   std::string context = dir ? net::TarDirectory(*dir) : *tar;
@@ -716,8 +662,8 @@ int l_create_volume(lua_State* L) {
   lua::CheckKeys(L, 2, "docker create_volume", {"name", "driver", "labels", "driver_opts"});
   std::string name = lua::OptStringField(L, 2, "name").value_or("");
   std::string driver = lua::OptStringField(L, 2, "driver").value_or("");
-  auto labels = StringMap(L, 2, "labels");
-  auto opts = StringMap(L, 2, "driver_opts");
+  auto labels = lua::OptStringMapField(L, 2, "labels");
+  auto opts = lua::OptStringMapField(L, 2, "driver_opts");
   lua::PushJson(L, Journaled(L, "create volume " + name, {{"name", name}, {"driver", driver}}, [&](json&) {
                   return c.docker->CreateVolume(name, driver, labels, opts);
                 }));

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "net/docker_spec.h"
 #include "net/http.h"
 #include "sys/process.h"
 
@@ -41,37 +42,6 @@ class DockerError : public Error {
 /// The API version hoist speaks at most, and at least.
 inline constexpr std::string_view kDockerMaxApi = "1.43";
 inline constexpr std::string_view kDockerMinApi = "1.40";
-
-struct Healthcheck {
-  /// {"CMD", ...}, {"CMD-SHELL", "cmd"} or {"NONE"}.
-  std::vector<std::string> test{};
-  double interval = 0, timeout = 0, start_period = 0;  ///< seconds; 0 = Docker's default
-  int retries = 0;
-};
-
-/// What `docker create` takes, in hoist's terms (docs/docker.md).
-struct ContainerSpec {
-  std::string image{};
-  std::string name{};
-  std::optional<std::vector<std::string>> cmd{}, entrypoint{};
-  std::vector<std::string> env{};    ///< "NAME=value"
-  /// Docker CLI syntax: "8080", "18080:8080", "127.0.0.1:18080:8080/tcp".
-  std::vector<std::string> ports{};
-  /// "/host/dir:/in/container[:ro]" or "volume-name:/in/container".
-  std::vector<std::string> binds{};
-  std::map<std::string, std::string> labels{};
-  std::optional<Healthcheck> healthcheck{};
-  /// "no", "always", "unless-stopped", "on-failure" or "on-failure:N".
-  std::string restart{};
-  /// NetworkMode: "host", "none", "bridge" or a network's name.
-  std::string network{};
-  std::string user{}, workdir{}, hostname{}, stop_signal{};
-  std::optional<int> stop_timeout{};
-};
-
-/// The body of POST /containers/create. Throws DockerError "invalid" for a
-/// bad port or restart policy.
-json ContainerCreateBody(const ContainerSpec& spec);
 
 struct Output {
   std::string out, err;
