@@ -43,17 +43,6 @@ end
 ---------------------------------------------------------------------------
 -- Reading the configuration.
 
-local function check_keys(t, where, allowed)
-  local ok = {}
-  for _, k in ipairs(allowed) do ok[k] = true end
-  for k in pairs(t) do
-    if not ok[k] then
-      fail("invalid", fmt("environment key %s: unknown key '%s' (expected one of: %s)", where, tostring(k),
-        concat(allowed, ", ")))
-    end
-  end
-end
-
 --- "{name}" placeholders: version, colour, port, database_path, project_root, image.
 local function expand(s, vars)
   return (s:gsub("{([%w_]+)}", function(k)
@@ -81,7 +70,8 @@ function M.config(run, opts)
     fail("config", where .. " has no 'app' table (add app = { argv = {...}, colours = { blue = { port = 5001 }, "
       .. "green = { port = 5002 } } } to it in hoist.lua; docs/config.md, \"Blue/green keys\")")
   end
-  check_keys(app, "app", { "kind", "argv", "env", "cwd", "colours", "run_dir", "start_timeout", "stop_grace", "name",
+  hoist.check_options("bluegreen", app, "environment key app", { "kind", "argv", "env", "cwd", "colours",
+    "run_dir", "start_timeout", "stop_grace", "name",
     "image", "socket", "network", "binds", "healthcheck" })
   local kind = app.kind or "process"
   if kind ~= "process" and kind ~= "docker" then
@@ -137,9 +127,11 @@ function M.config(run, opts)
     run_dir = project.path(run, app.run_dir or ".hoist/run"),
     name = app.name or "app",
   }
-  check_keys(cfg.health, "health", { "path", "url", "expect_status", "json", "body_contains", "sql", "timeout",
+  hoist.check_options("bluegreen", cfg.health, "environment key health", { "path", "url", "expect_status",
+    "json", "body_contains", "sql", "timeout",
     "interval", "rollback_timeout" })
-  check_keys(cfg.bake, "bake", { "seconds", "url", "interval", "max_failures", "expect_status", "json" })
+  hoist.check_options("bluegreen", cfg.bake, "environment key bake", { "seconds", "url", "interval",
+    "max_failures", "expect_status", "json" })
   return cfg
 end
 
