@@ -69,12 +69,17 @@ std::string SandboxPath(lua_State* L, const std::string& path);
 void RecordWorld(lua_State* L, const std::string& kind, const std::string& name, const nlohmann::json& data,
                  double seconds);
 
+/// What a failed call's data["error"] holds: what() ("db: no such table",
+/// which db replays compare) or a hoist::Error's bare message (docker's).
+enum class JournalError { kWhat, kMessage };
+
 /// Runs f(data) and journals it as a `kind` world call named `name`, timed,
-/// whether f returns or throws: a throw adds data["error"] (what()) and
-/// data["code"] (the hoist::Error code, else "error") and is rethrown.
+/// whether f returns or throws: a throw adds data["error"] (see JournalError)
+/// and data["code"] (the hoist::Error code, else "error") and is rethrown.
 /// Returns what f returns.
 template <typename F>
-auto Journaled(lua_State* L, const std::string& kind, const std::string& name, nlohmann::json data, F&& f) {
+auto Journaled(lua_State* L, const std::string& kind, const std::string& name, nlohmann::json data, F&& f,
+               JournalError text = JournalError::kWhat) {
   double start = sys::Monotonic();
   try {
     if constexpr (std::is_void_v<decltype(f(data))>) {
@@ -86,8 +91,8 @@ auto Journaled(lua_State* L, const std::string& kind, const std::string& name, n
       return result;
     }
   } catch (const std::exception& e) {
-    data["error"] = e.what();
     auto* he = dynamic_cast<const Error*>(&e);
+    data["error"] = he && text == JournalError::kMessage ? he->message() : std::string(e.what());
     data["code"] = he ? he->code() : "error";
     RecordWorld(L, kind, name, data, sys::Monotonic() - start);
     throw;

@@ -51,7 +51,7 @@ std::string Tail(const std::string& s) {
 /// Runs f, journaling it as a "docker" world call (with its error, if any).
 template <typename F>
 auto Journaled(lua_State* L, const std::string& name, json data, F&& f) {
-  return bind::Journaled(L, "docker", name, std::move(data), std::forward<F>(f));
+  return bind::Journaled(L, "docker", name, std::move(data), std::forward<F>(f), JournalError::kMessage);
 }
 
 std::optional<double> OptSeconds(lua_State* L, int idx, const char* key) {
