@@ -21,6 +21,19 @@
 
 namespace hoist::bind {
 
+/// What hoist.sandbox asks of the host running `hoist test` (app/test_runner):
+/// the binding reads the Lua arguments, the host runs the sandboxed playbook.
+class SandboxHost {
+ public:
+  virtual ~SandboxHost() = default;
+  /// sandbox.run's spec table (as JSON) -> its result table (as JSON).
+  virtual nlohmann::json Run(const nlohmann::json& spec) = 0;
+  /// sandbox.replay(file, db_url) -> { status, recorded_status, calls, divergence? }
+  virtual nlohmann::json Replay(const std::string& file, const std::string& db_url) = 0;
+  virtual void Remove(const std::string& dir) = 0;
+  virtual std::string Diff(const std::string& a, const std::string& b) = 0;
+};
+
 struct Context {
   engine::World* world = nullptr;
   engine::Runner* runner = nullptr;      // null until the run starts
@@ -46,6 +59,8 @@ struct Context {
   /// Safety backups taken in this run: database (redacted URL) -> its
   /// migration version then (null: none applied).
   std::map<std::string, nlohmann::json> safety_backups;
+  /// Set by `hoist test`: what hoist.sandbox's functions call.
+  SandboxHost* sandbox_host = nullptr;
 };
 
 /// The context stored in L's registry, or nullptr.

@@ -15,9 +15,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "bind/run.h"
-#include "bind/sandbox.h"
-#include "bind/testing.h"
+#include "app/modules.h"
+#include "app/run.h"
+#include "app/sandbox.h"
+#include "app/test_runner.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/identity.h"
@@ -80,9 +81,9 @@ void CheckProjectDir(const std::string& dir) {
   if (st.type != "dir") throw Error("", "usage", fmt::format("--project {}: not a directory", dir));
 }
 
-bind::Project OpenProject(const Globals& g) {
+hoist::app::Project OpenProject(const Globals& g) {
   CheckProjectDir(g.project_dir);
-  return bind::FindProject(g.project_dir);
+  return hoist::app::FindProject(g.project_dir);
 }
 
 // show and replay take a run id; CLI11 would say "Could not convert".
@@ -124,7 +125,7 @@ std::string JsonParseProblem(const std::string& text, const json::parse_error& e
 }
 
 std::unique_ptr<engine::StateStore> OpenStore(const Globals& g) {
-  return engine::OpenStateStore(bind::StatePath(OpenProject(g)));
+  return engine::OpenStateStore(hoist::app::StatePath(OpenProject(g)));
 }
 
 struct SandboxFlags {
@@ -136,11 +137,11 @@ struct SandboxFlags {
 
 // Rehearsals keep their plan (what the hash covers) so that --expect-plan
 // can say what changed, not only that something did.
-std::string PlanPath(const bind::Project& project, const std::string& hash) {
+std::string PlanPath(const hoist::app::Project& project, const std::string& hash) {
   return project.root + "/.hoist/plans/" + hash + ".json";
 }
 
-void SavePlan(const bind::Project& project, const bind::SandboxResult& r) {
+void SavePlan(const hoist::app::Project& project, const hoist::app::SandboxResult& r) {
   try {
     sys::MkdirP(project.root + "/.hoist/plans", 0700);
     json kept = r.plan;
@@ -215,7 +216,7 @@ std::string ObservedChanges(const json& was, const json& now) {
 int CmdRun(const Globals& g, const std::string& playbook, const std::vector<std::string>& sets,
            const std::string& params_file, const std::string& env, bool yes, const std::string& reason,
            const SandboxFlags& sb = {}) {
-  bind::RunOptions o;
+  hoist::app::RunOptions o;
   o.playbook = playbook;
   o.env = env;
   o.assume_yes = yes;
@@ -252,17 +253,17 @@ int CmdRun(const Globals& g, const std::string& playbook, const std::vector<std:
     h.verbose = g.verbose > 0;
     reporter = engine::MakeHumanReporter(stdout, stderr, h);
   }
-  bind::Project project = OpenProject(g);
+  hoist::app::Project project = OpenProject(g);
   if (sb.sandbox || !sb.expect_plan.empty()) {
-    bind::SandboxOptions so;
+    hoist::app::SandboxOptions so;
     so.run = o;
     so.db.url = sb.sandbox_db;
     so.keep = sb.keep && sb.sandbox;
     std::unique_ptr<engine::Reporter> quiet;
     if (!sb.sandbox) quiet = engine::MakeNullReporter();
-    bind::SandboxResult r;
+    hoist::app::SandboxResult r;
     try {
-      r = bind::RunSandbox(project, so, sb.sandbox ? *reporter : *quiet);
+      r = hoist::app::RunSandbox(project, so, sb.sandbox ? *reporter : *quiet);
     } catch (const Error& e) {
       Err(e.what());
       return kExitUsage;
@@ -270,9 +271,9 @@ int CmdRun(const Globals& g, const std::string& playbook, const std::vector<std:
     if (sb.sandbox) {
       SavePlan(project, r);
       if (g.json) {
-        PrintJsonLine(bind::SandboxReportJson(r));
+        PrintJsonLine(hoist::app::SandboxReportJson(r));
       } else {
-        fmt::print("{}", bind::SandboxReportText(r));
+        fmt::print("{}", hoist::app::SandboxReportText(r));
       }
       return r.outcome.exit_code;
     }
@@ -296,11 +297,11 @@ int CmdRun(const Globals& g, const std::string& playbook, const std::vector<std:
       // The plan matched: a kept file without observations changes nothing.
     }
   }
-  return bind::RunPlaybook(project, o, *reporter).exit_code;
+  return hoist::app::RunPlaybook(project, o, *reporter).exit_code;
 }
 
 int CmdList(const Globals& g) {
-  auto list = bind::ListPlaybooks(OpenProject(g));
+  auto list = hoist::app::ListPlaybooks(OpenProject(g));
   if (g.json) {
     for (const auto& p : list) {
       PrintJsonLine({{"name", p.name}, {"version", p.version}, {"summary", p.summary}, {"origin", p.origin},
@@ -321,7 +322,7 @@ int CmdList(const Globals& g) {
 }
 
 int CmdDescribe(const Globals& g, const std::string& name) {
-  bind::PlaybookInfo p = bind::DescribePlaybook(OpenProject(g), name);
+  hoist::app::PlaybookInfo p = hoist::app::DescribePlaybook(OpenProject(g), name);
   if (g.json) {
     json params = json::array();
     for (const auto& s : p.params) {
@@ -472,10 +473,10 @@ int CmdLockRelease(const Globals& g, const std::string& env, bool force, const s
     Err("lock release needs --reason \"...\": it is recorded in the journal");
     return kExitUsage;
   }
-  bind::Project project = OpenProject(g);
+  hoist::app::Project project = OpenProject(g);
   std::string target = env;
   if (target.empty()) {
-    auto envs = bind::EnvironmentNames(project);
+    auto envs = hoist::app::EnvironmentNames(project);
     if (envs.size() == 1) target = envs[0];
     if (envs.empty()) target = "default";
   }
@@ -483,7 +484,7 @@ int CmdLockRelease(const Globals& g, const std::string& env, bool force, const s
     Err("lock release: choose the environment with --env NAME");
     return kExitUsage;
   }
-  auto store = engine::OpenStateStore(bind::StatePath(project));
+  auto store = engine::OpenStateStore(hoist::app::StatePath(project));
   std::string by = OperatorName() + "@" + HostName();
   auto removed = store->ForceRelease(target, by, reason);
   // Journaled as a run of its own so `hoist history` shows who and why.
@@ -525,12 +526,12 @@ int CmdMigrateStatus(const Globals& g, const std::string& url, const std::string
 }
 
 int CmdExport(const Globals& g, const std::string& name, std::string output, bool force) {
-  auto src = bind::CannedSource(name);
+  auto src = hoist::app::CannedSource(name);
   if (!src) {
     Err(fmt::format("playbook export: no canned playbook '{}' (hoist list shows the canned ones)", name));
     return kExitUsage;
   }
-  bind::Project project = OpenProject(g);
+  hoist::app::Project project = OpenProject(g);
   if (output.empty()) output = project.root + "/playbooks/" + name + ".lua";
   if (sys::StatPath(output).exists && !force) {
     Err(fmt::format("playbook export: {} exists; pass --force to overwrite it", output));
@@ -580,8 +581,8 @@ std::vector<std::string> Normalize(int argc, char** argv, const Globals& g0, int
     if ((args[j] == "-C" || args[j] == "--project") && j + 1 < args.size()) project_dir = args[j + 1];
   }
   CheckProjectDir(project_dir);
-  bind::Project project = bind::FindProject(project_dir);
-  auto names = bind::PlaybookNames(project);
+  hoist::app::Project project = hoist::app::FindProject(project_dir);
+  auto names = hoist::app::PlaybookNames(project);
   bool is_playbook = std::find(names.begin(), names.end(), word) != names.end() ||
                      word.find('/') != std::string::npos || word.ends_with(".lua");
   if (is_playbook) {
@@ -602,6 +603,7 @@ std::vector<std::string> Normalize(int argc, char** argv, const Globals& g0, int
 
 int Main(int argc, char** argv) {
   InstallInterruptHandlers();
+  hoist::app::InstallNativeModules();
   Globals g;
   CLI::App app{"hoist — versioned Lua playbooks for zero-downtime deploys, migrations, backups and rollbacks"};
   app.name("hoist");
@@ -664,7 +666,7 @@ int Main(int argc, char** argv) {
   std::vector<std::string> test_paths;
   sub["test"]->add_option("paths", test_paths, "Test files or dirs (default: the project's tests/)");
   std::vector<std::string> test_lib;
-  bind::ReplayOptions replay_opts;
+  hoist::app::ReplayOptions replay_opts;
   std::string replay_id;
   sub["replay"]->add_option("run", replay_id, "Run id (from hoist history)")->required();
   sub["replay"]->add_option("--db", replay_opts.db_url, "Database to copy (default: the run's environment's)");
@@ -722,10 +724,10 @@ int Main(int argc, char** argv) {
     if (*sub["replay"]) {
       if (!ParseRunId("replay", replay_id, &replay_opts.run_id)) return kExitUsage;
       replay_opts.json = g.json;
-      return bind::ReplayRun(OpenProject(g), replay_opts);
+      return hoist::app::ReplayRun(OpenProject(g), replay_opts);
     }
     if (*sub["test"] && g.verbose == 0) log::Setup(log::Level::kWarn, g.json);  // the cases are the output
-    if (*sub["test"]) return bind::RunTests(OpenProject(g), {test_paths, g.json, test_lib});
+    if (*sub["test"]) return hoist::app::RunTests(OpenProject(g), {test_paths, g.json, test_lib});
     if (*sub["version"]) {
       fmt::print("hoist {}\n", HOIST_VERSION);
       return kExitOk;

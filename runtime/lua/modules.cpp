@@ -1,24 +1,21 @@
 #include "lua/modules.h"
 
-#include "bind/modules.h"
+#include <atomic>
 
 namespace hoist::lua {
+namespace {
 
-std::span<const NativeModule> NativeModules() {
-  static const NativeModule kModules[] = {
-      {"hoist.core", bind::OpenCore},     {"hoist.json", bind::OpenJson}, {"hoist.log", bind::OpenLog},
-      {"hoist.time", bind::OpenTime},     {"hoist.crypto", bind::OpenCrypto},
-      {"hoist.proc", bind::OpenProc},     {"hoist.fs", bind::OpenFs},
-      {"hoist.db", bind::OpenDb},
-      {"hoist.service", bind::OpenService},
-      {"hoist.traffic", bind::OpenTraffic},
-      {"hoist.http", bind::OpenHttp},
-      {"hoist.docker", bind::OpenDocker},
-      {"hoist.backup", bind::OpenBackup},
-      {"hoist.migrate", bind::OpenMigrate},
-      {"hoist.sandbox", bind::OpenSandbox},
-  };
-  return kModules;
+std::atomic<const NativeModule*> g_modules{nullptr};
+std::atomic<size_t> g_count{0};
+
+}  // namespace
+
+void SetNativeModules(std::span<const NativeModule> modules) {
+  g_count = 0;
+  g_modules = modules.data();
+  g_count = modules.size();
 }
+
+std::span<const NativeModule> NativeModules() { return {g_modules.load(), g_count.load()}; }
 
 }  // namespace hoist::lua

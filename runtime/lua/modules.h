@@ -1,5 +1,6 @@
-// The one table of native modules (luaopen_hoist_<name>), served to require
-// by State's searcher before the Lua stdlib.
+// The table of native modules (luaopen_hoist_<name>) that State's searcher
+// serves to require before the Lua stdlib. lua/ knows no binding: the host
+// hands the table over once, before its first State (app/modules).
 #pragma once
 
 #include <lua.hpp>
@@ -14,6 +15,9 @@ struct NativeModule {
   lua_CFunction open;
 };
 
+/// The modules require serves natively from now on (the span must outlive
+/// every State).
+void SetNativeModules(std::span<const NativeModule> modules);
 std::span<const NativeModule> NativeModules();
 
 }  // namespace hoist::lua

@@ -16,7 +16,8 @@
 #include <fstream>
 #include <string>
 
-#include "bind/sandbox.h"
+#include "app/modules.h"
+#include "app/sandbox.h"
 #include "engine/reporter.h"
 #include "sys/clock.h"
 
@@ -60,6 +61,7 @@ void BuildDb(const std::string& path, int size_mb) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hoist::app::InstallNativeModules();
   int size_mb = 100, runs = 3;
   std::string base = "/tmp";
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -85,17 +87,17 @@ int main(int argc, char** argv) {
   std::printf("built a %.0f MB database in %.2f s\n",
               static_cast<double>(fs::file_size(dir / "data/app.db")) / (1 << 20), hoist::sys::Monotonic() - t0);
 
-  hoist::bind::Project project{dir.string(), (dir / "hoist.lua").string()};
+  hoist::app::Project project{dir.string(), (dir / "hoist.lua").string()};
   bool ok = true;
   double worst_rest = 0;
   for (int i = 0; i < runs; ++i) {
-    hoist::bind::SandboxOptions o;
+    hoist::app::SandboxOptions o;
     o.run.playbook = (dir / "bluegreen.lua").string();
     o.run.params.cli["version"] = "1.4.2";
     o.run.assume_yes = true;
     auto quiet = hoist::engine::MakeNullReporter();
     double start = hoist::sys::Monotonic();
-    hoist::bind::SandboxResult r = hoist::bind::RunSandbox(project, o, *quiet);
+    hoist::app::SandboxResult r = hoist::app::RunSandbox(project, o, *quiet);
     double total = hoist::sys::Monotonic() - start;
     double rest = total - r.copy_seconds;
     worst_rest = std::max(worst_rest, rest);

@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "app/modules.h"
 #include "lua/boundary.h"
 #include "lua/check.h"
 #include "lua/state.h"
@@ -134,6 +135,7 @@ void PrintRow(const char* phase, const WrkResult& r) {
 }  // namespace
 
 int main() {
+  hoist::app::InstallNativeModules();
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   if (hoist::test::NginxServer::Binary().empty() || ::access("/usr/bin/wrk", X_OK) != 0) {
     std::fprintf(stderr, "bench_switch needs nginx (nginx-light) and wrk (Debian packages)\n");

@@ -6,7 +6,7 @@
 
 #include <filesystem>
 
-#include "bind/sandbox.h"
+#include "app/sandbox.h"
 #include "db/connection.h"
 #include "engine/reporter.h"
 #include "support/pg_cluster.h"
@@ -37,11 +37,11 @@ struct PgProject {
     WriteFile(dir / "hoist.lua", "return { environments = { prod = { database = \"" + pg.Url(db) + "\" } } }");
     WriteFile(dir / "grow.lua", kPlaybook);
   }
-  bind::SandboxResult Run() {
-    bind::SandboxOptions o;
+  app::SandboxResult Run() {
+    app::SandboxOptions o;
     o.run.playbook = dir / "grow.lua";
     auto quiet = engine::MakeNullReporter();
-    return bind::RunSandbox({dir.path, dir / "hoist.lua"}, o, *quiet);
+    return app::RunSandbox({dir.path, dir / "hoist.lua"}, o, *quiet);
   }
   std::string Scratch() {
     return pg.Psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'hoist\\_sandbox\\_%'");

@@ -12,11 +12,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bind/run.h"
+#include "app/run.h"
 #include "engine/sim_world.h"
 #include "engine/state_store.h"
 
-namespace hoist::bind {
+namespace hoist::app {
 
 /// Where the sandbox database comes from.
 struct SandboxDb {
@@ -93,4 +93,4 @@ nlohmann::json SandboxReportJson(const SandboxResult& r);
 /// A line diff of two texts ("- old" / "+ new" lines with a little context).
 std::string LineDiff(const std::string& before, const std::string& after, size_t context = 1);
 
-}  // namespace hoist::bind
+}  // namespace hoist::app

@@ -1,8 +1,4 @@
-// hoist.sandbox (the native half of hoist.testing) and the `hoist test`
-// runner. sandbox.run builds a simulated world from a test's script, runs a
-// playbook in a sandbox (bind/sandbox.h) and hands back the run, its
-// journal, the world changes and where the database copy is.
-#include "bind/testing.h"
+#include "app/test_runner.h"
 
 #include <lua.hpp>
 
@@ -11,13 +7,12 @@
 
 #include <fmt/format.h>
 
+#include "app/sandbox.h"
 #include "bind/context.h"
-#include "bind/modules.h"
-#include "bind/sandbox.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/secrets.h"
-#include "engine/params.h"
+#include "engine/lease.h"
 #include "engine/reporter.h"
 #include "engine/sim_world.h"
 #include "lua/boundary.h"
@@ -25,7 +20,7 @@
 #include "lua/state.h"
 #include "sys/clock.h"
 
-namespace hoist::bind {
+namespace hoist::app {
 namespace {
 
 namespace fs = std::filesystem;
@@ -128,112 +123,89 @@ void StripNulls(json& j) {
   }
 }
 
-/// sandbox.run{ playbook, params, env, env_table, db = { sql | url } | false,
-///   world = {...}, lease = { owner, reason }, facts = { key = value }, yes } -> result
-int l_run(lua_State* L) {
-  lua::CheckTable(L, 1, "sandbox spec");
-  lua::CheckKeys(L, 1, "sandbox.run",
-                 {"playbook", "params", "env", "env_table", "db", "world", "lease", "facts", "yes"});
-  Context* ctx = GetContext(L);
-  if (!ctx) throw Error("testing", "invalid", "sandbox.run needs a project (run it under hoist test)");
-  json spec = lua::ToJson(L, 1, /*lenient=*/true);
-  Project project = FindProject(ctx->project_root);
-  SandboxOptions o;
-  o.keep = true;  // the test queries the copy; hoist.testing removes it after the case
-  o.run.playbook = lua::CheckStringField(L, 1, "playbook");
-  o.run.env = spec.value("env", "");
-  o.run.assume_yes = spec.value("yes", true);
-  if (spec.contains("params") && spec["params"].is_object()) o.run.params.file = spec["params"];
-  if (spec.contains("env_table")) {
-    o.run.env_table = spec["env_table"].is_object() ? spec["env_table"] : json::object();
-  }
-  if (spec.contains("facts") && spec["facts"].is_object()) {
-    for (const auto& [key, value] : spec["facts"].items()) o.run.facts[key] = {{"value", value}};
-  }
-  if (spec.contains("db")) {
-    const json& d = spec["db"];
-    if (d.is_boolean() && !d.get<bool>()) {
-      o.db.none = true;
-    } else if (d.is_object()) {
-      o.db.sql_file = d.value("sql", "");
-      o.db.url = d.value("url", "");
+// What hoist.sandbox runs: the sandboxed playbooks of one test file.
+class TestSandboxHost : public bind::SandboxHost {
+ public:
+  explicit TestSandboxHost(Project project) : project_(std::move(project)) {}
+
+  /// sandbox.run{ playbook, params, env, env_table, db = { sql | url } | false,
+  ///   world = {...}, lease = { owner, reason }, facts = { key = value }, yes } -> result
+  json Run(const json& spec) override {
+    const Project& project = project_;
+    SandboxOptions o;
+    o.keep = true;  // the test queries the copy; hoist.testing removes it after the case
+    o.run.playbook = spec.value("playbook", "");
+    o.run.env = spec.value("env", "");
+    o.run.assume_yes = spec.value("yes", true);
+    if (spec.contains("params") && spec["params"].is_object()) o.run.params.file = spec["params"];
+    if (spec.contains("env_table")) {
+      o.run.env_table = spec["env_table"].is_object() ? spec["env_table"] : json::object();
     }
+    if (spec.contains("facts") && spec["facts"].is_object()) {
+      for (const auto& [key, value] : spec["facts"].items()) o.run.facts[key] = {{"value", value}};
+    }
+    if (spec.contains("db")) {
+      const json& d = spec["db"];
+      if (d.is_boolean() && !d.get<bool>()) {
+        o.db.none = true;
+      } else if (d.is_object()) {
+        o.db.sql_file = d.value("sql", "");
+        o.db.url = d.value("url", "");
+      }
+    }
+    engine::SimOptions so;
+    so.mode = "sandbox";
+    engine::SimWorld world(so);
+    if (spec.contains("world") && spec["world"].is_object()) BuildWorld(world, spec["world"]);
+    o.world = &world;
+    if (spec.contains("lease") && spec["lease"].is_object()) {
+      engine::Lease l;
+      l.env = o.run.env.empty() ? (o.run.env_table.is_object() ? "test" : "default") : o.run.env;
+      l.owner = spec["lease"].value("owner", "someone-else");
+      l.host = spec["lease"].value("host", "other-host");
+      l.reason = spec["lease"].value("reason", "held by a test");
+      l.pid = 1;
+      l.token = "test-foreign-lease";
+      o.foreign_lease = l;
+    }
+    auto quiet = engine::MakeNullReporter();
+    SandboxResult r = RunSandbox(project, o, *quiet);
+    json out = {{"status", r.outcome.status},
+                {"exit_code", r.outcome.exit_code},
+                {"run_id", r.outcome.run_id},
+                {"error", r.journal.value("error", json())},
+                {"steps", r.journal.value("steps", json::array())},
+                {"events", r.journal.value("events", json::array())},
+                {"db_url", r.copy_url},
+                {"dir", r.dir},
+                {"schema_diff", r.schema_diff},
+                {"plan_hash", r.plan_hash}};
+    json changes = json::array();
+    for (const auto& c : r.changes) {
+      changes.push_back({{"kind", c.kind}, {"what", c.what}, {"step", c.step}, {"detail", c.detail}});
+    }
+    out["changes"] = changes;
+    json files = json::object();
+    for (const auto& [p, data] : world.files()) files[p] = data ? json(*data) : json(false);
+    out["files"] = files;
+    json rows = json::object();
+    for (const auto& [t, c] : r.rows) rows[t] = {{"before", c.before}, {"after", c.after}};
+    out["rows"] = rows;
+    StripNulls(out);
+    return out;
   }
-  engine::SimOptions so;
-  so.mode = "sandbox";
-  engine::SimWorld world(so);
-  if (spec.contains("world") && spec["world"].is_object()) BuildWorld(world, spec["world"]);
-  o.world = &world;
-  if (spec.contains("lease") && spec["lease"].is_object()) {
-    engine::Lease l;
-    l.env = o.run.env.empty() ? (o.run.env_table.is_object() ? "test" : "default") : o.run.env;
-    l.owner = spec["lease"].value("owner", "someone-else");
-    l.host = spec["lease"].value("host", "other-host");
-    l.reason = spec["lease"].value("reason", "held by a test");
-    l.pid = 1;
-    l.token = "test-foreign-lease";
-    o.foreign_lease = l;
+
+  json Replay(const std::string& file, const std::string& db_url) override {
+    json out = ReplayFile(project_, file, db_url);
+    StripNulls(out);
+    return out;
   }
-  auto quiet = engine::MakeNullReporter();
-  SandboxResult r = RunSandbox(project, o, *quiet);
-  json out = {{"status", r.outcome.status},
-              {"exit_code", r.outcome.exit_code},
-              {"run_id", r.outcome.run_id},
-              {"error", r.journal.value("error", json())},
-              {"steps", r.journal.value("steps", json::array())},
-              {"events", r.journal.value("events", json::array())},
-              {"db_url", r.copy_url},
-              {"dir", r.dir},
-              {"schema_diff", r.schema_diff},
-              {"plan_hash", r.plan_hash}};
-  json changes = json::array();
-  for (const auto& c : r.changes) {
-    changes.push_back({{"kind", c.kind}, {"what", c.what}, {"step", c.step}, {"detail", c.detail}});
-  }
-  out["changes"] = changes;
-  json files = json::object();
-  for (const auto& [p, data] : world.files()) files[p] = data ? json(*data) : json(false);
-  out["files"] = files;
-  json rows = json::object();
-  for (const auto& [t, c] : r.rows) rows[t] = {{"before", c.before}, {"after", c.after}};
-  out["rows"] = rows;
-  StripNulls(out);
-  lua::PushJson(L, out);
-  return 1;
-}
+  void Remove(const std::string& dir) override { RemoveSandbox(dir); }
+  std::string Diff(const std::string& a, const std::string& b) override { return LineDiff(a, b, 2); }
 
-/// sandbox.replay(file, db_url) -> { status, recorded_status, calls, divergence? }
-int l_replay(lua_State* L) {
-  std::string file = lua::CheckString(L, 1, "recording");
-  std::string db_url = lua::OptString(L, 2, "db url").value_or("");
-  Context* ctx = GetContext(L);
-  if (!ctx) throw Error("testing", "invalid", "sandbox.replay needs a project (run it under hoist test)");
-  json out = ReplayFile(FindProject(ctx->project_root), file, db_url);
-  StripNulls(out);
-  lua::PushJson(L, out);
-  return 1;
-}
-
-int l_remove(lua_State* L) {
-  RemoveSandbox(lua::CheckString(L, 1, "dir"));
-  return 0;
-}
-
-/// sandbox.diff(a, b) -> "- old\n+ new\n" (for readable assertion failures)
-int l_diff(lua_State* L) {
-  lua::PushString(L, LineDiff(lua::CheckString(L, 1, "a"), lua::CheckString(L, 2, "b"), 2));
-  return 1;
-}
-
-int OpenSandboxModule(lua_State* L) {
-  const luaL_Reg fns[] = {{"run", lua::Protect<l_run>},
-                          {"remove", lua::Protect<l_remove>},
-                          {"replay", lua::Protect<l_replay>},
-                          {"diff", lua::Protect<l_diff>},
-                          {nullptr, nullptr}};
-  luaL_newlib(L, fns);
-  return 1;
-}
+ private:
+  Project project_;
+};
 
 std::vector<std::string> FindTests(const Project& project, const std::vector<std::string>& paths) {
   std::vector<std::string> roots = paths;
@@ -274,8 +246,6 @@ std::string Display(const Project& project, const std::string& file) {
 
 }  // namespace
 
-int OpenSandbox(lua_State* L) { return OpenSandboxModule(L); }
-
 int RunTests(const Project& project, const TestOptions& options) {
   std::vector<std::string> files = FindTests(project, options.paths);
   if (files.empty()) {
@@ -300,11 +270,13 @@ int RunTests(const Project& project, const TestOptions& options) {
       engine::SimOptions wo;
       wo.mode = "sandbox";
       engine::SimWorld world(wo);
-      Context ctx;
+      TestSandboxHost host(project);
+      bind::Context ctx;
+      ctx.sandbox_host = &host;
       ctx.world = &world;
       ctx.project_root = project.root;
       lua_State* L = vm.get();
-      SetContext(L, &ctx);
+      bind::SetContext(L, &ctx);
       try {
         vm.LoadChunk(kDriver, "=hoist test");
         vm.LoadFile(file, display);
@@ -351,4 +323,4 @@ int RunTests(const Project& project, const TestOptions& options) {
   return failed > 0 ? kExitFailed : kExitOk;
 }
 
-}  // namespace hoist::bind
+}  // namespace hoist::app
