@@ -42,7 +42,7 @@ bool IsIdentifier(const std::string& s, bool lowercase) {
 
 std::vector<engine::ParamSpec> ReadParams(lua_State* L, int desc, const std::string& where) {
   std::vector<engine::ParamSpec> out;
-  lua_getfield(L, desc, "params");
+  lua::RawField(L, desc, "params");
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     return out;
@@ -73,7 +73,7 @@ std::vector<engine::ParamSpec> ReadParams(lua_State* L, int desc, const std::str
     if (s.type == engine::ParamType::kEnum && s.choices.empty()) {
       throw Error("playbook", "invalid", pw + ": an enum needs values = { ... }");
     }
-    lua_getfield(L, st, "default");
+    lua::RawField(L, st, "default");
     if (!lua_isnil(L, -1)) {
       json d = lua::ToJson(L, -1);
       engine::ParamInput probe;
@@ -202,7 +202,7 @@ PlaybookInfo LoadDescription(lua::State& vm, const PlaybookRef& ref) {
   if (!engine::ParseSemver(info.version)) {
     Invalid(where, fmt::format("version '{}' is not semver (expected MAJOR.MINOR.PATCH, e.g. 1.2.0)", info.version));
   }
-  lua_getfield(L, desc, "requires");
+  lua::RawField(L, desc, "requires");
   if (lua_istable(L, -1)) {
     lua::CheckKeys(L, -1, "requires", {"hoist"});
     info.requires_hoist = lua::OptStringField(L, -1, "hoist").value_or("");
@@ -223,7 +223,7 @@ PlaybookInfo LoadDescription(lua::State& vm, const PlaybookRef& ref) {
                                  HOIST_VERSION));
     }
   }
-  lua_getfield(L, desc, "run");
+  lua::RawField(L, desc, "run");
   if (!lua_isfunction(L, -1)) Invalid(where, "'run' must be a function(run, params)");
   lua_pop(L, 1);
   info.params = ReadParams(L, desc, where);

@@ -107,7 +107,7 @@ Config LoadConfig(lua::State& vm, const Project& p) {
   try {
     if (auto s = lua::OptStringField(L, idx, "state")) c.state_path = fs::path(*s).is_absolute() ? *s : p.root + "/" + *s;
     if (auto d = lua::OptStringField(L, idx, "default_env")) c.default_env = *d;
-    lua_getfield(L, idx, "lease");
+    lua::RawField(L, idx, "lease");
     if (lua_istable(L, -1)) {
       if (auto ttl = lua::OptNumberField(L, -1, "ttl")) c.lease_ttl = *ttl;
     }
@@ -122,7 +122,7 @@ Config LoadConfig(lua::State& vm, const Project& p) {
     throw Error("config", "invalid", "hoist.lua: " + e.message());
   }
   if (c.lease_ttl <= 0) throw Error("config", "invalid", "hoist.lua: lease.ttl must be a positive number of seconds");
-  lua_getfield(L, idx, "environments");
+  lua::RawField(L, idx, "environments");
   if (lua_istable(L, -1)) {
     lua_pushnil(L);
     while (lua_next(L, -2) != 0) {
@@ -152,8 +152,8 @@ std::string PushEnvironment(lua_State* L, int config_idx, const Config& c, const
   if (c.envs.empty() && name == "default") {
     lua_newtable(L);
   } else {
-    lua_getfield(L, config_idx, "environments");
-    if (!lua_istable(L, -1) || lua_getfield(L, -1, name.c_str()) != LUA_TTABLE) {
+    lua::RawField(L, config_idx, "environments");
+    if (!lua_istable(L, -1) || lua::RawField(L, -1, name.c_str()) != LUA_TTABLE) {
       lua_pop(L, lua_istable(L, -1) ? 2 : 1);
       std::string hint = engine::Suggest(name, c.envs);
       throw Error("config", "usage",
@@ -205,20 +205,20 @@ std::vector<std::pair<int, std::string>> EnvironmentFrontends(const Project& pro
   PushEnvironment(L, lua_gettop(L), c, env);
   int env_idx = lua_gettop(L);
   std::vector<std::pair<int, std::string>> out;
-  lua_getfield(L, env_idx, "nginx");
+  lua::RawField(L, env_idx, "nginx");
   if (!lua_istable(L, -1)) return out;
   int nginx_idx = lua_gettop(L);
   std::string conf = lua::OptStringField(L, nginx_idx, "conf").value_or("");
   if (conf.empty()) return out;
   if (conf[0] != '/') conf = project.root + "/" + conf;
   std::vector<std::string> urls;
-  lua_getfield(L, nginx_idx, "verify");
+  lua::RawField(L, nginx_idx, "verify");
   if (lua_istable(L, -1)) {
     if (auto u = lua::OptStringField(L, lua_gettop(L), "url")) urls.push_back(*u);
   }
   lua_pop(L, 1);
   if (auto u = lua::OptStringField(L, nginx_idx, "verify_url")) urls.push_back(*u);
-  lua_getfield(L, env_idx, "bake");
+  lua::RawField(L, env_idx, "bake");
   if (lua_istable(L, -1)) {
     if (auto u = lua::OptStringField(L, lua_gettop(L), "url")) urls.push_back(*u);
   }

@@ -97,7 +97,7 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
       env_name = PushEnvironment(L, config_idx, config, options.env);
     }
     env_idx = lua_gettop(L);
-    lua_getfield(L, env_idx, "backups");
+    lua::RawField(L, env_idx, "backups");
     ctx.env_backups = lua::ToJson(L, -1, true);
     lua_pop(L, 1);
     if (!options.sandbox_database.empty()) {
@@ -233,13 +233,13 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   ctx.store = store.get();
   ctx.env = env_name;
 
-  lua_getfield(L, desc_idx, "run");
+  lua::RawField(L, desc_idx, "run");
   lua::PushJson(L, params);
   int params_idx = lua_gettop(L);
   bind::PushRunObject(L, run_id, info.name, info.version, env_idx, params_idx, sandbox);
   // Every environment of hoist.lua, for playbooks that look across them
   // (compare dev with prod); run.env stays the one the lease covers.
-  if (lua_getfield(L, config_idx, "environments") != LUA_TTABLE) {
+  if (lua::RawField(L, config_idx, "environments") != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_newtable(L);
   }

@@ -49,7 +49,7 @@ int l_step(lua_State* L) {
     opts.retry_delay = lua::OptNumberField(L, 4, "retry_delay").value_or(1.0);
     opts.timeout = lua::OptNumberField(L, 4, "timeout");
     if (opts.timeout && *opts.timeout <= 0) throw Error("run", "invalid", "step option 'timeout' must be > 0 seconds");
-    lua_getfield(L, 4, "undo");
+    lua::RawField(L, 4, "undo");
     if (!lua_isnil(L, -1)) {
       if (!lua_isfunction(L, -1)) {
         lua_pop(L, 1);
@@ -93,27 +93,8 @@ int l_step(lua_State* L) {
 }
 
 int l_confirm(lua_State* L) {
-  Context* ctx = GetContext(L);
   std::string question = lua::CheckString(L, 2, "question");
-  auto note = [&](const char* how, bool answer) {
-    if (ctx && ctx->runner) ctx->runner->Note("confirm", question, {{"answer", answer}, {"by", how}});
-  };
-  if (ctx && ctx->assume_yes) {
-    note("--yes", true);
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  if (!ctx || !ctx->interactive) {
-    throw Error("run", "not_confirmed",
-                fmt::format("cannot ask \"{}\": no terminal to answer on; pass --yes to confirm", question));
-  }
-  fmt::print(stderr, "{} [y/N] ", question);
-  std::fflush(stderr);
-  char buf[64] = {};
-  bool yes = false;
-  if (std::fgets(buf, sizeof buf, stdin)) yes = buf[0] == 'y' || buf[0] == 'Y';
-  note("prompt", yes);
-  lua_pushboolean(L, yes);
+  lua_pushboolean(L, Ask(L, question));
   return 1;
 }
 
