@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "db/backup.h"
+#include "sys/fs.h"
 #include "sys/sha256.h"
 
 namespace hoist::db::backup::detail {
@@ -35,39 +36,20 @@ using json = nlohmann::json;
 /// Throws Error{"backup","interrupted"|"timeout"} when StopReason() is set.
 void CheckStop();
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { Reset(); }
-  Fd(Fd&& o) noexcept : fd_(o.Release()) {}
-  Fd& operator=(Fd&& o) noexcept;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-  int Release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-  void Reset();
+// The descriptor helpers live in sys/fs; backups pass kArea so their errors
+// stay Error{"backup", ...}.
+inline constexpr std::string_view kArea = "backup";
+using sys::Fd;
+using sys::FileSize;
+using sys::FsyncFd;
+using sys::OpenRead;
+using sys::PreadFull;
+using sys::PwriteFull;
+using sys::StartWriteback;
+using sys::WriteFull;
 
- private:
-  int fd_ = -1;
-};
-
-/// open(2) for reading; nullopt-free: throws FailErrno("cannot open", ...).
-Fd OpenRead(const std::string& path);
-uint64_t FileSize(int fd, const std::string& path);
-/// pread until n bytes or EOF; returns bytes read. Throws on errors.
-size_t PreadFull(int fd, char* buf, size_t n, uint64_t off, const std::string& path);
-void PwriteFull(int fd, const char* buf, size_t n, uint64_t off, const std::string& path);
-void WriteFull(int fd, const char* buf, size_t n, const std::string& path);
-void FsyncFd(int fd, const std::string& path);
-/// Starts writing [off, off + n) back to disk without waiting (so the final
-/// fsync has little left to do); best effort, the fsync is the guarantee.
-void StartWriteback(int fd, uint64_t off, uint64_t n);
+/// A manifest's string field; "" when it is absent or not a string.
+std::string Str(const json& m, const char* key);
 
 /// A hidden output file `.<final_name>.tmp-XXXXXX` in dir, mode 0600 and
 /// flock'ed for its whole life (so prune can tell a crashed backup's
@@ -216,6 +198,8 @@ std::optional<double> ParseIsoTime(const std::string& s);
 
 /// Throws invalid unless label matches [A-Za-z0-9._-]{1,64}.
 void CheckLabel(const std::string& label);
+/// Throws invalid for a negative keep or keep_safety.
+void CheckRetention(int keep, int keep_safety);
 /// Label, dir, keep and keep_safety: what both engines' create refuse before any work.
 void CheckCreateOptions(const CreateOptions& o);
 /// Directory part of path ("." when none) and base name.

@@ -29,6 +29,7 @@
 #include "db/backup_internal.h"
 #include "db/connection.h"
 #include "db/url.h"
+#include "sys/clock.h"
 #include "sys/fs.h"
 #include "sys/process.h"
 #include "sys/sha256.h"
@@ -45,8 +46,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr size_t kPipeBuf = 1 << 20;
 constexpr const char* kPlainTrailer = "-- PostgreSQL database dump complete";
-
-double Since(SteadyClock::time_point t0) { return std::chrono::duration<double>(SteadyClock::now() - t0).count(); }
 
 /// The libpq connection split in two: argv-safe keywords (no password) and
 /// the password for PGPASSWORD. The password is registered as a secret.
@@ -236,7 +235,7 @@ void ChmodTree(const std::string& dir) {
       int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd >= 0) {
         Fd guard(fd);
-        FsyncFd(fd, p);
+        FsyncFd(fd, p, kArea);
       }
     }
   }
@@ -247,11 +246,11 @@ void ChmodTree(const std::string& dir) {
 /// archive readable to its end? "" when fine, else the problem.
 std::string ListCheck(const std::string& file, const std::string& format, const std::string& pg_bin) {
   if (format == "plain") {
-    Fd fd = OpenRead(file);
-    uint64_t size = FileSize(fd.get(), file);
+    Fd fd = OpenRead(file, kArea);
+    uint64_t size = FileSize(fd.get(), file, kArea);
     char buf[256] = {};
     uint64_t off = size > sizeof buf ? size - sizeof buf : 0;
-    size_t n = PreadFull(fd.get(), buf, sizeof buf, off, file);
+    size_t n = PreadFull(fd.get(), buf, sizeof buf, off, file, kArea);
     std::string tail(buf, n);
     return tail.find(kPlainTrailer) != std::string::npos ? "" : "the dump does not end with \"" + std::string(kPlainTrailer) +
                                                                       "\" (incomplete)";
@@ -269,9 +268,9 @@ std::string FramingCheck(const std::string& path, const std::string& format, con
   if (format == "plain") return ListCheck(path, format, pg_bin);
   std::string file = format == "directory" ? path + "/toc.dat" : path;
   if (!sys::StatPath(file).exists) return BaseName(file) + " is missing";
-  Fd fd = OpenRead(file);
+  Fd fd = OpenRead(file, kArea);
   char head[512] = {};
-  size_t n = PreadFull(fd.get(), head, sizeof head, 0, file);
+  size_t n = PreadFull(fd.get(), head, sizeof head, 0, file, kArea);
   if (format == "tar") {
     return n == sizeof head && std::memcmp(head + 257, "ustar", 5) == 0 ? "" : "not a tar archive";
   }
@@ -462,7 +461,7 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
       if (hash_error) continue;  // keep draining so pg_dump can finish
       try {
         hash.Update(std::string_view(buf.get(), static_cast<size_t>(n)));
-        WriteFull(out_file->fd(), buf.get(), static_cast<size_t>(n), out_file->path());
+        WriteFull(out_file->fd(), buf.get(), static_cast<size_t>(n), out_file->path(), kArea);
         StartWriteback(out_file->fd(), size, static_cast<uint64_t>(n));
         size += static_cast<uint64_t>(n);
         if (o.progress) o.progress(display, static_cast<double>(size), 0, "bytes");
@@ -502,7 +501,7 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
     }
   }
   lap("checksum_tail");
-  if (out_file) FsyncFd(out_file->fd(), out_file->path());
+  if (out_file) FsyncFd(out_file->fd(), out_file->path(), kArea);
   lap("fsync");
   // pg_dump exited 0 without an error line; the archive must also be framed
   // as its format says (backup.verify runs pg_restore --list besides).
@@ -547,7 +546,7 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
     m["verified"] = true;
     m["check"] = "pg_dump exit status and stderr";
     lap("publish");
-    m["seconds"] = Since(t0);
+    m["seconds"] = sys::Since(t0);
     m["timings"] = timings;
     PublishBackup(r, sidecar_text, std::move(m), sha, size, [&] {
       if (out_dir) {
@@ -557,7 +556,7 @@ CreateResult CreatePostgres(const std::string& conninfo, const std::string& reda
       }
     }, o, redacted);
   }
-  r.seconds = Since(t0);
+  r.seconds = sys::Since(t0);
   return r;
 }
 
@@ -622,14 +621,14 @@ VerifyResult VerifyPgFile(const std::string& file, const json& manifest, const V
       }
     }
   } else {
-    Fd fd = OpenRead(file);
-    uint64_t size = FileSize(fd.get(), file);
+    Fd fd = OpenRead(file, kArea);
+    uint64_t size = FileSize(fd.get(), file, kArea);
     if (manifest.contains("size") && manifest["size"].is_number_unsigned() && manifest["size"].get<uint64_t>() != size) {
       uint64_t want = manifest["size"].get<uint64_t>();
       r.problems.push_back(size < want ? fmt::format("{}: truncated: {} bytes, the manifest records {}", name, size, want)
                                        : fmt::format("{}: {} bytes, the manifest records {}", name, size, want));
       r.integrity = "not checked";
-      r.seconds = Since(t0);
+      r.seconds = sys::Since(t0);
       return r;
     }
     // Hash on a thread while pg_restore reads the archive.
@@ -668,7 +667,7 @@ VerifyResult VerifyPgFile(const std::string& file, const json& manifest, const V
     r.problems.push_back(fmt::format("{}: {} failed: {}", name, r.method, r.integrity));
   }
   r.ok = r.problems.empty();
-  r.seconds = Since(t0);
+  r.seconds = sys::Since(t0);
   return r;
 }
 
@@ -709,7 +708,7 @@ RestoreResult RestorePostgres(const std::string& file, const std::string& connin
   CheckStop();
   PgTarget t = SplitConninfo(conninfo, redacted);
   RunRestore(file, m.value("format", "custom"), t, o.pg_bin, /*clean=*/!m.value("data_only", false));
-  r.seconds = Since(t0);
+  r.seconds = sys::Since(t0);
   return r;
 }
 
@@ -766,7 +765,7 @@ DrillResult DrillPg(const std::string& file, const json& manifest, const DrillOp
     }
   }
   r.ok = r.problems.empty();
-  r.seconds = Since(t0);
+  r.seconds = sys::Since(t0);
   return r;
 }
 

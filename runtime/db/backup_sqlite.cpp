@@ -29,6 +29,7 @@
 #include "db/backup.h"
 #include "db/backup_internal.h"
 #include "db/sqlite_connection.h"
+#include "sys/clock.h"
 #include "sys/fs.h"
 #include "sys/sha256.h"
 
@@ -57,8 +58,6 @@ void Put4(unsigned char* p, uint32_t v) {
   p[2] = static_cast<unsigned char>(v >> 8);
   p[3] = static_cast<unsigned char>(v);
 }
-
-double Since(SteadyClock::time_point t0) { return std::chrono::duration<double>(SteadyClock::now() - t0).count(); }
 
 /// "file:<path>?immutable=1": read-only, no locks, no -journal/-shm created.
 std::string ImmutableUri(const std::string& path) {
@@ -183,7 +182,7 @@ struct ShmInfo {
 ShmInfo ReadShmOnce(int fd, const std::string& shm_path) {
   ShmInfo info;
   unsigned char buf[136];
-  if (PreadFull(fd, reinterpret_cast<char*>(buf), sizeof buf, 0, shm_path) != sizeof buf) return info;
+  if (PreadFull(fd, reinterpret_cast<char*>(buf), sizeof buf, 0, shm_path, kArea) != sizeof buf) return info;
   // Two copies of the header: a writer in the middle of an update makes them differ.
   if (std::memcmp(buf, buf + 48, 48) != 0 || buf[12] == 0) return info;
   uint32_t version, mx_frame, backfill;
@@ -294,10 +293,10 @@ Overlay ReadWalFrames(const std::string& wal_path, uint32_t page_size, const std
     FailErrno("cannot open", wal_path, errno);
   }
   Fd fd(raw);
-  uint64_t size = FileSize(fd.get(), wal_path);
+  uint64_t size = FileSize(fd.get(), wal_path, kArea);
   ov.wal_bytes = size;
   unsigned char hdr[32];
-  if (size < sizeof hdr || PreadFull(fd.get(), reinterpret_cast<char*>(hdr), sizeof hdr, 0, wal_path) != sizeof hdr) {
+  if (size < sizeof hdr || PreadFull(fd.get(), reinterpret_cast<char*>(hdr), sizeof hdr, 0, wal_path, kArea) != sizeof hdr) {
     ov.note = "WAL empty";
     return ov;
   }
@@ -332,7 +331,7 @@ Overlay ReadWalFrames(const std::string& wal_path, uint32_t page_size, const std
   if (shm.ok && shm.backfill > 0 && shm.backfill <= max_frames && std::memcmp(shm.salt, hdr + 16, 8) == 0) {
     unsigned char fh[24];
     uint64_t at = sizeof hdr + (uint64_t{shm.backfill} - 1) * frame_size;
-    if (PreadFull(fd.get(), reinterpret_cast<char*>(fh), sizeof fh, at, wal_path) == sizeof fh &&
+    if (PreadFull(fd.get(), reinterpret_cast<char*>(fh), sizeof fh, at, wal_path, kArea) == sizeof fh &&
         std::memcmp(fh + 8, hdr + 16, 8) == 0) {
       s1 = Get4(fh + 16);
       s2 = Get4(fh + 20);
@@ -351,7 +350,7 @@ Overlay ReadWalFrames(const std::string& wal_path, uint32_t page_size, const std
     CheckStop();
     size_t n = static_cast<size_t>(std::min<uint64_t>(batch, max_frames - i));
     size_t got = PreadFull(fd.get(), reinterpret_cast<char*>(buf.get()), n * frame_size, sizeof hdr + i * frame_size,
-                           wal_path);
+                           wal_path, kArea);
     size_t valid = 0;
     for (size_t j = 0; j < n && (j + 1) * frame_size <= got; ++j) {
       const unsigned char* f = buf.get() + j * frame_size;
@@ -383,7 +382,7 @@ Overlay ReadWalFrames(const std::string& wal_path, uint32_t page_size, const std
     if (valid < n) stop = true;
     if (valid) {
       PwriteFull(ov.scratch.get(), reinterpret_cast<const char*>(pagebuf.get()), valid * page_size,
-                 (i - start) * page_size, "WAL scratch file");
+                 (i - start) * page_size, "WAL scratch file", kArea);
     }
     i += n;
   }
@@ -415,8 +414,8 @@ size_t CopyRange(int in, int out, uint64_t off, size_t n, bool& in_kernel, const
   }
   if (done == n) return done;
   std::unique_ptr<char[]> buf(new char[n - done]);
-  size_t got = PreadFull(in, buf.get(), n - done, off + done, in_path);
-  PwriteFull(out, buf.get(), got, off + done, out_path);
+  size_t got = PreadFull(in, buf.get(), n - done, off + done, in_path, kArea);
+  PwriteFull(out, buf.get(), got, off + done, out_path, kArea);
   return done + got;
 }
 
@@ -562,7 +561,7 @@ uint64_t BackupInto(Db& src, Db& dest, const std::string& display, const Progres
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
       if (!busy) busy_since = SteadyClock::now();
       busy = true;
-      if (Since(busy_since) > 30) {
+      if (sys::Since(busy_since) > 30) {
         finish();
         Fail("busy", display + " stayed locked by another connection for 30 s; nothing was restored");
       }
@@ -615,15 +614,15 @@ VerifyResult VerifyImpl(const std::string& file, const std::optional<json>& mani
   if (from_sidecar && !from_manifest.empty() && *from_sidecar != from_manifest) {
     r.problems.push_back(name + ": " + name + ".sha256 and " + name + ".json record different checksums");
   }
-  Fd fd = OpenRead(file);
-  uint64_t size = FileSize(fd.get(), file);
+  Fd fd = OpenRead(file, kArea);
+  uint64_t size = FileSize(fd.get(), file, kArea);
   if (manifest && manifest->contains("size") && (*manifest)["size"].is_number_unsigned()) {
     uint64_t want = (*manifest)["size"].get<uint64_t>();
     if (size != want) {
       r.problems.push_back(size < want ? fmt::format("{}: truncated: {} bytes, the manifest records {}", name, size, want)
                                        : fmt::format("{}: {} bytes, the manifest records {}", name, size, want));
       r.integrity = "not checked";
-      r.seconds = Since(t0);
+      r.seconds = sys::Since(t0);
       return r;
     }
   }
@@ -657,7 +656,7 @@ VerifyResult VerifyImpl(const std::string& file, const std::optional<json>& mani
     }
     if (decoded) {
       r.sha256 = sha.FinishHex();
-      info = CheckFile(out->path(), deep, false, FileSize(out->fd(), out->path()));
+      info = CheckFile(out->path(), deep, false, FileSize(out->fd(), out->path(), kArea));
       if (decompressed) *decompressed = std::move(out);
     } else {
       checked = false;
@@ -673,7 +672,7 @@ VerifyResult VerifyImpl(const std::string& file, const std::optional<json>& mani
   r.integrity = !checked ? "not checked" : info.ok ? "ok" : Summarize(info.problems);
   if (!info.ok) r.problems.push_back(fmt::format("{}: {} failed: {}", name, r.method, r.integrity));
   r.ok = r.problems.empty();
-  r.seconds = Since(t0);
+  r.seconds = sys::Since(t0);
   if (decompressed && !r.ok) decompressed->reset();
   return r;
 }
@@ -728,7 +727,7 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
     timings[phase] = std::round(std::chrono::duration<double>(now - mark).count() * 1000) / 1000;
     mark = now;
   };
-  Fd dbfd = OpenRead(db_path);
+  Fd dbfd = OpenRead(db_path, kArea);
   // SQLite's read lock is a POSIX lock on the -shm, and closing ANY
   // descriptor of a file drops all of this process's locks on it: the -shm
   // stays open until the snapshot is released, or a checkpoint could pass
@@ -766,13 +765,13 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
       while (next < ov.pages.size() && ov.pages[next].first <= last) {
         auto [pg, idx] = ov.pages[next++];
         PreadFull(ov.scratch.get(), reinterpret_cast<char*>(page.get()), page_size, uint64_t{idx} * page_size,
-                  "WAL scratch file");
+                  "WAL scratch file", kArea);
         if (pg == 1) {
           PatchHeader(page.get(), pages);
           page1_done = true;
         }
         PwriteFull(tmp.fd(), reinterpret_cast<const char*>(page.get()), page_size, uint64_t{pg - 1} * page_size,
-                   tmp.path());
+                   tmp.path(), kArea);
         if (pg == need) ++need;
       }
       if (need <= last) {
@@ -781,9 +780,9 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
                                    db_path, need));
       }
       if (off == 0 && !page1_done) {
-        PreadFull(tmp.fd(), reinterpret_cast<char*>(page.get()), page_size, 0, tmp.path());
+        PreadFull(tmp.fd(), reinterpret_cast<char*>(page.get()), page_size, 0, tmp.path(), kArea);
         PatchHeader(page.get(), pages);
-        PwriteFull(tmp.fd(), reinterpret_cast<const char*>(page.get()), page_size, 0, tmp.path());
+        PwriteFull(tmp.fd(), reinterpret_cast<const char*>(page.get()), page_size, 0, tmp.path(), kArea);
       }
       // Start writeback now, so the final fsync finds little left to do.
       if (!level) StartWriteback(tmp.fd(), off, n);
@@ -806,7 +805,7 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
   if (!level) {
     int fd = tmp.fd();
     std::string p = tmp.path();
-    syncer.emplace([fd, p] { FsyncFd(fd, p); });
+    syncer.emplace([fd, p] { FsyncFd(fd, p, kArea); });
   }
   CheckInfo info = CheckFile(tmp.path(), /*deep=*/false, /*describe=*/true, total);
   lap("quick_check");
@@ -828,7 +827,7 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
         },
         tmp.path());
     sha = zsha.FinishHex();
-    FsyncFd(ztmp->fd(), ztmp->path());
+    FsyncFd(ztmp->fd(), ztmp->path(), kArea);
     lap("compress");
   } else {
     while (hasher->hashed() < total) {
@@ -862,12 +861,12 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
                      {"wal_bytes", ov.wal_bytes}, {"note", ov.note}};
     m["verified"] = true;
     m["quick_check"] = "ok";
-    m["seconds"] = Since(t0);
+    m["seconds"] = sys::Since(t0);
     m["timings"] = timings;
     PublishBackup(r, sha + "  " + BaseName(r.path) + "\n", std::move(m), sha, size,
                   [&] { (ztmp ? *ztmp : tmp).Publish(r.path); }, o, source);
   }
-  r.seconds = Since(t0);
+  r.seconds = sys::Since(t0);
   return r;
 }
 
@@ -962,7 +961,7 @@ RestoreResult RestoreSqlite(const std::string& file, const std::string& target, 
   if (sqlite3_wal_checkpoint_v2(dest.get(), "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr) != SQLITE_OK) {
     sqlite3_wal_checkpoint_v2(dest.get(), "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
   }
-  r.seconds = Since(t0);
+  r.seconds = sys::Since(t0);
   return r;
 }
 
@@ -1034,7 +1033,7 @@ DrillResult DrillSqlite(const std::string& file, const json& manifest, const Dri
     }
   }
   r.ok = r.problems.empty();
-  r.seconds = Since(t0);
+  r.seconds = sys::Since(t0);
   return r;
 }
 

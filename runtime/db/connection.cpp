@@ -67,6 +67,12 @@ std::string Seconds(double s) { return fmt::format("{:g} s", s); }
 
 }  // namespace detail
 
+std::string QuoteIdent(std::string_view name) {
+  std::string out = "\"";
+  for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
 const char* TypeName(const Value& v) {
   static const char* kNames[] = {"null", "boolean", "integer", "float", "text", "blob"};
   return kNames[v.index()];

@@ -172,6 +172,10 @@ class Connection {
 /// "cannot connect to database \"app\" on db1:5432 as user \"u\": ..."}.
 std::unique_ptr<Connection> Open(const std::string& url, const OpenOptions& options = {});
 
+/// name as an SQL identifier: in double quotes, each '"' doubled (the same
+/// in SQLite and PostgreSQL).
+std::string QuoteIdent(std::string_view name);
+
 /// "<hostname>:<pid>", the default lock owner.
 std::string DefaultLockOwner();
 /// True when owner is DefaultLockOwner()'s "host:pid" of this host and that

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "core/strings.h"
+
 namespace hoist::db {
 namespace {
 
@@ -192,12 +194,6 @@ bool TouchesExisting(const TableInfo* before, const std::vector<std::string>& co
     if (!simple) return true;  // an expression over existing columns
   }
   return false;
-}
-
-std::string Join(const std::vector<std::string>& v) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
-  return out;
 }
 
 ColumnInfo ColumnFrom(const json& j) {
@@ -518,7 +514,7 @@ Classification Classify(const Schema& before, const Schema& after, const SchemaD
       auto cols = obj.value("columns", std::vector<std::string>{});
       if (act == "added") {
         if (unique && TouchesExisting(old_t, cols)) {
-          found.push_back(Make(C::kIncompatible, fmt::format("add unique index {}{} ({})", ch.name, on, Join(cols)),
+          found.push_back(Make(C::kIncompatible, fmt::format("add unique index {}{} ({})", ch.name, on, Join(cols, ", ")),
                                "UNIQUE on existing columns: the previous version may insert duplicates", &ch));
         } else {
           found.push_back(Make(C::kAdditive, fmt::format("create {}index {}{}", unique ? "unique " : "", ch.name, on),
@@ -546,17 +542,17 @@ Classification Classify(const Schema& before, const Schema& after, const SchemaD
       auto cols = (act == "dropped" ? ch.before : ch.after).value("columns", std::vector<std::string>{});
       if (act == "added") {
         if (TouchesExisting(old_t, cols)) {
-          found.push_back(Make(C::kIncompatible, fmt::format("add UNIQUE ({}){}", Join(cols), on),
+          found.push_back(Make(C::kIncompatible, fmt::format("add UNIQUE ({}){}", Join(cols, ", "), on),
                                "UNIQUE on existing columns: the previous version may insert duplicates", &ch));
         } else {
-          found.push_back(Make(C::kAdditive, fmt::format("add UNIQUE ({}){}", Join(cols), on),
+          found.push_back(Make(C::kAdditive, fmt::format("add UNIQUE ({}){}", Join(cols, ", "), on),
                                "over new columns only", &ch));
         }
       } else if (act == "dropped") {
-        found.push_back(Make(C::kIncompatible, fmt::format("drop UNIQUE ({}){}", Join(cols), on),
+        found.push_back(Make(C::kIncompatible, fmt::format("drop UNIQUE ({}){}", Join(cols, ", "), on),
                              "the previous version's upserts (ON CONFLICT) may rely on it", &ch));
       } else {
-        found.push_back(Make(C::kAdditive, fmt::format("rename UNIQUE ({}){}", Join(cols), on), ch.detail, &ch));
+        found.push_back(Make(C::kAdditive, fmt::format("rename UNIQUE ({}){}", Join(cols, ", "), on), ch.detail, &ch));
       }
     } else if (k == "foreign_key") {
       auto cols = (act == "dropped" ? ch.before : ch.after).value("columns", std::vector<std::string>{});

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "db/migrate_fk.h"
 #include "db/migrate_schema.h"
 #include "db/pg_connection.h"
@@ -29,11 +30,6 @@ using json = nlohmann::json;
 std::string RandomHex() {
   std::random_device rd;
   return fmt::format("{:08x}", rd());
-}
-
-std::string ErrorText(const std::exception& e) {
-  if (auto* he = dynamic_cast<const Error*>(&e)) return he->message();
-  return e.what();
 }
 
 /// A sandbox copy of a database, removed on destruction.

@@ -32,12 +32,6 @@ bool MentionsReferences(const std::string& sql) {
   return it != sql.end();
 }
 
-std::string QuoteIdent(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
 }  // namespace
 
 struct SchemaProbe::Impl {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "sys/fs.h"
 #include "sys/sha256.h"
 
@@ -21,17 +22,11 @@ std::string FileName(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-std::string TrimRight(std::string_view s) {
-  size_t e = s.size();
-  while (e > 0 && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r')) --e;
-  return std::string(s.substr(0, e));
-}
+// A line's trailing blanks, and the CR of a CRLF file.
+constexpr std::string_view kLineEnd = " \t\r";
 
-std::string Trim(std::string_view s) {
-  size_t b = 0;
-  while (b < s.size() && (s[b] == ' ' || s[b] == '\t')) ++b;
-  return TrimRight(s.substr(b));
-}
+// A header line without its surrounding blanks.
+std::string TrimLine(std::string_view s) { return TrimRight(TrimLeft(s, " \t"), kLineEnd); }
 
 // "0003_add_email.sql" -> version 3, name "add_email", kind "sql".
 bool ParseName(const std::string& file, int64_t* version, std::string* name, std::string* kind) {
@@ -61,16 +56,16 @@ void ParseLuaHeader(MigrationFile& m) {
   while (i < src.size()) {
     size_t nl = src.find('\n', i);
     if (nl == std::string::npos) nl = src.size();
-    std::string t = Trim(std::string_view(src).substr(i, nl - i));
+    std::string t = TrimLine(std::string_view(src).substr(i, nl - i));
     ++line_no;
     i = nl + 1;
     if (t.empty()) continue;
     if (t.rfind("--", 0) != 0 || t.rfind("--[[", 0) == 0) break;
-    std::string body = Trim(std::string_view(t).substr(2));
+    std::string body = TrimLine(std::string_view(t).substr(2));
     if (body.rfind("hoist:", 0) != 0) continue;
     std::string directive = body.substr(6), arg;
     if (auto sp = directive.find_first_of(" \t"); sp != std::string::npos) {
-      arg = Trim(std::string_view(directive).substr(sp));
+      arg = TrimLine(std::string_view(directive).substr(sp));
       directive = directive.substr(0, sp);
     }
     std::string where = fmt::format("{}:{}", m.file, line_no);
@@ -100,7 +95,7 @@ std::string NormalizedChecksum(std::string_view text) {
   while (i <= text.size()) {
     size_t nl = text.find_first_of("\r\n", i);
     if (nl == std::string_view::npos) nl = text.size();
-    lines.push_back(TrimRight(text.substr(i, nl - i)));
+    lines.push_back(TrimRight(text.substr(i, nl - i), kLineEnd));
     if (nl < text.size() && text[nl] == '\r' && nl + 1 < text.size() && text[nl + 1] == '\n') ++nl;
     i = nl + 1;
   }
@@ -128,18 +123,18 @@ MigrationFile ParseSqlMigration(const std::string& path, std::string source) {
   while (i < source.size()) {
     size_t nl = source.find('\n', i);
     if (nl == std::string::npos) nl = source.size();
-    std::string line = TrimRight(std::string_view(source).substr(i, nl - i));
+    std::string line = TrimRight(std::string_view(source).substr(i, nl - i), kLineEnd);
     ++line_no;
     i = nl + 1;
-    std::string t = Trim(line);
+    std::string t = TrimLine(line);
     std::string where = fmt::format("{}:{}", m.file, line_no);
     if (t.rfind("--", 0) == 0) {
-      std::string body = Trim(std::string_view(t).substr(2));
+      std::string body = TrimLine(std::string_view(t).substr(2));
       if (body.rfind("hoist:", 0) == 0) {
         std::string directive = body.substr(6);
         std::string arg;
         if (auto sp = directive.find_first_of(" \t"); sp != std::string::npos) {
-          arg = Trim(std::string_view(directive).substr(sp));
+          arg = TrimLine(std::string_view(directive).substr(sp));
           directive = directive.substr(0, sp);
         }
         if (directive == "up") {
@@ -186,12 +181,12 @@ MigrationFile ParseSqlMigration(const std::string& path, std::string source) {
     if (m.has_down) Invalid(m.file, "'-- hoist:down' without '-- hoist:up'");
     m.up = header_sql;
     m.up_line = 1;
-  } else if (!Trim(header_sql).empty()) {
+  } else if (!TrimLine(header_sql).empty()) {
     bool only_comments = true;
     size_t k = 0;
     while (k < header_sql.size()) {
       size_t nl = header_sql.find('\n', k);
-      std::string l = Trim(std::string_view(header_sql).substr(k, nl - k));
+      std::string l = TrimLine(std::string_view(header_sql).substr(k, nl - k));
       if (!l.empty() && l.rfind("--", 0) != 0) only_comments = false;
       k = nl + 1;
     }

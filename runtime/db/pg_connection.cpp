@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/secrets.h"
+#include "core/strings.h"
 #include "db/detail.h"
 #include "db/libpq.h"
 
@@ -34,13 +35,6 @@ struct ResultFree {
 using ResultPtr = std::unique_ptr<PGresult, ResultFree>;
 
 void IgnoreNotice(void*, const char*) {}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-  return s.substr(i);
-}
 
 bool IsCreateDatabase(std::string_view sql) {
   std::string head = Trim(std::string(sql.substr(0, 64)));

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/strings.h"
 
 namespace hoist::db {
 namespace {
@@ -19,13 +20,6 @@ bool StartsWithWordCi(std::string_view s, size_t i, std::string_view word) {
   bool left_ok = i == 0 || !IsWordChar(s[i - 1]);
   bool right_ok = i + word.size() == s.size() || !IsWordChar(s[i + word.size()]);
   return left_ok && right_ok;
-}
-
-std::string Trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
 }
 
 [[noreturn]] void Unterminated(const char* what, int line) {

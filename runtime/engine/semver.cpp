@@ -4,16 +4,10 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/strings.h"
 
 namespace hoist::engine {
 namespace {
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t");
-  return s.substr(b, e - b + 1);
-}
 
 }  // namespace
 
@@ -78,13 +72,13 @@ bool SatisfiesConstraint(const Semver& version, const std::string& constraint) {
   std::string part;
   bool any = false;
   while (std::getline(ss, part, ',')) {
-    part = Trim(part);
+    part = Trim(part, " \t");
     if (part.empty()) continue;
     any = true;
     std::string op;
     size_t i = 0;
     while (i < part.size() && std::string("<>=^~!").find(part[i]) != std::string::npos) op += part[i++];
-    auto v = ParseVersionLoose(Trim(part.substr(i)));
+    auto v = ParseVersionLoose(Trim(part.substr(i), " \t"));
     if (!v) {
       throw Error("playbook", "invalid", "malformed version constraint '" + part + "' (expected e.g. \">=0.1\")");
     }

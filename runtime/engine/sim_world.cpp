@@ -18,18 +18,22 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string Basename(const std::string& p) {
-  auto slash = p.find_last_of('/');
-  return slash == std::string::npos ? p : p.substr(slash + 1);
-}
-
 std::string Parent(const std::string& p) {
   auto slash = p.find_last_of('/');
   if (slash == std::string::npos) return ".";
   return slash == 0 ? "/" : p.substr(0, slash);
 }
 
-std::vector<std::string> Words(const std::string& s) {
+json Sha(std::string_view data) { return sys::Sha256Hex(data); }
+
+}  // namespace
+
+std::string SimBasename(const std::string& p) {
+  auto slash = p.find_last_of('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+std::vector<std::string> SimWords(const std::string& s) {
   std::istringstream in(s);
   std::vector<std::string> out;
   for (std::string w; in >> w;) out.push_back(w);
@@ -37,15 +41,14 @@ std::vector<std::string> Words(const std::string& s) {
 }
 
 bool ArgvMatches(const std::vector<std::string>& argv, const std::string& match) {
-  for (const auto& w : Words(match)) {
+  for (const auto& w : SimWords(match)) {
     bool found = false;
-    for (size_t i = 0; i < argv.size() && !found; ++i) found = (i == 0 ? Basename(argv[0]) == Basename(w) : false) || argv[i] == w;
+    for (size_t i = 0; i < argv.size() && !found; ++i) found = (i == 0 ? SimBasename(argv[0]) == SimBasename(w) : false) || argv[i] == w;
     if (!found) return false;
   }
   return true;
 }
 
-// host and port of an http(s) URL (port defaults by scheme).
 std::pair<std::string, int> HostPort(const std::string& url) {
   auto scheme_end = url.find("://");
   bool tls = url.rfind("https", 0) == 0;
@@ -61,39 +64,54 @@ std::pair<std::string, int> HostPort(const std::string& url) {
   return {authority, tls ? 443 : 80};
 }
 
-json Sha(std::string_view data) { return sys::Sha256Hex(data); }
-
-int PortNumber(const json& v) {
-  try {
-    if (v.is_number_integer()) return v.get<int>();
-    if (v.is_string()) return std::stoi(v.get<std::string>());
-  } catch (...) {
+class SimWorld::Host : public SimHost {
+ public:
+  explicit Host(SimWorld& w) : w_(w) {}
+  double Monotonic() override { return w_.Monotonic(); }
+  pid_t AddProcess(const std::string& cmdline, pid_t parent) override { return w_.AddProcess(cmdline, parent); }
+  pid_t AddListener(const std::string& cmdline, const std::string& name, int port, bool listens,
+                    double listen_at) override {
+    pid_t pid = w_.AddProcess(cmdline);
+    Proc& p = w_.procs_[pid];
+    p.name = name;
+    p.port = port;
+    p.listens = listens;
+    p.listen_at = listen_at;
+    return pid;
   }
-  return 0;
-}
-
-/// Where a container's app answers on the host: the first port Docker
-/// publishes (`published`: create's HostConfig.PortBindings or a listing's
-/// Ports), else, for host networking, where Docker records none, the
-/// `hoist.port` label (hoist.bluegreen sets it). 0 = not known.
-int ContainerPort(const json& labels, const json& published) {
-  if (published.is_object()) {
-    for (const auto& [inner, bindings] : published.items()) {
-      for (const auto& b : bindings.is_array() ? bindings : json::array()) {
-        if (int p = PortNumber(b.value("HostPort", json())); p > 0) return p;
-      }
+  void End(pid_t pid) override { w_.procs_[pid].alive = false; }
+  void Kill(pid_t pid) override { w_.Kill(pid); }
+  std::vector<pid_t> LivePids(const std::string& part) override {
+    std::vector<pid_t> out;
+    for (const auto& [pid, p] : w_.procs_) {
+      if (p.alive && p.cmdline.find(part) != std::string::npos) out.push_back(pid);
     }
-  } else if (published.is_array()) {
-    for (const auto& p : published) {
-      if (int n = PortNumber(p.value("PublicPort", json())); n > 0) return n;
-    }
+    return out;
   }
-  return labels.is_object() && labels.contains("hoist.port") ? PortNumber(labels["hoist.port"]) : 0;
-}
+  std::vector<pid_t> ChildPids(pid_t pid) override { return w_.ChildPids(pid); }
+  std::string CmdLine(pid_t pid) override { return w_.CmdLine(pid); }
+  bool ServiceListening(int port) override { return w_.ServiceOn(port) != nullptr; }
+  std::optional<std::string> Lookup(const std::string& path) override { return w_.Lookup(path); }
+  SimServiceScript ScriptFor(const std::string& name) override {
+    auto it = w_.scripts_.find(name);
+    return it != w_.scripts_.end() ? it->second : SimServiceScript{};
+  }
+  void Record(std::string kind, std::string what, json detail) override {
+    w_.Record(std::move(kind), std::move(what), std::move(detail));
+  }
+  void Observe(const std::string& what, const std::string& value) override { w_.observed_.emplace(what, value); }
 
-}  // namespace
+ private:
+  SimWorld& w_;
+};
 
-SimWorld::SimWorld(SimOptions options) : options_(std::move(options)) {}
+SimWorld::SimWorld(SimOptions options)
+    : options_(std::move(options)),
+      host_(std::make_unique<Host>(*this)),
+      nginx_(*host_),
+      docker_(*host_, options_.seed_from_disk) {}
+
+SimWorld::~SimWorld() = default;
 
 void SimWorld::Record(std::string kind, std::string what, json detail) {
   changes_.push_back({std::move(kind), std::move(what), step_name_ ? step_name_() : "", std::move(detail)});
@@ -281,8 +299,7 @@ pid_t SimWorld::AddProcess(const std::string& cmdline, pid_t parent) {
 }
 
 pid_t SimWorld::AddNginx(const std::string& pid_file, int workers) {
-  pid_t master = AddProcess("nginx: master process nginx");
-  for (int i = 0; i < workers; ++i) AddProcess("nginx: worker process", master);
+  pid_t master = nginx_.AddMaster(workers);
   SetFile(pid_file, fmt::format("{}\n", master));
   return master;
 }
@@ -342,12 +359,7 @@ void SimWorld::SendSignal(pid_t pid, int sig) {
   }
   Record("signal", fmt::format("kill -{} {}", sig, pid), {{"pid", pid}, {"signal", sig}, {"process", p->cmdline}});
   if (sig == SIGHUP) {
-    std::vector<pid_t> old = ChildPids(pid);
-    if (old.empty() || reload_ignored_) return;
-    // A new generation takes the configuration; the old one exits.
-    std::string title = procs_[old[0]].cmdline;
-    for (pid_t o : old) procs_[o].alive = false;
-    for (size_t i = 0; i < old.size(); ++i) AddProcess(title, pid);
+    nginx_.Reload(pid);
   } else if (sig == SIGTERM || sig == SIGKILL || sig == SIGINT || sig == SIGQUIT) {
     Kill(pid);
   }
@@ -360,7 +372,7 @@ SimWorld::Proc* SimWorld::ServiceOn(int port) {
   return nullptr;
 }
 
-bool SimWorld::Listening(int port) { return listening_.count(port) || frontends_.count(port) || ServiceOn(port); }
+bool SimWorld::Listening(int port) { return listening_.count(port) || nginx_.IsFrontend(port) || ServiceOn(port); }
 
 sys::TcpResult SimWorld::TcpConnect(const std::string& host, int port, std::chrono::milliseconds timeout) {
   sys::TcpResult r;
@@ -388,7 +400,7 @@ pid_t SimWorld::StartService(const sys::ServiceSpec& spec) {
   for (const auto& a : spec.argv) cmdline += (cmdline.empty() ? "" : " ") + a;
   pid_t pid = AddProcess(cmdline);
   Proc& p = procs_[pid];
-  p.name = spec.name.empty() ? Basename(spec.argv[0]) : spec.name;
+  p.name = spec.name.empty() ? SimBasename(spec.argv[0]) : spec.name;
   p.port = spec.port;
   p.listens = script.behaviour == "listens";
   p.listen_at = Monotonic() + script.listen_after;
@@ -453,19 +465,7 @@ sys::ProcessResult SimWorld::RunProcess(const sys::ProcessSpec& spec) {
     return r;
   }
   // `nginx -s reload` reloads the simulated masters.
-  if (!spec.argv.empty() && Basename(spec.argv[0]) == "nginx" && ArgvMatches(spec.argv, "-s reload")) {
-    std::vector<pid_t> masters;
-    for (const auto& [pid, p] : procs_) {
-      if (p.alive && p.cmdline.find("nginx: master") != std::string::npos) masters.push_back(pid);
-    }
-    for (pid_t m : masters) {
-      std::vector<pid_t> old = ChildPids(m);
-      if (reload_ignored_ || old.empty()) continue;
-      std::string title = procs_[old[0]].cmdline;
-      for (pid_t o : old) procs_[o].alive = false;
-      for (size_t i = 0; i < old.size(); ++i) AddProcess(title, m);
-    }
-  }
+  if (SimNginx::IsReloadCommand(spec.argv)) nginx_.ReloadAll();
   Record("process", "run " + display, {{"argv", spec.argv}, {"exit_code", 0}});
   return r;
 }
@@ -491,29 +491,13 @@ net::HttpResponse SimWorld::Http(const net::HttpRequest& request) {
     if (mutating) Record("http", request.method + " " + request.url, {{"status", r.status}, {"scripted", true}});
     return r;
   }
-  if (!request.unix_socket.empty()) return Docker(request);
+  if (!request.unix_socket.empty()) return docker_.Handle(request);
   auto [host, port] = HostPort(request.url);
   int target = port;
-  if (auto fe = frontends_.find(port); fe != frontends_.end()) {
-    // nginx: the first server line that is neither down nor backup.
-    target = 0;
-    std::istringstream conf(Lookup(fe->second).value_or(""));
-    for (std::string line; std::getline(conf, line) && target == 0;) {
-      auto words = Words(line.substr(0, line.find('#')));
-      if (words.size() < 2 || words[0] != "server" || line.find("down") != std::string::npos ||
-          line.find("backup") != std::string::npos) {
-        continue;
-      }
-      std::string addr = words[1];
-      if (addr.ends_with(';')) addr.pop_back();
-      target = HostPort("http://" + addr).second;
-    }
-    if (!ServiceOn(target)) {
-      r.status = 502;
-      r.body = "502 Bad Gateway (simulated nginx: no upstream listening)";
-      if (mutating) Record("http", request.method + " " + request.url, {{"status", r.status}});
-      return r;
-    }
+  if (auto answer = nginx_.Proxy(port, &target)) {
+    r = *answer;
+    if (mutating) Record("http", request.method + " " + request.url, {{"status", r.status}});
+    return r;
   }
   Proc* svc = ServiceOn(target);
   if (!svc && !Listening(port)) {
@@ -533,195 +517,7 @@ net::HttpResponse SimWorld::Http(const net::HttpRequest& request) {
 
 // ---- Docker -----------------------------------------------------------------
 
-void SimWorld::RunContainer(Container& c, const SimServiceScript& script) {
-  c.state = "running";
-  c.started_at = Monotonic();
-  if (c.port <= 0) return;
-  c.pid = AddProcess("container " + c.name);
-  Proc& p = procs_[c.pid];
-  p.name = c.name;
-  p.port = c.port;
-  p.listens = script.behaviour == "listens";
-  p.listen_at = c.started_at + script.listen_after;
-}
-
-void SimWorld::HaltContainer(Container& c) {
-  if (c.pid) Kill(c.pid);
-  c.pid = 0;
-}
-
-void SimWorld::AddContainer(const std::string& name, const std::string& image) {
-  Container c;
-  c.id = fmt::format("{:064x}", next_container_++);
-  c.name = name;
-  c.image = image;
-  c.state = "running";
-  containers_.push_back(c);
-}
-
-// The Engine API as the Docker client uses it: containers (create, start,
-// stop, restart, kill, remove, inspect with health, wait, list, logs), ping
-// and version, images (answered as present). Anything else is a 501 naming
-// the call, so a playbook never gets a made-up answer.
-net::HttpResponse SimWorld::Docker(const net::HttpRequest& request) {
-  net::HttpResponse r;
-  std::string url = request.url;
-  if (auto p = url.find("://"); p != std::string::npos) url = url.substr(url.find('/', p + 3));
-  std::string query;
-  if (auto q = url.find('?'); q != std::string::npos) {
-    query = url.substr(q + 1);
-    url = url.substr(0, q);
-  }
-  if (url.rfind("/v1.", 0) == 0) url = url.substr(url.find('/', 1));
-  auto param = [&](const std::string& key) {
-    for (const auto& kv : Words([&] {
-           std::string t = query;
-           std::replace(t.begin(), t.end(), '&', ' ');
-           return t;
-         }())) {
-      if (kv.rfind(key + "=", 0) == 0) return kv.substr(key.size() + 1);
-    }
-    return std::string();
-  };
-  auto reply = [&](int status, const json& body) {
-    r.status = status;
-    r.headers = {{"Content-Type", "application/json"}};
-    r.body = body.is_null() ? "" : body.dump();
-    return r;
-  };
-  auto find = [&](const std::string& id) -> Container* {
-    for (auto& c : containers_) {
-      if (c.id == id || c.name == id || (id.size() >= 12 && c.id.rfind(id, 0) == 0)) return &c;
-    }
-    return nullptr;
-  };
-  auto health = [&](const Container& c) -> std::string {
-    SimServiceScript script;
-    if (auto it = scripts_.find(c.name); it != scripts_.end()) script = it->second;
-    if (script.behaviour == "never_listens") return Monotonic() - c.started_at >= script.listen_after ? "unhealthy" : "starting";
-    return Monotonic() - c.started_at >= script.listen_after ? "healthy" : "starting";
-  };
-  if (options_.seed_from_disk && docker_seeded_.insert(request.unix_socket).second) {
-    // Sandbox: the containers running on this host, listed once (a GET, the
-    // only request the simulated world ever sends to a real service).
-    net::HttpRequest list;
-    list.url = "http://localhost/containers/json?all=1";
-    list.unix_socket = request.unix_socket;
-    list.timeout = std::chrono::milliseconds(5000);
-    net::HttpResponse real = net::Send(list);
-    json seen = real.ok() && real.status == 200 ? json::parse(real.body, nullptr, false) : json();
-    json names = json::array();
-    if (seen.is_array()) {
-      for (const auto& c : seen) {
-        Container k;
-        k.id = c.value("Id", "");
-        auto ns = c.value("Names", json::array());
-        k.name = !ns.empty() && ns[0].is_string() ? ns[0].get<std::string>().substr(1) : k.id.substr(0, 12);
-        k.image = c.value("Image", "");
-        k.port = ContainerPort(c.value("Labels", json::object()), c.value("Ports", json::array()));
-        if (c.value("State", "running") == "running") {
-          RunContainer(k, {});
-        } else {
-          k.state = "exited";
-        }
-        containers_.push_back(k);
-        names.push_back(k.name + " " + k.image + " " + k.state);
-      }
-    }
-    observed_.emplace("docker " + request.unix_socket, seen.is_array() ? sys::Sha256Hex(names.dump()) : "unreachable");
-  }
-  const std::string& m = request.method;
-  if (url == "/_ping") {
-    r.status = 200;
-    r.body = "OK";
-    return r;
-  }
-  if (url == "/version") return reply(200, {{"ApiVersion", "1.43"}, {"Version", "simulated"}, {"Os", "linux"}});
-  if (m == "GET" && url == "/containers/json") {
-    bool all = param("all") == "1";
-    json list = json::array();
-    for (const auto& c : containers_) {
-      if (!all && c.state != "running") continue;
-      list.push_back({{"Id", c.id}, {"Names", {"/" + c.name}}, {"Image", c.image}, {"State", c.state},
-                      {"Status", c.state}, {"Labels", c.config.value("Labels", json::object())}});
-    }
-    return reply(200, list);
-  }
-  if (m == "POST" && url == "/containers/create") {
-    std::string name = param("name");
-    if (!name.empty() && find(name)) {
-      return reply(409, {{"message", "Conflict. The container name \"/" + name + "\" is already in use"}});
-    }
-    Container c;
-    c.id = fmt::format("{:064x}", next_container_++);
-    c.name = name.empty() ? c.id.substr(0, 12) : name;
-    c.config = json::parse(request.body, nullptr, false);
-    if (c.config.is_discarded()) c.config = json::object();
-    c.image = c.config.value("Image", "");
-    c.healthcheck = c.config.contains("Healthcheck");
-    c.port = ContainerPort(c.config.value("Labels", json::object()),
-                           c.config.value("HostConfig", json::object()).value("PortBindings", json::object()));
-    containers_.push_back(c);
-    Record("docker", "create " + c.name + " (" + c.image + ")", {{"name", c.name}, {"image", c.image}});
-    return reply(201, {{"Id", c.id}, {"Warnings", json::array()}});
-  }
-  if (m == "GET" && url.rfind("/images/", 0) == 0 && url.ends_with("/json")) {
-    std::string name = url.substr(8, url.size() - 13);
-    return reply(200, {{"Id", "sha256:" + sys::Sha256Hex(name)}, {"RepoTags", {name}}});
-  }
-  if (url.rfind("/containers/", 0) == 0) {
-    std::string rest = url.substr(12);
-    std::string id = rest.substr(0, rest.find('/'));
-    std::string action = rest.find('/') == std::string::npos ? "" : rest.substr(rest.find('/') + 1);
-    Container* c = find(id);
-    if (!c) return reply(404, {{"message", "No such container: " + id}});
-    auto change = [&](const std::string& what) { Record("docker", what + " " + c->name, {{"name", c->name}, {"id", c->id}}); };
-    if (m == "GET" && action == "json") {
-      json state = {{"Status", c->state}, {"Running", c->state == "running"}, {"ExitCode", c->exit_code}};
-      if (c->healthcheck && c->state == "running") state["Health"] = {{"Status", health(*c)}, {"Log", json::array()}};
-      return reply(200, {{"Id", c->id}, {"Name", "/" + c->name}, {"Image", c->image}, {"State", state},
-                         {"Config", c->config}});
-    }
-    if (m == "POST" && (action == "start" || action == "restart")) {
-      if (action == "start" && c->state == "running") return reply(304, nullptr);
-      change(action);
-      SimServiceScript script;
-      if (auto it = scripts_.find(c->name); it != scripts_.end()) script = it->second;
-      HaltContainer(*c);
-      if (script.behaviour == "exits") {
-        c->started_at = Monotonic();
-        c->state = "exited";
-        c->exit_code = 1;
-      } else {
-        RunContainer(*c, script);
-      }
-      return reply(204, nullptr);
-    }
-    if (m == "POST" && (action == "stop" || action == "kill")) {
-      if (c->state != "running") return reply(action == "stop" ? 304 : 409, {{"message", "container " + id + " is not running"}});
-      change(action);
-      HaltContainer(*c);
-      c->state = "exited";
-      c->exit_code = action == "kill" ? 137 : 0;
-      return reply(204, nullptr);
-    }
-    if (m == "POST" && action == "wait") return reply(200, {{"StatusCode", c->exit_code}});
-    if (m == "GET" && action == "logs") {
-      r.status = 200;
-      return r;
-    }
-    if (m == "DELETE" && action.empty()) {
-      if (c->state == "running" && param("force") != "1" && param("force") != "true") {
-        return reply(409, {{"message", "cannot remove a running container " + c->id + ": stop it or force"}});
-      }
-      change("remove");
-      HaltContainer(*c);
-      containers_.erase(containers_.begin() + (c - containers_.data()));
-      return reply(204, nullptr);
-    }
-  }
-  return reply(501, {{"message", "the simulated Docker engine does not support " + m + " " + url}});
-}
+void SimWorld::AddContainer(const std::string& name, const std::string& image) { docker_.AddContainer(name, image); }
 
 // ---- time -------------------------------------------------------------------
 

@@ -5,10 +5,13 @@
 // failing, HTTP 500 from a URL), and it never starts, signals, writes or
 // requests anything real. With seed_from_disk it reads files and looks at
 // processes of the real host read-only, then keeps its own copy in memory.
+// SimWorld is the process, file, HTTP and clock world; nginx (sim_nginx.h)
+// and the Docker Engine (sim_docker.h) are simulated in parts living in it.
 #pragma once
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -16,6 +19,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/sim_docker.h"
+#include "engine/sim_host.h"
+#include "engine/sim_nginx.h"
 #include "engine/world.h"
 
 namespace hoist::engine {
@@ -41,12 +47,6 @@ struct SimHttpRule {
   double seconds = 0;
 };
 
-/// How a simulated service behaves once started (keyed by name or port).
-struct SimServiceScript {
-  std::string behaviour = "listens";  ///< "listens", "never_listens", "exits"
-  double listen_after = 0;            ///< virtual seconds before the port opens
-};
-
 /// One change the run would have made to the real world, in order.
 struct SimChange {
   std::string kind;   ///< "file", "service", "signal", "process", "http"
@@ -66,6 +66,9 @@ struct SimOptions {
 class SimWorld : public World {
  public:
   explicit SimWorld(SimOptions options = {});
+  ~SimWorld() override;
+  SimWorld(const SimWorld&) = delete;
+  SimWorld& operator=(const SimWorld&) = delete;
 
   // The World seam.
   sys::ProcessResult RunProcess(const sys::ProcessSpec& spec) override;
@@ -103,7 +106,7 @@ class SimWorld : public World {
   void Listen(int port) { listening_.insert(port); }
   /// nginx listening on `port`, routing to the first live `server` line of
   /// conf_path as the file reads in this world (so a switch takes effect).
-  void AddFrontend(int port, const std::string& conf_path) { frontends_[port] = conf_path; }
+  void AddFrontend(int port, const std::string& conf_path) { nginx_.AddFrontend(port, conf_path); }
   void AddProcessRule(SimProcessRule r) { process_rules_.push_back(std::move(r)); }
   void AddHttpRule(SimHttpRule r) { http_rules_.push_back(std::move(r)); }
   void ScriptService(const std::string& name_or_port, SimServiceScript s) { scripts_[name_or_port] = std::move(s); }
@@ -115,13 +118,13 @@ class SimWorld : public World {
   /// unobserved, because the run itself changes those files through the
   /// database and backup code, which bypass the world. Without it a
   /// playbook checking `fs.exists(database path)` sees no database.
-  void AddRealDir(const std::string& dir) { real_dirs_.push_back(dir); }
+  void AddRealDir(const std::string& dir) override { real_dirs_.push_back(dir); }
 
   /// nginx masters ignore HUP: no new worker generation ("reload fails").
-  void SetReloadIgnored(bool ignored) { reload_ignored_ = ignored; }
+  void SetReloadIgnored(bool ignored) { nginx_.SetReloadIgnored(ignored); }
 
   /// Names the step each change is made in (set by the run).
-  void SetStepName(std::function<std::string()> f) { step_name_ = std::move(f); }
+  void SetStepName(std::function<std::string()> f) override { step_name_ = std::move(f); }
 
   /// The changes made so far, in order.
   const std::vector<SimChange>& changes() const { return changes_; }
@@ -147,8 +150,6 @@ class SimWorld : public World {
   void Record(std::string kind, std::string what, nlohmann::json detail);
   std::optional<std::string> Lookup(const std::string& path);
   bool Real(const std::string& path) const;
-  /// The simulated Docker Engine API (requests over a unix socket).
-  net::HttpResponse Docker(const net::HttpRequest& request);
   bool Listening(int port);
   /// The simulated service answering on port, or nullptr.
   Proc* ServiceOn(int port);
@@ -163,31 +164,17 @@ class SimWorld : public World {
   std::set<std::string> dirs_;
   std::map<pid_t, Proc> procs_;
   std::set<int> listening_;
-  std::map<int, std::string> frontends_;
   std::vector<SimProcessRule> process_rules_;
   std::vector<SimHttpRule> http_rules_;
   std::map<std::string, SimServiceScript> scripts_;
-  bool reload_ignored_ = false;
-  struct Container {
-    std::string id, name, image, state = "created";  // created, running, exited
-    int exit_code = 0;
-    bool healthcheck = false;
-    double started_at = 0;
-    nlohmann::json config;
-    int port = 0;    // the host port its app answers on (0 = none known)
-    pid_t pid = 0;   // the simulated process answering there while it runs
-  };
-  /// The container's app is up: a process answering on its port (if known).
-  void RunContainer(Container& c, const SimServiceScript& script);
-  /// The container stopped: nothing answers on its port any more.
-  void HaltContainer(Container& c);
-  std::vector<Container> containers_;
-  std::set<std::string> docker_seeded_;  // sockets whose real containers were looked at
-  int next_container_ = 1;
   std::vector<std::string> real_dirs_;
   std::vector<SimChange> changes_;
   std::map<std::string, std::string> observed_;
   std::function<std::string()> step_name_;
+  class Host;  // the SimHost the parts below see: this world
+  std::unique_ptr<Host> host_;
+  SimNginx nginx_;
+  SimDocker docker_;
 };
 
 }  // namespace hoist::engine

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,6 +68,13 @@ class World {
 
   /// "real", "sandbox" or "replay": recorded with each world call.
   virtual const char* mode() const = 0;
+
+  /// For a simulated world: how to name the step each change is made in
+  /// (the run sets it; nullptr clears it). Other worlds record no changes.
+  virtual void SetStepName(std::function<std::string()> step_name) { (void)step_name; }
+  /// For a simulated world: a directory whose files it reads from the real
+  /// disk (the sandbox's own database copy and backups). Others read all.
+  virtual void AddRealDir(const std::string& dir) { (void)dir; }
 };
 
 /// The real world. Test fakes may derive from it and override only what

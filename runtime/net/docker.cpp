@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "core/strings.h"
+
 namespace hoist::net {
 namespace {
 
@@ -51,13 +53,6 @@ std::string ImageRef(const std::string& name) {
   return Encode(name, "/:@");
 }
 
-std::string Trimmed(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-  return s.substr(i);
-}
-
 std::string CodeForStatus(int status) {
   switch (status) {
     case 400: return "invalid";
@@ -75,7 +70,7 @@ std::string ParseMessages(const std::string& body, const std::string& action, st
   while (start < body.size()) {
     size_t end = body.find('\n', start);
     if (end == std::string::npos) end = body.size();
-    std::string line = Trimmed(body.substr(start, end - start));
+    std::string line = Trim(body.substr(start, end - start));
     start = end + 1;
     if (line.empty()) continue;
     json msg = json::parse(line, nullptr, false);
@@ -85,7 +80,7 @@ std::string ParseMessages(const std::string& body, const std::string& action, st
     }
     if (msg.contains("error")) {
       std::string err = msg["error"].is_string() ? msg["error"].get<std::string>() : msg["error"].dump();
-      throw DockerError(200, "failed", action + ": " + Trimmed(err));
+      throw DockerError(200, "failed", action + ": " + Trim(err));
     }
     if (msg.contains("stream") && msg["stream"].is_string()) log += msg["stream"].get<std::string>();
     if (aux_id && msg.contains("aux") && msg["aux"].is_object() && msg["aux"].contains("ID")) {
@@ -181,12 +176,12 @@ HttpResponse DockerClient::Send(const Call& call) {
   if (err.is_object() && err.contains("message") && err["message"].is_string()) {
     message = err["message"].get<std::string>();
   } else {
-    message = Trimmed(resp.body);
+    message = Trim(resp.body);
     if (message.size() > 500) message = message.substr(0, 500) + "…";
     if (message.empty()) message = "no message";
   }
   throw DockerError(resp.status, CodeForStatus(resp.status),
-                    fmt::format("{}: {} (HTTP {})", call.action, Trimmed(message), resp.status));
+                    fmt::format("{}: {} (HTTP {})", call.action, Trim(message), resp.status));
 }
 
 json DockerClient::SendJson(const Call& call) {
@@ -202,7 +197,7 @@ json DockerClient::SendJson(const Call& call) {
 bool DockerClient::Ping() {
   HttpResponse r = Send({.method = "GET", .path = "/_ping", .timeout = milliseconds(10000), .action = "ping",
                          .versioned = false});
-  return Trimmed(r.body) == "OK";
+  return Trim(r.body) == "OK";
 }
 
 json DockerClient::Version() { return SendJson({.method = "GET", .path = "/version", .action = "version"}); }
@@ -480,7 +475,7 @@ sys::ProcessResult Compose(const ComposeOptions& o, const ProcessRunner& run) {
   argv.insert(argv.end(), o.args.begin(), o.args.end());
   sys::ProcessResult r = run({.argv = argv, .env = env, .cwd = o.cwd, .timeout = o.timeout});
   if (!r.ok()) {
-    std::string err = Trimmed(r.err);
+    std::string err = Trim(r.err);
     if (err.size() > 1000) err = "…" + err.substr(err.size() - 1000);
     std::string why = r.timed_out ? "timed out" : r.signal ? fmt::format("was killed by signal {}", r.signal)
                                                            : fmt::format("exited with {}", r.exit_code);

@@ -1,6 +1,7 @@
 // Wall-clock helpers: UTC timestamps for journals and file names.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 namespace hoist::sys {
@@ -14,5 +15,9 @@ inline std::string NowIso() { return IsoUtc(NowEpoch()); }
 std::string CompactUtc(double epoch);
 /// Monotonic seconds (for durations).
 double Monotonic();
+/// Seconds elapsed on the steady clock since t0.
+inline double Since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 }  // namespace hoist::sys

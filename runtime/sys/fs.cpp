@@ -27,22 +27,6 @@ namespace {
   throw Error("fs", err == ENOENT ? "not_found" : "failed", what + " " + path + ": " + std::strerror(err));
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  /// close(2) whose error matters (NFS reports write errors here).
-  int Close() { return ::close(std::exchange(fd_, -1)); }
-
- private:
-  int fd_;
-};
-
 struct DirCloser {
   void operator()(DIR* d) const { ::closedir(d); }
 };
@@ -296,5 +280,85 @@ void FsyncDir(const std::string& dir) {
   // durable as they get, so that is not a failure.
   if (::fsync(fd.get()) != 0 && errno != EINVAL) Throw("cannot sync directory", dir, errno);
 }
+
+Fd& Fd::operator=(Fd&& o) noexcept {
+  if (this != &o) {
+    Reset();
+    fd_ = o.Release();
+  }
+  return *this;
+}
+
+void Fd::Reset() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+namespace {
+
+[[noreturn]] void ThrowIn(std::string_view area, const std::string& what, const std::string& path, int err) {
+  throw Error(std::string(area), err == ENOENT ? "not_found" : "failed", what + " " + path + ": " + std::strerror(err));
+}
+
+}  // namespace
+
+Fd OpenRead(const std::string& path, std::string_view area) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) ThrowIn(area, "cannot open", path, errno);
+  return Fd(fd);
+}
+
+uint64_t FileSize(int fd, const std::string& path, std::string_view area) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) ThrowIn(area, "cannot stat", path, errno);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+size_t PreadFull(int fd, char* buf, size_t n, uint64_t off, const std::string& path, std::string_view area) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::pread(fd, buf + got, n - got, static_cast<off_t>(off + got));
+    if (r == 0) break;
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      ThrowIn(area, "cannot read", path, errno);
+    }
+    got += static_cast<size_t>(r);
+  }
+  return got;
+}
+
+void PwriteFull(int fd, const char* buf, size_t n, uint64_t off, const std::string& path, std::string_view area) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pwrite(fd, buf + done, n - done, static_cast<off_t>(off + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      ThrowIn(area, "cannot write", path, errno);
+    }
+    done += static_cast<size_t>(r);
+  }
+}
+
+void WriteFull(int fd, const char* buf, size_t n, const std::string& path, std::string_view area) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::write(fd, buf + done, n - done);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      ThrowIn(area, "cannot write", path, errno);
+    }
+    done += static_cast<size_t>(r);
+  }
+}
+
+void FsyncFd(int fd, const std::string& path, std::string_view area) {
+  if (::fsync(fd) != 0) ThrowIn(area, "cannot fsync", path, errno);
+}
+
+void StartWriteback(int fd, uint64_t off, uint64_t n) {
+  ::sync_file_range(fd, static_cast<off_t>(off), static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE);
+}
+
 
 }  // namespace hoist::sys

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <string>
@@ -12,6 +13,49 @@
 #include <vector>
 
 namespace hoist::sys {
+
+/// An owned file descriptor, closed on destruction.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() { Reset(); }
+  Fd(Fd&& o) noexcept : fd_(o.Release()) {}
+  Fd& operator=(Fd&& o) noexcept;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+  /// Gives up ownership: the caller closes it.
+  int Release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  void Reset();
+  /// close(2) whose error matters (NFS reports write errors here).
+  int Close() { return ::close(Release()); }
+
+ private:
+  int fd_ = -1;
+};
+
+// The descriptor helpers below throw Error{area, "not_found" (ENOENT) or
+// "failed", "<what> <path>: <strerror>"}: the caller names its area.
+
+/// open(2) for reading.
+Fd OpenRead(const std::string& path, std::string_view area = "fs");
+/// fstat(2)'s size.
+uint64_t FileSize(int fd, const std::string& path, std::string_view area = "fs");
+/// pread until n bytes or EOF; returns bytes read.
+size_t PreadFull(int fd, char* buf, size_t n, uint64_t off, const std::string& path, std::string_view area = "fs");
+void PwriteFull(int fd, const char* buf, size_t n, uint64_t off, const std::string& path,
+                std::string_view area = "fs");
+void WriteFull(int fd, const char* buf, size_t n, const std::string& path, std::string_view area = "fs");
+void FsyncFd(int fd, const std::string& path, std::string_view area = "fs");
+/// Starts writing [off, off + n) back to disk without waiting (so the final
+/// fsync has little left to do); best effort, the fsync is the guarantee.
+void StartWriteback(int fd, uint64_t off, uint64_t n);
 
 /// The whole file. Throws {"fs","not_found","cannot read <path>: No such file
 /// or directory"}, or "failed" with strerror for other errors.

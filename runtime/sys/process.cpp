@@ -23,6 +23,7 @@ extern "C" {
 
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "sys/fs.h"
 
 namespace hoist::sys {
 namespace {
@@ -43,33 +44,6 @@ constexpr size_t kFinalDrainMax = 1 << 20;
 [[noreturn]] void ThrowFailed(const std::string& what, int err) {
   throw Error("proc", "failed", what + ": " + std::strerror(err));
 }
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { Reset(); }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 // A pipe end landing on 0-2 (when our own stdio is closed) would be clobbered
 // by the child's dup2 of another pipe onto that number.

@@ -38,22 +38,6 @@ struct Msg {
 
 [[noreturn]] void Fail(const std::string& code, const std::string& msg) { throw Error("service", code, msg); }
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() { Reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
-
 // Keeps our descriptors off 0-2, where the child's dup2 would clobber them.
 int AboveStdio(int fd) {
   if (fd < 0 || fd > 2) return fd;
