@@ -17,7 +17,6 @@
 #include "engine/lease.h"
 #include "engine/recorded_world.h"
 #include "engine/runner.h"
-#include "engine/sim_world.h"
 #include "engine/state_store.h"
 #include "lua/boundary.h"
 #include "lua/check.h"
@@ -221,14 +220,15 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   runner.SetJournalName(config.state_path);
   active_runner = &runner;
   if (sandbox) runner.SetSleep([world](double s) { world->Sleep(s, false); });
-  auto* sim = dynamic_cast<engine::SimWorld*>(options.world);
-  if (sim) sim->SetStepName([&runner] { return runner.CurrentStepName(); });
+  // A simulated world names the step in its changes; the real one ignores it.
+  engine::World* named = options.world;
+  if (named) named->SetStepName([&runner] { return runner.CurrentStepName(); });
   struct ForgetRunner {  // the world outlives this run's runner
-    engine::SimWorld* sim;
+    engine::World* world;
     ~ForgetRunner() {
-      if (sim) sim->SetStepName(nullptr);
+      if (world) world->SetStepName(nullptr);
     }
-  } forget_runner{sim};
+  } forget_runner{named};
   ctx.runner = &runner;
   ctx.store = store.get();
   ctx.env = env_name;

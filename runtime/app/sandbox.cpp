@@ -104,12 +104,6 @@ json PlanInputs(const Project& project, const json& journal) {
   return in;
 }
 
-std::string QuoteIdent(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
 Snapshot Take(const std::string& url) {
   db::OpenOptions o;
   o.readonly = true;
@@ -120,7 +114,7 @@ Snapshot Take(const std::string& url) {
   for (const auto& t : conn->Tables()) {
     // hoist's own lock table is bookkeeping, not the application's data.
     if (db::IsInternalTable(t)) continue;
-    auto r = conn->Query("SELECT count(*) FROM " + QuoteIdent(t));
+    auto r = conn->Query("SELECT count(*) FROM " + db::QuoteIdent(t));
     if (!r.rows.empty() && std::holds_alternative<int64_t>(r.rows[0][0])) s.rows[t] = std::get<int64_t>(r.rows[0][0]);
   }
   conn->Close();
@@ -173,14 +167,14 @@ PgCopy CopyPostgres(const db::DbUrl& src, const std::string& dir) {
   auto sessions = admin->Query("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", {source_db});
   if (std::get<int64_t>(sessions.rows.at(0).at(0)) == 0) {
     try {
-      admin->Exec("CREATE DATABASE " + QuoteIdent(c.name) + " TEMPLATE " + QuoteIdent(source_db));
+      admin->Exec("CREATE DATABASE " + db::QuoteIdent(c.name) + " TEMPLATE " + db::QuoteIdent(source_db));
       c.method = "template";
     } catch (const Error&) {
       // "source database ... is being accessed by other users": dump instead.
     }
   }
   if (c.method.empty()) {
-    admin->Exec("CREATE DATABASE " + QuoteIdent(c.name));
+    admin->Exec("CREATE DATABASE " + db::QuoteIdent(c.name));
     c.method = "pg_dump";
     try {
       db::backup::CreateOptions co;
@@ -191,7 +185,7 @@ PgCopy CopyPostgres(const db::DbUrl& src, const std::string& dir) {
       ro.safety_backup = false;
       db::backup::RestorePostgres(dump.path, c.url, db::ParseUrl(c.url).redacted, ro);
     } catch (...) {
-      admin->Exec("DROP DATABASE IF EXISTS " + QuoteIdent(c.name));
+      admin->Exec("DROP DATABASE IF EXISTS " + db::QuoteIdent(c.name));
       throw;
     }
   }
@@ -203,9 +197,9 @@ void DropPostgres(const PgCopy& c) {
   try {
     auto admin = db::Open(c.admin);
     try {
-      admin->Exec("DROP DATABASE IF EXISTS " + QuoteIdent(c.name) + " WITH (FORCE)");
+      admin->Exec("DROP DATABASE IF EXISTS " + db::QuoteIdent(c.name) + " WITH (FORCE)");
     } catch (const Error&) {
-      admin->Exec("DROP DATABASE IF EXISTS " + QuoteIdent(c.name));  // before PostgreSQL 13
+      admin->Exec("DROP DATABASE IF EXISTS " + db::QuoteIdent(c.name));  // before PostgreSQL 13
     }
     admin->Close();
   } catch (const std::exception& e) {
@@ -328,8 +322,10 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
     }
     world = own_world.get();
   }
+  world->AddRealDir(res.dir);
+  // The changes it would make: what a sandbox reports (the caller's own
+  // world, when it brought one, is simulated too).
   auto* sim = dynamic_cast<engine::SimWorld*>(world);
-  if (sim) sim->AddRealDir(res.dir);
   run.world = world;
 
   if (options.foreign_lease) {

@@ -26,6 +26,7 @@
 #include "lua/boundary.h"
 #include "lua/check.h"
 #include "sys/fs.h"
+#include "sys/clock.h"
 #include "sys/probe.h"
 
 namespace hoist::bind {
@@ -35,9 +36,7 @@ using json = nlohmann::json;
 using std::chrono::milliseconds;
 using SteadyClock = std::chrono::steady_clock;
 
-double Since(SteadyClock::time_point t0) {
-  return std::chrono::duration<double>(SteadyClock::now() - t0).count();
-}
+using sys::Since;
 
 /// An old worker no longer accepts connections once it exited or retitled
 /// itself "worker process is shutting down" (nginx does that right before
