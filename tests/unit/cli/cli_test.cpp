@@ -163,6 +163,41 @@ return hoist.playbook { name = "next", version = "1.0.0", run = function(run) ru
   CHECK(run["exit_code"] == 1);
 }
 
+TEST_CASE("a backup whose manifest cannot be written (a full disk) leaves nothing under a final name") {
+  Project p;
+  p.Playbook("bk", R"lua(local hoist = require "hoist"
+local db = require "hoist.db"
+local backup = require "hoist.backup"
+return hoist.playbook {
+  name = "bk", version = "1.0.0",
+  run = function(run)
+    local root = run.project_root
+    run:step("backup", function()
+      local c <close> = db.open("sqlite://" .. root .. "/app.db", { create = true })
+      c:exec("CREATE TABLE t (x)")
+      -- A 1 MB reason makes the manifest the one file past the size limit.
+      return backup.create(c, { dir = root .. "/backups", reason = string.rep("r", 1024 * 1024) }).path
+    end)
+  end,
+})lua");
+  REQUIRE(p.Run({"history"}).exit_code == 0);
+  sys::ProcessSpec spec;
+  spec.argv = {"prlimit", "--fsize=524288", "--", HOIST_BINARY, "bk"};
+  spec.cwd = p.dir.path;
+  spec.env = {{"NO_COLOR", "1"}};
+  spec.timeout = std::chrono::milliseconds(60000);
+  auto r = sys::RunProcess(spec);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  REQUIRE(fs::exists(p.dir / "backups"));
+  for (const auto& e : fs::directory_iterator(p.dir / "backups")) {
+    std::string name = e.path().filename().string();
+    CAPTURE(name);
+    // Only hidden leftovers (temp files, the lock) may remain; prune sweeps those.
+    CHECK(name[0] == '.');
+  }
+}
+
 TEST_CASE("a failing undo exits 3 and says what is still in effect") {
   Project p;
   p.Playbook("steps", kStepsPlaybook);
