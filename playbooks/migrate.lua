@@ -58,7 +58,7 @@ end
 return hoist.playbook {
   name = "migrate",
   version = "1.3.0",
-  summary = "Schema migrations: status, plan, lint, up (expand policy, after a backup), down",
+  summary = "Schema migrations: status, plan, lint, up (expand policy, after a backup), down, repair",
   params = {
     action = { type = "enum", values = { "status", "plan", "lint", "up", "down", "repair" }, default = "status",
                help = "status: what is applied; plan: what up would run; lint: rehearse pending migrations on a copy; up: apply; down: roll back; repair: accept changed files and drop failed records (needs -e reason=...)" },

@@ -7,7 +7,7 @@ local fmt, concat = string.format, table.concat
 
 return hoist.playbook {
   name = "status",
-  version = "1.1.1",
+  version = "1.1.2",
   summary = "Active colour, release per colour, schema version, last backup, lease, last runs (read-only)",
   lock = false,
   run = function(run)
