@@ -160,24 +160,24 @@ std::string ReadSecret(const std::string& name) {
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec)) {
       throw Error("secret", "not_found",
-                  "secret " + name + ": " + file_var + " names " + path +
+                  name + ": " + file_var + " names " + path +
                       ", a directory: set it to the file holding the secret");
     }
     std::ifstream f(path, std::ios::binary);
     if (!f) {
       throw Error("secret", "not_found",
-                  "secret " + name + ": cannot read the file named by " + file_var + " (" + path + ")");
+                  name + ": cannot read the file named by " + file_var + " (" + path + ")");
     }
     std::ostringstream ss;
     ss << f.rdbuf();
     std::string value = ss.str();
     while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
-    if (value.empty()) throw Error("secret", "not_found", "secret " + name + ": file " + path + " is empty");
+    if (value.empty()) throw Error("secret", "not_found", name + ": file " + path + " is empty");
     WarnIfUnmaskable(name, value);
     return value;
   }
   throw Error("secret", "not_found",
-              "secret " + name + " is not set (set the environment variable " + name + " or " + file_var +
+              name + " is not set (set the environment variable " + name + " or " + file_var +
                   " to a file holding it)");
 }
 

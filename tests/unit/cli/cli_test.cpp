@@ -568,7 +568,7 @@ return hoist.playbook {
   }
   auto missing = p.Run({"leak", "--env", "prod", "-e", "token=x"});
   CHECK(missing.exit_code == 2);
-  CHECK(missing.err.find("secret APP_DB_PASSWORD is not set (set the environment variable APP_DB_PASSWORD or "
+  CHECK(missing.err.find("secret: APP_DB_PASSWORD is not set (set the environment variable APP_DB_PASSWORD or "
                          "APP_DB_PASSWORD_FILE to a file holding it)") != std::string::npos);
 }
 

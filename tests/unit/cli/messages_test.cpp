@@ -184,7 +184,7 @@ return hoist.playbook { name = "sec", version = "1.0.0", lock = false,
   fs::create_directories(p.dir / "secrets");
   auto r = p.Run({"sec"}, {{"MYPW_FILE", p.dir / "secrets"}});
   CHECK(r.exit_code == 1);
-  CHECK(Has(r.err, "secret MYPW: MYPW_FILE names " + (p.dir / "secrets") +
+  CHECK(Has(r.err, "secret: MYPW: MYPW_FILE names " + (p.dir / "secrets") +
                        ", a directory: set it to the file holding the secret\n"));
   CHECK_FALSE(Has(r.err, "is empty"));
 }
