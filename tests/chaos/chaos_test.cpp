@@ -100,6 +100,14 @@ double Timed(const std::string& dir, const std::vector<std::string>& args) {
   return sys::Monotonic() - t0;
 }
 
+/// The fastest of three runs: on a loaded machine one slow calibration
+/// would put most kill times after the run has finished.
+double Fastest(const std::string& dir, const std::vector<std::string>& args) {
+  double best = Timed(dir, args);
+  for (int i = 0; i < 2; ++i) best = std::min(best, Timed(dir, args));
+  return best;
+}
+
 std::unique_ptr<db::Connection> Sqlite(const std::string& path) {
   db::OpenOptions o;
   o.create = true;
@@ -173,8 +181,8 @@ TEST_SUITE("chaos") {
     std::mt19937_64 rng(Seed());
     SqliteProject p;
     Populate(p.db(), 48);
-    double took = Timed(p.dir.path, {"backup"});
-    std::uniform_real_distribution<double> when(0, took * 1.1);
+    double took = Fastest(p.dir.path, {"backup"});
+    std::uniform_real_distribution<double> when(0, took);
     int killed = 0;
     for (int i = 0; i < Rounds(); ++i) {
       double at = when(rng);
@@ -216,8 +224,8 @@ TEST_SUITE("chaos") {
       c->Exec("VACUUM INTO '" + pristine + "'");
       c->Close();
     }
-    double took = Timed(p.dir.path, {"restore", "-e", "backup=latest", "-e", "label=base", "--yes"});
-    std::uniform_real_distribution<double> when(0, took * 1.1);
+    double took = Fastest(p.dir.path, {"restore", "-e", "backup=latest", "-e", "label=base", "--yes"});
+    std::uniform_real_distribution<double> when(0, took);
     int killed = 0;
     for (int i = 0; i < Rounds(); ++i) {
       for (const char* ext : {"", "-wal", "-shm"}) fs::remove(p.db() + ext);
