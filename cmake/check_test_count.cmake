@@ -1,10 +1,12 @@
-# A ctest entry of its own: the number of test entries ctest knows equals the
-# number of doctest cases in the test executables, so no case is silently
-# dropped or split by discovery.
-#   cmake -DBUILD_DIR=<dir> "-DEXES=a|b" -P check_test_count.cmake
-set(doctest_total 0)
+# A ctest entry of its own: for each test executable, the number of ctest
+# entries under its label equals the number of its doctest cases, so no case
+# is silently dropped or split by discovery.
+#   cmake -DBUILD_DIR=<dir> "-DEXES=exe1=label1|exe2=label2" -P check_test_count.cmake
 string(REPLACE "|" ";" EXES "${EXES}")
-foreach(exe IN LISTS EXES)
+foreach(pair IN LISTS EXES)
+  string(REPLACE "=" ";" parts "${pair}")
+  list(GET parts 0 exe)
+  list(GET parts 1 label)
   execute_process(COMMAND "${exe}" --count --no-version=true
     OUTPUT_VARIABLE out RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
@@ -13,17 +15,15 @@ foreach(exe IN LISTS EXES)
   if(NOT out MATCHES "unskipped test cases passing the current filters: ([0-9]+)")
     message(FATAL_ERROR "cannot read the case count of ${exe}:\n${out}")
   endif()
-  math(EXPR doctest_total "${doctest_total} + ${CMAKE_MATCH_1}")
+  set(doctest_count ${CMAKE_MATCH_1})
+  execute_process(COMMAND "${CMAKE_CTEST_COMMAND}" -N -L "^${label}$" --test-dir "${BUILD_DIR}"
+    OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+  if(NOT out MATCHES "Total Tests: ([0-9]+)")
+    message(FATAL_ERROR "cannot read ctest -N -L ${label}:\n${out}")
+  endif()
+  if(NOT CMAKE_MATCH_1 EQUAL doctest_count)
+    message(FATAL_ERROR "${exe} has ${doctest_count} test cases but ctest lists ${CMAKE_MATCH_1} under label "
+      "'${label}': a name was split (a ';' in it?) or dropped by discovery")
+  endif()
+  message(STATUS "${label}: ctest entries = doctest cases = ${doctest_count}")
 endforeach()
-execute_process(COMMAND "${CMAKE_CTEST_COMMAND}" -N --test-dir "${BUILD_DIR}"
-  OUTPUT_VARIABLE out RESULT_VARIABLE rc)
-if(NOT out MATCHES "Total Tests: ([0-9]+)")
-  message(FATAL_ERROR "cannot read ctest -N:\n${out}")
-endif()
-# This check itself is one ctest entry beside the discovered ones.
-math(EXPR ctest_total "${CMAKE_MATCH_1} - 1")
-if(NOT ctest_total EQUAL doctest_total)
-  message(FATAL_ERROR "ctest has ${ctest_total} test entries but doctest has ${doctest_total} cases: "
-    "a name was split or dropped by discovery")
-endif()
-message(STATUS "ctest entries = doctest cases = ${doctest_total}")

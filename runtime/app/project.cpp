@@ -112,12 +112,8 @@ Config LoadConfig(lua::State& vm, const Project& p) {
       if (auto ttl = lua::OptNumberField(L, -1, "ttl")) c.lease_ttl = *ttl;
     }
     lua_pop(L, 1);
-    if (auto mb = lua::OptIntegerField(L, idx, "memory_limit_mb")) {
-      if (*mb < 16 || *mb > 1024 * 1024) {
-        throw Error("config", "invalid", "memory_limit_mb must be an integer between 16 and 1048576 (MiB)");
-      }
-      c.memory_limit = static_cast<size_t>(*mb) << 20;
-    }
+    // Its range (16 to 1048576 MiB) was checked with the rest by CheckConfig.
+    if (auto mb = lua::OptIntegerField(L, idx, "memory_limit_mb")) c.memory_limit = static_cast<size_t>(*mb) << 20;
   } catch (const Error& e) {
     throw Error("config", "invalid", "hoist.lua: " + e.message());
   }
