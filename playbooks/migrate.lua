@@ -8,26 +8,6 @@ local log = require "hoist.log"
 local migrate = require "hoist.migrate"
 local project = require "hoist.project"
 
-local function status_text(st)
-  local lines = {}
-  local parts = {}
-  for _, s in ipairs({ "applied", "pending", "changed", "missing", "failed", "out_of_order", "baseline" }) do
-    local n = st.counts[s] or 0
-    if n > 0 then parts[#parts + 1] = n .. " " .. s:gsub("_", " ") end
-  end
-  lines[#lines + 1] = ("current version: %s%s"):format(tostring(st.current or "none"),
-    #parts > 0 and (" (" .. table.concat(parts, ", ") .. ")") or "")
-  lines[#lines + 1] = ("%7s  %-12s  %-8s  %-24s  %s"):format("VERSION", "STATE", "PHASE", "APPLIED AT", "FILE")
-  for _, m in ipairs(st.migrations) do
-    lines[#lines + 1] = ("%7d  %-12s  %-8s  %-24s  %s"):format(m.version, (m.state:gsub("_", "-")),
-      m.phase or "-", m.applied_at or "-", m.file)
-    if m.state == "failed" and m.applied and m.applied.error then
-      lines[#lines + 1] = "         error: " .. m.applied.error
-    end
-  end
-  return table.concat(lines, "\n")
-end
-
 local function plan_text(plan)
   if #plan == 0 then return "nothing to do" end
   local out = {}
@@ -57,7 +37,7 @@ end
 
 return hoist.playbook {
   name = "migrate",
-  version = "1.3.0",
+  version = "1.3.1",
   summary = "Schema migrations: status, plan, lint, up (expand policy, after a backup), down, repair",
   params = {
     action = { type = "enum", values = { "status", "plan", "lint", "up", "down", "repair" }, default = "status",
@@ -96,7 +76,7 @@ return hoist.playbook {
     end
     if a == "status" then
       local st = run:step("status", function() return migrate.status(conn, dir) end)
-      log.info(conn:url() .. ": migrations in " .. dir .. "\n" .. status_text(st))
+      log.info(conn:url() .. ": migrations in " .. dir .. "\n" .. (st.text:gsub("\n$", "")))
       -- Missing files newer than every file here are a newer release's
       -- expand migrations (what hoist status says too), not a broken history.
       local ahead = project.migrations_ahead(st)

@@ -8,10 +8,12 @@
 
 #include "bind/context.h"
 #include "core/error.h"
+#include "core/strings.h"
 #include "engine/semver.h"
 #include "lua/boundary.h"
 #include "lua/check.h"
 #include "lua/embedded.h"
+#include "sys/fs.h"
 
 namespace hoist::app {
 namespace {
@@ -135,7 +137,7 @@ PlaybookRef Resolve(const Project& p, const std::string& ref) {
     r.origin = "canned";
     return r;
   }
-  std::string hint = engine::Suggest(ref, PlaybookNames(p));
+  std::string hint = Suggest(ref, PlaybookNames(p));
   throw Error("playbook", "not_found",
               fmt::format("no playbook '{}' in {}/playbooks or among the canned playbooks{}", ref, p.root,
                           hint.empty() ? " (hoist list shows them)" : " (did you mean '" + hint + "'?)"));
@@ -176,7 +178,7 @@ PlaybookInfo LoadDescription(lua::State& vm, const PlaybookRef& ref) {
     lua_pop(L, 1);
     std::string key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
-      std::string hint = engine::Suggest(key, kKeys);
+      std::string hint = Suggest(key, kKeys);
       Invalid(where, fmt::format("unknown playbook field '{}'{}", key,
                                  hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
     }
@@ -268,6 +270,66 @@ std::vector<PlaybookInfo> ListPlaybooks(const Project& project) {
     }
   }
   return out;
+}
+
+std::string DescribeText(const PlaybookInfo& p) {
+  std::string out = fmt::format("{} {} ({})\n", p.name, p.version, p.display_path);
+  if (!p.summary.empty()) out += fmt::format("  {}\n", p.summary);
+  if (!p.requires_hoist.empty()) out += fmt::format("  requires hoist {}\n", p.requires_hoist);
+  out += fmt::format("  {}\n", p.lock ? "takes the environment's deploy lease" : "does not take a lease (lock = false)");
+  if (!p.description.empty()) out += fmt::format("\n{}\n", p.description);
+  if (p.params.empty()) return out + "\nparams: none\n";
+  out += "\nparams:\n";
+  for (const auto& s : p.params) {
+    std::string type = engine::ParamTypeName(s.type);
+    if (!s.choices.empty()) type = Join(s.choices, "|");
+    std::string extra = s.required ? "required" : "";
+    if (s.default_value) extra = "default " + s.default_value->dump();
+    if (s.secret) extra += extra.empty() ? "secret" : ", secret";
+    out += fmt::format("  -e {}=<{}>{}\n", s.name, type, extra.empty() ? "" : "  (" + extra + ")");
+    if (!s.help.empty()) out += fmt::format("      {}\n", s.help);
+  }
+  return out;
+}
+
+nlohmann::json DescribeJson(const PlaybookInfo& p) {
+  using json = nlohmann::json;
+  json params = json::array();
+  for (const auto& s : p.params) {
+    json j = {{"name", s.name}, {"type", engine::ParamTypeName(s.type)}, {"required", s.required},
+              {"help", s.help}, {"secret", s.secret}};
+    if (s.default_value) j["default"] = *s.default_value;
+    if (!s.choices.empty()) j["values"] = s.choices;
+    params.push_back(j);
+  }
+  return {{"name", p.name}, {"version", p.version}, {"summary", p.summary}, {"origin", p.origin},
+          {"path", p.display_path}, {"requires", {{"hoist", p.requires_hoist}}}, {"lock", p.lock},
+          {"description", p.description}, {"params", params}};
+}
+
+std::string ExportPlaybook(const Project& project, const std::string& name, std::string output, bool force) {
+  auto src = CannedSource(name);
+  if (!src) {
+    throw Error("", "usage",
+                fmt::format("playbook export: no canned playbook '{}' (hoist list shows the canned ones)", name));
+  }
+  if (output.empty()) output = project.root + "/playbooks/" + name + ".lua";
+  if (sys::StatPath(output).exists && !force) {
+    throw Error("", "usage", fmt::format("playbook export: {} exists; pass --force to overwrite it", output));
+  }
+  auto slash = output.find_last_of('/');
+  if (slash != std::string::npos) sys::MkdirP(output.substr(0, slash));
+  sys::WriteAtomic(output, *src, 0644);
+  // Only playbooks/NAME.lua of this project shadows the canned playbook.
+  std::error_code ec;
+  std::string shadow = project.root + "/playbooks/" + name + ".lua";
+  if (std::filesystem::equivalent(output, shadow, ec)) {
+    return fmt::format("wrote {} — it now takes precedence over the canned '{}'\n", output, name);
+  }
+  return fmt::format(
+      "wrote {} — a copy of the canned '{}'; hoist {} still runs the canned one (run the copy with: hoist run {}, "
+      "or move it to playbooks/{}.lua)\n",
+      output, name, name, output, name);
 }
 
 }  // namespace hoist::app

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "app/project.h"
 #include "engine/params.h"
 #include "lua/state.h"
@@ -49,5 +51,15 @@ std::vector<std::string> PlaybookNames(const Project& project);
 
 /// The source of a canned playbook, or nullopt.
 std::optional<std::string> CannedSource(const std::string& name);
+
+/// What `hoist describe` prints, and its --json object.
+std::string DescribeText(const PlaybookInfo& p);
+nlohmann::json DescribeJson(const PlaybookInfo& p);
+
+/// `hoist playbook export`: writes the canned playbook `name` to output
+/// ("" = playbooks/NAME.lua), refusing an existing file unless force.
+/// Returns what to print (whether the copy now shadows the canned one).
+/// Error{"","usage"} for an unknown name or an existing file.
+std::string ExportPlaybook(const Project& project, const std::string& name, std::string output, bool force);
 
 }  // namespace hoist::app

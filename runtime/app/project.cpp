@@ -8,11 +8,13 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "db/url.h"
 #include "engine/config_check.h"
 #include "engine/params.h"
 #include "lua/boundary.h"
 #include "lua/check.h"
+#include "sys/fs.h"
 
 namespace hoist::app {
 namespace {
@@ -151,7 +153,7 @@ std::string PushEnvironment(lua_State* L, int config_idx, const Config& c, const
     lua::RawField(L, config_idx, "environments");
     if (!lua_istable(L, -1) || lua::RawField(L, -1, name.c_str()) != LUA_TTABLE) {
       lua_pop(L, lua_istable(L, -1) ? 2 : 1);
-      std::string hint = engine::Suggest(name, c.envs);
+      std::string hint = Suggest(name, c.envs);
       throw Error("config", "usage",
                   fmt::format("unknown environment '{}'{} (hoist.lua defines: {})", name,
                               hint.empty() ? "" : " (did you mean '" + hint + "'?)",
@@ -173,6 +175,15 @@ Project FindProject(const std::string& start_dir) {
     if (d == d.root_path() || d.parent_path() == d) break;
   }
   return {dir.string(), ""};
+}
+
+Project OpenProject(const std::string& dir) {
+  sys::Stat st = sys::StatPath(dir);
+  if (!st.exists) {
+    throw Error("", "usage", fmt::format("--project {}: no such directory (give the directory that holds hoist.lua)", dir));
+  }
+  if (st.type != "dir") throw Error("", "usage", fmt::format("--project {}: not a directory", dir));
+  return FindProject(dir);
 }
 
 std::string StatePath(const Project& project) {

@@ -23,6 +23,10 @@ struct Project {
 /// Walks up from start_dir to the first dir holding hoist.lua; without
 /// one, the project is start_dir itself with no config.
 Project FindProject(const std::string& start_dir);
+/// FindProject for a directory the operator named (-C): one that does not
+/// exist would otherwise be searched upwards from, and its .hoist/ created.
+/// Error{"","usage"} when it is missing or not a directory.
+Project OpenProject(const std::string& dir);
 
 constexpr double kDefaultLeaseTtl = 60;
 

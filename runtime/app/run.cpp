@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include <fmt/format.h>
@@ -14,6 +16,7 @@
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/secrets.h"
+#include "core/strings.h"
 #include "engine/lease.h"
 #include "engine/recorded_world.h"
 #include "engine/runner.h"
@@ -22,6 +25,7 @@
 #include "lua/check.h"
 #include "lua/state.h"
 #include "sys/clock.h"
+#include "sys/fs.h"
 #include "sys/sha256.h"
 
 namespace hoist::app {
@@ -30,7 +34,8 @@ namespace {
 using json = nlohmann::json;
 using bind::Context;
 
-std::string ErrorText(const std::exception& e) { return Mask(e.what()); }
+// "area: message", masked: what a run's record and the operator see.
+std::string MaskedWhat(const std::exception& e) { return Mask(e.what()); }
 
 }  // namespace
 
@@ -111,9 +116,9 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   } catch (const Error& e) {
     std::string hint;
     if (e.area() == "params" && !info.name.empty()) hint = "hoist describe " + info.name + " lists its params";
-    return usage_error(ErrorText(e), hint);
+    return usage_error(MaskedWhat(e), hint);
   } catch (const std::exception& e) {
-    return usage_error(ErrorText(e));
+    return usage_error(MaskedWhat(e));
   }
   for (const auto& s : info.params) {
     if (s.secret && params.contains(s.name) && params[s.name].is_string()) RegisterSecret(params[s.name].get<std::string>());
@@ -129,7 +134,7 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     if (options.facts.is_object() && !options.facts.empty()) store->SeedFacts(env_name, options.facts);
   } catch (const Error& e) {
     bool says_what_to_do = e.code() == "busy" || e.code() == "not_a_store";
-    return usage_error(ErrorText(e), says_what_to_do ? "" : "check the 'state' setting in hoist.lua and the directory's permissions");
+    return usage_error(MaskedWhat(e), says_what_to_do ? "" : "check the 'state' setting in hoist.lua and the directory's permissions");
   }
 
   engine::RunMeta meta;
@@ -254,12 +259,12 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     ThrowIfStopped("run");
   } catch (const lua::ScriptError& e) {
     failed = true;
-    error = ErrorText(e);
+    error = MaskedWhat(e);
     code = e.code();
     traceback = Mask(e.traceback());
   } catch (const std::exception& e) {
     failed = true;
-    error = ErrorText(e);
+    error = MaskedWhat(e);
     code = "error";
   }
   if (!failed) {
@@ -284,6 +289,59 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   }
   if (interrupted) return finish("interrupted", kExitInterrupted, error, extra);
   return finish("failed", kExitFailed, error, extra);
+}
+
+std::unique_ptr<engine::Reporter> MakeReporter(const OutputOptions& o) {
+  if (o.json) return engine::MakeJsonReporter(stdout);
+  engine::HumanOptions h;
+  h.tty = isatty(STDOUT_FILENO) != 0;
+  h.color = h.tty && !o.no_color && std::getenv("NO_COLOR") == nullptr;
+  h.verbose = o.verbose;
+  return engine::MakeHumanReporter(stdout, stderr, h);
+}
+
+std::unique_ptr<engine::Reporter> MakeQuietReporter() { return engine::MakeNullReporter(); }
+
+namespace {
+
+// "invalid JSON at line 2 column 1: unexpected end of input" without
+// nlohmann's "[json.exception.parse_error.101] ..." framing.
+std::string JsonParseProblem(const std::string& text, const json::parse_error& e) {
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  std::string why = e.what();
+  if (auto c = why.find(": "); c != std::string::npos) why = why.substr(c + 2);  // after "..., column C"
+  if (auto d = why.find(" - "); d != std::string::npos) why = why.substr(d + 3);  // after "syntax error while ..."
+  // "; last read: 'tru<U+000A>'" -> " near 'tru'"
+  if (auto l = why.find("; last read: '"); l != std::string::npos) {
+    std::string token = why.substr(l + 14);
+    if (!token.empty() && token.back() == '\'') token.pop_back();
+    if (auto u = token.find("<U+"); u != std::string::npos) token.resize(u);
+    token = TrimRight(token);
+    why = why.substr(0, l) + (token.empty() ? "" : " near '" + token + "'");
+  }
+  return fmt::format("invalid JSON at line {} column {}: {}", line, column, why);
+}
+
+}  // namespace
+
+json ReadParamsFile(const std::string& path) {
+  std::string text;
+  try {
+    text = sys::ReadFile(path);
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw Error("", "usage", fmt::format("--params: {}: {}", path, JsonParseProblem(text, e)));
+  } catch (const Error& e) {
+    throw Error("", "usage", fmt::format("--params: {}", e.message()));
+  }
 }
 
 }  // namespace hoist::app

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -52,6 +53,20 @@ struct RunOutcome {
 /// outcome and reporter events. Validation problems are reported and give
 /// exit code 2 before anything runs.
 RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine::Reporter& reporter);
+
+/// How a command's events reach the operator.
+struct OutputOptions {
+  bool json = false;      ///< NDJSON events on stdout
+  bool verbose = false;
+  bool no_color = false;  ///< also NO_COLOR in the environment; colour only on a TTY
+};
+std::unique_ptr<engine::Reporter> MakeReporter(const OutputOptions& o);
+/// A reporter that prints nothing (an --expect-plan re-rehearsal).
+std::unique_ptr<engine::Reporter> MakeQuietReporter();
+
+/// The params of a --params file (a JSON object). Error{"","usage"}
+/// naming the file and, for bad JSON, the line and column.
+nlohmann::json ReadParamsFile(const std::string& path);
 
 
 }  // namespace hoist::app

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/secrets.h"
+#include "core/strings.h"
 #include "engine/lease.h"
 #include "engine/reporter.h"
 #include "engine/sim_world.h"
@@ -47,7 +48,7 @@ void BuildWorld(engine::SimWorld& w, const json& spec) {
                                                  "processes", "http",      "behave",   "containers"};
   for (auto& [k, v] : spec.items()) {
     if (std::find(kKeys.begin(), kKeys.end(), k) == kKeys.end()) {
-      std::string hint = engine::Suggest(k, kKeys);
+      std::string hint = Suggest(k, kKeys);
       Invalid(fmt::format("world: unknown key '{}'{} (expected: files, nginx, services, listening, frontends, "
                           "processes, http, behave, containers)",
                           k, hint.empty() ? "" : " (did you mean '" + hint + "'?)"));

@@ -220,11 +220,18 @@ void Journaled(lua_State* L, const std::string& name, json data, F&& f) {
   bind::Journaled(L, "migrate", name, std::move(data), std::forward<F>(f));
 }
 
-/// migrate.status(db, dir) -> {current, pending, changed, missing, failed, out_of_order, migrations, ...}
+// With the table `hoist migrate status` prints, so playbooks show the same.
+json StatusJson(const db::MigrationStatus& st) {
+  json j = st.ToJson();
+  j["text"] = st.Text();
+  return j;
+}
+
+/// migrate.status(db, dir) -> {current, pending, changed, missing, failed, out_of_order, migrations, text, ...}
 int l_status(lua_State* L) {
   ConnectionUse use(L, 1);
   std::string dir = ResolveDir(L, lua::CheckString(L, 2, "dir"));
-  PushResult(L, db::Status(use.get(), dir).ToJson());
+  PushResult(L, StatusJson(db::Status(use.get(), dir)));
   return 1;
 }
 
@@ -237,7 +244,7 @@ int l_validate(lua_State* L) {
   o.allow_changed = lua::OptBooleanField(L, 3, "allow_changed").value_or(false);
   o.allow_missing = lua::OptBooleanField(L, 3, "allow_missing").value_or(false);
   o.allow_out_of_order = lua::OptBooleanField(L, 3, "allow_out_of_order").value_or(false);
-  PushResult(L, db::Validate(use.get(), dir, o).ToJson());
+  PushResult(L, StatusJson(db::Validate(use.get(), dir, o)));
   return 1;
 }
 

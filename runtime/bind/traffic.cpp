@@ -1,7 +1,7 @@
 // hoist.traffic: the small native pieces under hoist.nginx and hoist.health
-// (internal; not a stable playbook API). Signals, worker generations of an
-// nginx master, TCP probes, journal records, structured errors, and the
-// transaction guard whose restore must run even after Ctrl-C or a step
+// (internal; not a stable playbook API) that act on the processes serving
+// traffic: signals, worker generations of an nginx master, TCP probes, and
+// the transaction guard whose restore must run even after Ctrl-C or a step
 // timeout: Lua's count hook can interrupt Lua code at any instruction, so
 // the "put the old bytes back and reload" part is done here, in C++.
 #include <lua.hpp>
@@ -193,54 +193,6 @@ int l_tcp(lua_State* L) {
   return 1;
 }
 
-/// traffic.record(kind, name, data, seconds): a world call in the journal.
-int l_record(lua_State* L) {
-  std::string kind = lua::CheckString(L, 1, "kind");
-  std::string name = lua::CheckString(L, 2, "name");
-  json data = lua_isnoneornil(L, 3) ? json::object() : lua::ToJson(L, 3, /*lenient=*/true);
-  double seconds = lua::OptNumber(L, 4, "seconds").value_or(0);
-  RecordWorld(L, kind, name, data, seconds);
-  return 0;
-}
-
-/// "chunk:line:" of the first Lua frame outside hoist's own stdlib (the
-/// playbook line that called into hoist.nginx), else of the caller.
-std::string PlaybookWhere(lua_State* L) {
-  lua_Debug ar;
-  std::string first;
-  for (int level = 1; lua_getstack(L, level, &ar); ++level) {
-    if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;
-    std::string where = fmt::format("{}:{}:", ar.short_src, ar.currentline);
-    if (first.empty()) first = where;
-    std::string_view src = ar.source ? ar.source : "";
-    if (src.find("stdlib/hoist/") == std::string_view::npos) return where;
-  }
-  return first;
-}
-
-/// traffic.error(area, code, message[, fields]) -> a hoist.Error value
-/// (raise it with error(e)); extra fields are copied onto it.
-int l_error(lua_State* L) {
-  std::string area = lua::CheckString(L, 1, "area");
-  std::string code = lua::CheckString(L, 2, "code");
-  std::string message = lua::CheckString(L, 3, "message");
-  std::string where = PlaybookWhere(L);
-  lua::PushError(L, area, code, Mask(message), where);
-  if (lua_istable(L, 4)) {
-    lua_pushnil(L);
-    while (lua_next(L, 4) != 0) {
-      if (lua_type(L, -2) == LUA_TSTRING) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, -4);
-      } else {
-        lua_pop(L, 1);
-      }
-    }
-  }
-  return 1;
-}
-
 struct Restore {
   std::string path, previous, write = "rename";
   mode_t mode = 0644;
@@ -353,8 +305,6 @@ int OpenTraffic(lua_State* L) {
                           {"workers", lua::Protect<l_workers>},
                           {"await_generation", lua::Protect<l_await_generation>},
                           {"tcp", lua::Protect<l_tcp>},
-                          {"record", lua::Protect<l_record>},
-                          {"error", lua::Protect<l_error>},
                           {"guarded", lua::Protect<l_guarded>},
                           {nullptr, nullptr}};
   luaL_newlib(L, fns);

@@ -26,4 +26,10 @@ std::string Join(const std::vector<std::string>& items, std::string_view sep);
 /// code), otherwise what().
 std::string ErrorText(const std::exception& e);
 
+/// Edit distance, for "did you mean" suggestions.
+size_t EditDistance(const std::string& a, const std::string& b);
+/// The closest candidate within distance max(2, len/3), or "" (a case
+/// slip first).
+std::string Suggest(const std::string& word, const std::vector<std::string>& candidates);
+
 }  // namespace hoist

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "engine/params.h"
 
 namespace hoist::engine {

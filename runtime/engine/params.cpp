@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/strings.h"
 
 namespace hoist::engine {
 namespace {
@@ -216,41 +217,6 @@ json MaskParams(const std::vector<ParamSpec>& specs, const json& values) {
   json out = values;
   for (const auto& s : specs) {
     if (s.secret && out.contains(s.name)) out[s.name] = "***";
-  }
-  return out;
-}
-
-size_t EditDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-std::string Suggest(const std::string& word, const std::vector<std::string>& candidates) {
-  // A case slip (-e N=1 for n) beats any closer-looking other name.
-  auto lower = [](std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-  };
-  for (const auto& c : candidates) {
-    if (c != word && lower(c) == lower(word)) return c;
-  }
-  size_t best = std::max<size_t>(2, word.size() / 3) + 1;
-  std::string out;
-  for (const auto& c : candidates) {
-    size_t d = EditDistance(word, c);
-    if (d < best) {
-      best = d;
-      out = c;
-    }
   }
   return out;
 }

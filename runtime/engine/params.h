@@ -45,9 +45,4 @@ json ValidateParams(const std::vector<ParamSpec>& specs, const ParamInput& input
 /// The values with secret params replaced by "***" (for journal/output).
 json MaskParams(const std::vector<ParamSpec>& specs, const json& values);
 
-/// Edit distance, for "did you mean" suggestions.
-size_t EditDistance(const std::string& a, const std::string& b);
-/// The closest candidate within distance max(2, len/3), or "".
-std::string Suggest(const std::string& word, const std::vector<std::string>& candidates);
-
 }  // namespace hoist::engine

@@ -16,6 +16,7 @@
 -- a malformed check (a typo in an option) and Ctrl-C / step timeouts do.
 local time = require "hoist.time"
 local traffic = require "hoist.traffic"
+local core = require "hoist.core"
 local hoist = require "hoist"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, error = type, pairs, ipairs, tostring, tonumber, pcall, error
@@ -26,7 +27,7 @@ local fmt = string.format
 local M = {}
 
 local function fail(code, message)
-  error(traffic.error("health", code, message))
+  error(hoist.error("health", code, message))
 end
 
 local function check_keys(t, where, allowed)
@@ -75,7 +76,7 @@ local function attempt(spec, kind, target, once)
   end
   r.kind, r.target, r.name = kind, target, spec.name
   r.seconds = time.monotonic() - t0
-  traffic.record("health", fmt("%s %s: %s", kind, target, r.ok and "ok" or "failed"), r, r.seconds)
+  core.record("health", fmt("%s %s: %s", kind, target, r.ok and "ok" or "failed"), r, r.seconds)
   return r
 end
 
@@ -323,7 +324,7 @@ function M.wait(checks, opts)
         r.error = fmt("%s %s: %s (still failing after %.1f s)", failed.kind or "check", tostring(failed.target),
           tostring(failed.error), elapsed)
       end
-      traffic.record("health", "wait: " .. (r.ok and "ok" or "failed"), { ok = r.ok, rounds = rounds, error = r.error },
+      core.record("health", "wait: " .. (r.ok and "ok" or "failed"), { ok = r.ok, rounds = rounds, error = r.error },
         elapsed)
       return r
     end

@@ -24,7 +24,7 @@ M.secret = core.secret
 --- Builds a hoist error value (area, code, message; extra fields copied on):
 -- `error(hoist.error("deploy", "unhealthy", "green never answered"))` reaches
 -- the user as `playbooks/x.lua:LINE: deploy: green never answered`.
-M.error = require("hoist.traffic").error
+M.error = core.error
 
 --- Raises `area: unknown option 'x' for WHERE (expected one of: ...)` when
 -- table t has a key not in allowed; nil passes (no options given).

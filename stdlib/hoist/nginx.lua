@@ -25,6 +25,7 @@ local proc = require "hoist.proc"
 local time = require "hoist.time"
 local log = require "hoist.log"
 local traffic = require "hoist.traffic"
+local core = require "hoist.core"
 local hoist = require "hoist"
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
@@ -49,7 +50,7 @@ local DEFAULTS = {
 }
 
 local function fail(code, message, fields)
-  error(traffic.error("nginx", code, message, fields))
+  error(hoist.error("nginx", code, message, fields))
 end
 
 local function check_keys(t, where, allowed)
@@ -688,7 +689,7 @@ function Site:_transact(path, before, after, prove)
   if ok then return rec end
   local e = err
   if type(e) ~= "table" then
-    e = traffic.error("nginx", "failed", tostring(e))
+    e = hoist.error("nginx", "failed", tostring(e))
   end
   if restore.ok then
     local what = restore.restored_file and fmt("%s restored byte for byte", path) or "nothing had been written"
@@ -696,7 +697,7 @@ function Site:_transact(path, before, after, prove)
     e.message = fmt("%s (rolled back: %s)", tostring(e.message), what)
     e.reverted = true
   else
-    e = traffic.error("nginx", "revert_failed", fmt("%s; then the rollback failed too: %s — check %s by hand",
+    e = hoist.error("nginx", "revert_failed", fmt("%s; then the rollback failed too: %s — check %s by hand",
       tostring(e.message), tostring(restore.error), path), { cause = e.code })
   end
   error(e)
@@ -750,7 +751,7 @@ function Site:switch(colour, opts)
   end
   rec.colour, rec.previous, rec.verified = colour, previous, v ~= nil
   rec.seconds = time.monotonic() - t0
-  traffic.record("nginx", fmt("switch %s -> %s", tostring(previous), colour), rec, rec.seconds)
+  core.record("nginx", fmt("switch %s -> %s", tostring(previous), colour), rec, rec.seconds)
   log.info(fmt("nginx: %s now routes to %s%s (%.0f ms)", self.upstream, colour,
     rec.changed and "" or " (already did)", rec.seconds * 1000))
   return rec
@@ -815,7 +816,7 @@ function Site:drained(opts)
     if #waiting == 0 then
       self._draining = nil
       local rec = { seconds = time.monotonic() - t0, waited_for = first }
-      traffic.record("nginx", "drained", rec, rec.seconds)
+      core.record("nginx", "drained", rec, rec.seconds)
       return rec
     end
     if time.monotonic() - t0 >= timeout then
@@ -910,7 +911,7 @@ function Site:maintenance(on, opts)
   end
   rec.maintenance, rec.verified = on and true or false, v ~= nil
   rec.seconds = time.monotonic() - t0
-  traffic.record("nginx", "maintenance " .. (on and "on" or "off"), rec, rec.seconds)
+  core.record("nginx", "maintenance " .. (on and "on" or "off"), rec, rec.seconds)
   return rec
 end
 

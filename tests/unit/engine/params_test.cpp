@@ -1,6 +1,7 @@
 // Param validation: types, defaults, and the exact messages operators see.
 #include "engine/params.h"
 
+#include "core/strings.h"
 #include "support/support.h"
 
 namespace hoist::engine {

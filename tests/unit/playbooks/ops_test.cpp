@@ -144,7 +144,7 @@ TEST_CASE("the database playbooks are canned, versioned and documented") {
   // Minor versions: backup, migrate and prune learned keep_safety; migrate and
   // restore check the database identity.
   for (auto [name, version] : std::vector<std::pair<const char*, const char*>>{
-           {"backup", "1.1.0"}, {"compare", "1.0.0"}, {"migrate", "1.3.0"}, {"prune", "1.1.0"}, {"restore", "1.1.1"},
+           {"backup", "1.1.0"}, {"compare", "1.0.0"}, {"migrate", "1.3.1"}, {"prune", "1.1.0"}, {"restore", "1.1.1"},
            {"verify", "1.0.1"}}) {
     CAPTURE(name);
     CHECK(list.out.find(name) != std::string::npos);
