@@ -307,19 +307,57 @@ nlohmann::json DescribeJson(const PlaybookInfo& p) {
           {"description", p.description}, {"params", params}};
 }
 
+namespace {
+
+// An export never overwrites a file unless asked (a customised copy is work).
+void WriteExport(const std::string& output, const std::string& source, bool force) {
+  if (sys::StatPath(output).exists && !force) {
+    throw Error("", "usage", fmt::format("playbook export: {} exists; pass --force to overwrite it", output));
+  }
+  auto slash = output.find_last_of('/');
+  if (slash != std::string::npos) sys::MkdirP(output.substr(0, slash));
+  sys::WriteAtomic(output, source, 0644);
+}
+
+// `hoist playbook export hoist.bluegreen`: a stdlib module into lib/, where
+// require finds the project's fork first (lua/state.cpp says so per run).
+std::string ExportStdlibModule(const Project& project, const std::string& name, std::string output, bool force) {
+  const auto* f = lua::FindEmbedded(lua::EmbeddedKind::kStdlib, name);
+  if (!f) {
+    std::vector<std::string> names;
+    for (const auto& e : lua::EmbeddedFiles()) {
+      if (e.kind == lua::EmbeddedKind::kStdlib) names.emplace_back(e.name);
+    }
+    std::string hint = Suggest(name, names);
+    throw Error("", "usage", fmt::format("playbook export: no Lua stdlib module '{}'{} (the Lua ones: {}; the others are "
+                                         "C++ and cannot be forked)",
+                                         name, hint.empty() ? "" : " — did you mean '" + hint + "'?", Join(names, ", ")));
+  }
+  std::string rel = name == "hoist" ? "hoist/init" : name;
+  for (auto& c : rel) if (c == '.') c = '/';
+  std::string fork = project.root + "/lib/" + rel + ".lua";
+  if (output.empty()) output = fork;
+  WriteExport(output, std::string(f->source), force);
+  std::error_code ec;
+  if (std::filesystem::equivalent(output, fork, ec)) {
+    return fmt::format("wrote {} — this project's fork of {}: every run here now uses it instead of hoist's own "
+                       "(and says so)\n",
+                       output, name);
+  }
+  return fmt::format("wrote {} — a copy of {}; runs use it only from lib/{}.lua\n", output, name, rel);
+}
+
+}  // namespace
+
 std::string ExportPlaybook(const Project& project, const std::string& name, std::string output, bool force) {
+  if (name == "hoist" || name.rfind("hoist.", 0) == 0) return ExportStdlibModule(project, name, output, force);
   auto src = CannedSource(name);
   if (!src) {
     throw Error("", "usage",
                 fmt::format("playbook export: no canned playbook '{}' (hoist list shows the canned ones)", name));
   }
   if (output.empty()) output = project.root + "/playbooks/" + name + ".lua";
-  if (sys::StatPath(output).exists && !force) {
-    throw Error("", "usage", fmt::format("playbook export: {} exists; pass --force to overwrite it", output));
-  }
-  auto slash = output.find_last_of('/');
-  if (slash != std::string::npos) sys::MkdirP(output.substr(0, slash));
-  sys::WriteAtomic(output, *src, 0644);
+  WriteExport(output, *src, force);
   // Only playbooks/NAME.lua of this project shadows the canned playbook.
   std::error_code ec;
   std::string shadow = project.root + "/playbooks/" + name + ".lua";

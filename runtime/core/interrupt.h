@@ -1,5 +1,5 @@
 // Process-wide cancellation: the SIGINT/SIGTERM flag and the current step
-// deadline. Long-running primitives poll ShouldStop() so Ctrl-C and step
+// deadline. Long-running primitives poll StopReason() / ThrowIfStopped() so Ctrl-C and step
 // timeouts reach a child process or a sleep, not only Lua code.
 #pragma once
 

@@ -15,12 +15,11 @@ void Setup(Level min_level, bool json);
 /// Logs a masked message (thread-safe).
 void Write(Level level, std::string_view message);
 
-inline void Debug(std::string_view m) { Write(Level::kDebug, m); }
 inline void Info(std::string_view m) { Write(Level::kInfo, m); }
 inline void Warn(std::string_view m) { Write(Level::kWarn, m); }
 inline void Error(std::string_view m) { Write(Level::kError, m); }
 
-/// Optional observer of every log line (the journal records them).
+/// Optional observer of every log line (tests capture warnings with it).
 using Observer = void (*)(void* ctx, Level level, std::string_view masked_message);
 void SetObserver(Observer fn, void* ctx);
 

@@ -67,12 +67,6 @@ std::optional<double> OptNumber(lua_State* L, int idx, std::string_view what) {
   return CheckNumber(L, idx, what);
 }
 
-std::optional<bool> OptBoolean(lua_State* L, int idx, std::string_view what) {
-  if (lua_isnoneornil(L, idx)) return std::nullopt;
-  if (!lua_isboolean(L, idx)) BadArg(L, idx, what, "boolean");
-  return lua_toboolean(L, idx) != 0;
-}
-
 void CheckTable(lua_State* L, int idx, std::string_view what) {
   if (!lua_istable(L, idx)) BadArg(L, idx, what, "table");
 }

@@ -25,7 +25,6 @@ lua_Integer CheckInteger(lua_State* L, int idx, std::string_view what);
 std::optional<lua_Integer> OptInteger(lua_State* L, int idx, std::string_view what);
 double CheckNumber(lua_State* L, int idx, std::string_view what);
 std::optional<double> OptNumber(lua_State* L, int idx, std::string_view what);
-std::optional<bool> OptBoolean(lua_State* L, int idx, std::string_view what);
 /// Requires a table at idx.
 void CheckTable(lua_State* L, int idx, std::string_view what);
 /// Requires a function at idx.

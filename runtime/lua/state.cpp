@@ -3,11 +3,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <string_view>
 
+#include <fmt/format.h>
+
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "core/log.h"
 #include "lua/boundary.h"
 #include "lua/embedded.h"
 #include "lua/modules.h"
@@ -63,20 +68,61 @@ bool ReadWholeFile(const std::string& path, std::string* out) {
   return true;
 }
 
-// Searcher: native modules, then the stdlib (dev path or embedded), then
-// the project's lua dirs. Returns the loader and its extra value.
+// The first "<dir>/<rel>.lua" or "<dir>/<rel>/init.lua" among the
+// project's lua dirs (registry hoist.lua_path), or "".
+std::string FindInLuaPath(lua_State* L, const std::string& rel) {
+  std::string out;
+  lua_getfield(L, LUA_REGISTRYINDEX, "hoist.lua_path");
+  int n = lua_istable(L, -1) ? static_cast<int>(lua_rawlen(L, -1)) : 0;
+  for (int i = 1; i <= n && out.empty(); ++i) {
+    lua_rawgeti(L, -1, i);
+    std::string dir = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    for (std::string cand : {dir + "/" + rel + ".lua", dir + "/" + rel + "/init.lua"}) {
+      if (sys::StatPath(cand).exists) {
+        out = cand;
+        break;
+      }
+    }
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
+// Said once per process and module: every VM of a run requires it again.
+void SayForkOnce(const std::string& name, const std::string& path) {
+  static std::mutex mu;
+  static std::set<std::string> said;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!said.insert(name).second) return;
+  log::Info(fmt::format("require \"{}\": the project's fork {} replaces hoist's own (it does not get hoist's "
+                        "fixes; `hoist playbook export {} -o FILE` writes hoist {}'s version to compare)",
+                        name, path, name, HOIST_VERSION));
+}
+
+// Searcher: native modules, then the project's lua dirs (a project may fork
+// a Lua stdlib module: lib/hoist/bluegreen.lua, said in the run output),
+// then the stdlib (dev path or embedded). Returns the loader and its extra
+// value.
 int SearcherImpl(lua_State* L) {
   if (lua_type(L, 1) != LUA_TSTRING) throw Error("lua", "invalid", "require: module name must be a string");
   std::string name = lua_tostring(L, 1);
+  std::string rel = name;
+  for (auto& c : rel) if (c == '.') c = '/';
   for (const auto& m : NativeModules()) {
     if (m.name == name) {
+      // A Lua file cannot stand in for C++: say so rather than ignore it.
+      if (std::string shadow = FindInLuaPath(L, rel); !shadow.empty()) {
+        throw Error("lua", "invalid",
+                    fmt::format("{}: {} is one of hoist's native (C++) modules and cannot be replaced by a Lua file; "
+                                "give your module another name (e.g. lib/myapp/{}.lua)",
+                                shadow, name, rel.substr(rel.find_last_of('/') + 1)));
+      }
       lua_pushcfunction(L, m.open);
       lua_pushstring(L, ":native:");
       return 2;
     }
   }
-  std::string rel = name;
-  for (auto& c : rel) if (c == '.') c = '/';
 
   lua_getfield(L, LUA_REGISTRYINDEX, "hoist.stdlib_path");
   std::string stdlib_path = lua_isstring(L, -1) ? lua_tostring(L, -1) : "";
@@ -84,7 +130,14 @@ int SearcherImpl(lua_State* L) {
 
   std::string source, chunkname;
   bool found = false;
-  if (name == "hoist" || name.rfind("hoist.", 0) == 0) {
+  bool stdlib_name = name == "hoist" || name.rfind("hoist.", 0) == 0;
+  if (std::string path = FindInLuaPath(L, rel); !path.empty() && ReadWholeFile(path, &source)) {
+    chunkname = "@" + path;
+    found = true;
+    bool is_stdlib = !stdlib_path.empty() || FindEmbedded(EmbeddedKind::kStdlib, name) != nullptr;
+    if (stdlib_name && is_stdlib) SayForkOnce(name, path);
+  }
+  if (!found && stdlib_name) {
     if (!stdlib_path.empty()) {
       for (std::string cand : {stdlib_path + "/" + rel + ".lua", stdlib_path + "/" + rel + "/init.lua"}) {
         if (ReadWholeFile(cand, &source)) {
@@ -98,23 +151,6 @@ int SearcherImpl(lua_State* L) {
       chunkname = "@" + std::string(f->path);
       found = true;
     }
-  }
-  if (!found) {
-    lua_getfield(L, LUA_REGISTRYINDEX, "hoist.lua_path");
-    int n = lua_istable(L, -1) ? static_cast<int>(lua_rawlen(L, -1)) : 0;
-    for (int i = 1; i <= n && !found; ++i) {
-      lua_rawgeti(L, -1, i);
-      std::string dir = lua_tostring(L, -1);
-      lua_pop(L, 1);
-      for (std::string cand : {dir + "/" + rel + ".lua", dir + "/" + rel + "/init.lua"}) {
-        if (ReadWholeFile(cand, &source)) {
-          chunkname = "@" + cand;
-          found = true;
-          break;
-        }
-      }
-    }
-    lua_pop(L, 1);
   }
   if (!found) {
     lua_pushfstring(L, "no module '%s' in hoist's stdlib or the project's lua dirs", name.c_str());
@@ -359,12 +395,6 @@ void State::LoadFile(const std::string& path, const std::string& display_path) {
   // A shebang line is allowed, like lua.c does.
   if (source.rfind("#!", 0) == 0) source.insert(0, "--");
   LoadChunk(source, "@" + display_path);
-}
-
-void State::Require(const std::string& name) {
-  lua_getglobal(L_, "require");
-  lua_pushstring(L_, name.c_str());
-  Call(L_, 1, 1);
 }
 
 const EmbeddedFile* FindEmbedded(EmbeddedKind kind, std::string_view name) {

@@ -50,9 +50,6 @@ class State {
   /// [-0, +1, -] Loads a file as a text chunk; display_path names it in errors.
   void LoadFile(const std::string& path, const std::string& display_path);
 
-  /// [-0, +1, -] require(name) through the VM's own searchers.
-  void Require(const std::string& name);
-
   struct Memory;  ///< the allocator's accounting (state.cpp)
 
  private:

@@ -23,14 +23,6 @@ std::string IsoUtc(double epoch) {
                      tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
-std::string CompactUtc(double epoch) {
-  auto secs = static_cast<time_t>(std::floor(epoch));
-  struct tm tm {};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}{:02}{:02}T{:02}{:02}{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec);
-}
-
 double Monotonic() {
   using namespace std::chrono;
   return duration<double>(steady_clock::now().time_since_epoch()).count();

@@ -11,8 +11,6 @@ double NowEpoch();
 /// "2026-11-21T10:15:00.123Z"
 std::string IsoUtc(double epoch);
 inline std::string NowIso() { return IsoUtc(NowEpoch()); }
-/// "20261121T101500Z", for file names.
-std::string CompactUtc(double epoch);
 /// Monotonic seconds (for durations).
 double Monotonic();
 /// Seconds elapsed on the steady clock since t0.

@@ -776,6 +776,57 @@ TEST_CASE("confirm refuses without a terminal and accepts --yes") {
   CHECK(p.Show(2)["steps"][0]["result"] == true);
 }
 
+TEST_CASE("a project forks a Lua stdlib module: export writes it to lib/, runs use it and say so") {
+  Project p("return { environments = { prod = {} } }");
+  p.Playbook("which", R"lua(local hoist = require "hoist"
+local health = require "hoist.health"
+return hoist.playbook { name = "which", version = "1.0.0", lock = false,
+  run = function(run) run:step("which", function() return health.forked == true end) end })lua");
+  auto exp = p.Run({"playbook", "export", "hoist.health"});
+  REQUIRE(exp.exit_code == 0);
+  CHECK(exp.out.find("this project's fork of hoist.health") != std::string::npos);
+  std::string fork = p.dir / "lib/hoist/health.lua";
+  REQUIRE(sys::StatPath(fork).exists);
+  // The export is hoist's own module, byte for byte; edit it.
+  std::string src = sys::ReadFile(fork);
+  CHECK(src.find("local M = {}") != std::string::npos);
+  std::string edited = src;
+  edited.replace(edited.rfind("return M"), 8, "M.forked = true\nreturn M");
+  WriteFile(fork, edited);
+  auto r = p.Run({"which"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.find("require \"hoist.health\": the project's fork " + fork + " replaces hoist's own") != std::string::npos);
+  CHECK(p.Show(1)["steps"][0]["result"] == true);
+  // Without the fork, the embedded module again, and nothing said.
+  fs::remove(fork);
+  auto back = p.Run({"which"});
+  CHECK(back.exit_code == 0);
+  CHECK(back.err.find("fork") == std::string::npos);
+  CHECK(p.Show(2)["steps"][0]["result"] == false);
+  // Exports never overwrite; unknown and native modules are refused with the list.
+  REQUIRE(p.Run({"playbook", "export", "hoist.health"}).exit_code == 0);
+  CHECK(p.Run({"playbook", "export", "hoist.health"}).err.find("exists; pass --force") != std::string::npos);
+  auto typo = p.Run({"playbook", "export", "hoist.helth"});
+  CHECK(typo.exit_code == 2);
+  CHECK(typo.err.find("did you mean 'hoist.health'?") != std::string::npos);
+  auto native = p.Run({"playbook", "export", "hoist.fs"});
+  CHECK(native.exit_code == 2);
+  CHECK(native.err.find("the others are C++ and cannot be forked") != std::string::npos);
+}
+
+TEST_CASE("a Lua file named after a native module is refused, not silently ignored") {
+  Project p("return { environments = { prod = {} } }");
+  p.Playbook("usesfs", R"lua(local hoist = require "hoist"
+local fs = require "hoist.fs"
+return hoist.playbook { name = "usesfs", version = "1.0.0", lock = false,
+  run = function(run) run:step("x", function() return fs.exists("/") end) end })lua");
+  WriteFile(p.dir / "lib/hoist/fs.lua", "return { exists = function() return 'mine' end }\n");
+  auto r = p.Run({"usesfs"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("lib/hoist/fs.lua: hoist.fs is one of hoist's native (C++) modules and cannot be replaced by a "
+                   "Lua file") != std::string::npos);
+}
+
 }  // TEST_SUITE
 
 }  // namespace
