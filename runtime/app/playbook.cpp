@@ -112,7 +112,7 @@ PlaybookRef Resolve(const Project& p, const std::string& ref) {
       throw Error("playbook", "invalid",
                   ref + " is a directory, not a playbook file (give a .lua file, or a playbook name: hoist list shows them)");
     }
-    if (!ReadFile(ref, &r.source)) {
+    if (!sys::TryReadFile(ref, &r.source)) {
       throw Error("playbook", "not_found", "cannot read playbook file " + ref + ": no such file");
     }
     r.name = fs::path(ref).stem().string();
@@ -124,7 +124,7 @@ PlaybookRef Resolve(const Project& p, const std::string& ref) {
   if (fs::is_directory(project_file, ec)) {
     throw Error("playbook", "invalid", "playbooks/" + ref + ".lua is a directory, not a playbook file");
   }
-  if (ReadFile(project_file, &r.source)) {
+  if (sys::TryReadFile(project_file, &r.source)) {
     r.name = ref;
     r.display_path = "playbooks/" + ref + ".lua";
     r.origin = "project";

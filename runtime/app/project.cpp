@@ -52,17 +52,6 @@ void RegisterTableUrlSecrets(lua_State* L, int idx, int depth = 0) {
 
 void RegisterJsonUrlSecrets(const json& j) { RegisterJsonUrlSecretsIn(j); }
 
-bool ReadFile(const std::string& path, std::string* out) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return false;
-  char buf[65536];
-  size_t n;
-  out->clear();
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out->append(buf, n);
-  std::fclose(f);
-  return true;
-}
-
 lua::StateOptions VmOptions(const Project& p) {
   lua::StateOptions o;
   o.lua_path.push_back(p.root + "/lib");

@@ -55,8 +55,6 @@ std::string PushEnvironment(lua_State* L, int config_idx, const Config& c, const
 /// as a secret.
 void RegisterJsonUrlSecrets(const nlohmann::json& j);
 
-/// The whole file at path into *out; false when it cannot be read.
-bool ReadFile(const std::string& path, std::string* out);
 
 /// The state store location for the project (after reading hoist.lua).
 std::string StatePath(const Project& project);

@@ -2,10 +2,8 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -57,15 +55,6 @@ void StopHook(lua_State* L, lua_Debug*) {
   lua_setfield(L, -2, "where");
   luaL_setmetatable(L, "hoist.Error");
   lua_error(L);
-}
-
-bool ReadWholeFile(const std::string& path, std::string* out) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return false;
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  *out = ss.str();
-  return true;
 }
 
 // The first "<dir>/<rel>.lua" or "<dir>/<rel>/init.lua" among the
@@ -131,7 +120,7 @@ int SearcherImpl(lua_State* L) {
   std::string source, chunkname;
   bool found = false;
   bool stdlib_name = name == "hoist" || name.rfind("hoist.", 0) == 0;
-  if (std::string path = FindInLuaPath(L, rel); !path.empty() && ReadWholeFile(path, &source)) {
+  if (std::string path = FindInLuaPath(L, rel); !path.empty() && sys::TryReadFile(path, &source)) {
     chunkname = "@" + path;
     found = true;
     bool is_stdlib = !stdlib_path.empty() || FindEmbedded(EmbeddedKind::kStdlib, name) != nullptr;
@@ -140,7 +129,7 @@ int SearcherImpl(lua_State* L) {
   if (!found && stdlib_name) {
     if (!stdlib_path.empty()) {
       for (std::string cand : {stdlib_path + "/" + rel + ".lua", stdlib_path + "/" + rel + "/init.lua"}) {
-        if (ReadWholeFile(cand, &source)) {
+        if (sys::TryReadFile(cand, &source)) {
           chunkname = "@" + cand;
           found = true;
           break;
@@ -389,7 +378,7 @@ void State::LoadChunk(std::string_view source, const std::string& chunkname) {
 
 void State::LoadFile(const std::string& path, const std::string& display_path) {
   std::string source;
-  if (!ReadWholeFile(path, &source)) {
+  if (!sys::TryReadFile(path, &source)) {
     throw Error("lua", "not_found", "cannot read " + display_path + ": no such file");
   }
   // A shebang line is allowed, like lua.c does.

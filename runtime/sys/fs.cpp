@@ -122,6 +122,15 @@ std::string ReadFile(const std::string& path) {
   return data;
 }
 
+bool TryReadFile(const std::string& path, std::string* out) {
+  try {
+    *out = ReadFile(path);
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 // Temp files of this path that a killed writer left (older than a minute:
 // a live WriteAtomic holds its temp file for milliseconds). Best effort.
 void SweepStaleTemps(const std::string& dir, const std::string& temp_prefix) {

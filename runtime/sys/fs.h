@@ -60,6 +60,8 @@ void StartWriteback(int fd, uint64_t off, uint64_t n);
 /// The whole file. Throws {"fs","not_found","cannot read <path>: No such file
 /// or directory"}, or "failed" with strerror for other errors.
 std::string ReadFile(const std::string& path);
+/// The whole file into *out; false (and *out untouched) when it cannot be read.
+bool TryReadFile(const std::string& path, std::string* out);
 
 /// Atomic replace: a temp file in the same directory (O_EXCL), written,
 /// fsynced, renamed over path, then the directory fsynced, so a crash leaves
