@@ -57,6 +57,11 @@ TEST_CASE("sections keep their lines as written, blanks at the end included") {
   CHECK(m.up == "INSERT INTO notes VALUES ('a  \n\tb\t');\n");
   CHECK(m.has_down);
   CHECK(m.down == "DELETE FROM notes;   \n");
+  // A CRLF file's literal keeps its CR, as diesel hands the file over.
+  auto crlf = ParseSqlMigration("/x/0002_crlf.sql", "-- hoist:up\r\nINSERT INTO notes VALUES ('a\r\nb');\r\n"
+                                                    "-- hoist:down\r\nDELETE FROM notes;\r\n");
+  CHECK(crlf.up == "INSERT INTO notes VALUES ('a\r\nb');\r\n");
+  CHECK(crlf.down == "DELETE FROM notes;\r\n");
 }
 
 TEST_CASE("checksums ignore line endings and trailing whitespace only") {
