@@ -123,7 +123,9 @@ MigrationFile ParseSqlMigration(const std::string& path, std::string source) {
   while (i < source.size()) {
     size_t nl = source.find('\n', i);
     if (nl == std::string::npos) nl = source.size();
-    std::string line = TrimRight(std::string_view(source).substr(i, nl - i), kLineEnd);
+    // Sections keep their lines as written: a trailing blank inside a string
+    // literal that spans lines is data (diesel, psql and sqlite3 keep it).
+    std::string_view line = std::string_view(source).substr(i, nl - i);
     ++line_no;
     i = nl + 1;
     std::string t = TrimLine(line);

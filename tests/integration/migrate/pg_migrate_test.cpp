@@ -19,6 +19,9 @@ TEST_SUITE("migrate/postgres") {
 
 TEST_CASE("apply rollback and re-apply round trip") { CaseRoundTrip(Postgres()); }
 TEST_CASE("a changed file is detected by validate and refused by up") { CaseChangedFile(Postgres()); }
+TEST_CASE("blanks at the end of a line inside a string literal are kept, up and down") {
+  CaseSectionsVerbatim(Postgres());
+}
 TEST_CASE("down works after the migration files are deleted") { CaseDownWithoutFiles(Postgres()); }
 TEST_CASE("a failing migration leaves the previous version and is recorded as failed") {
   CaseFailingMigration(Postgres());

@@ -224,6 +224,33 @@ inline void CaseRoundTrip(const Backend& b) {
 
 // ---- a changed file: validate detects it, up refuses it, repair accepts it --
 
+// A string literal that spans lines is data: blanks at the end of its lines
+// reach the database as written, up and (stored) down alike, as diesel, psql
+// and sqlite3 run the file. Found by tests/tools/diesel-history-check on
+// Plume's SQLite history (a CREATE TABLE line ending in blanks).
+inline void CaseSectionsVerbatim(const Backend& b) {
+  auto c = OpenDb(b.fresh_url());
+  Migs m;
+  m.Write("0001_notes.sql",
+          "-- hoist:up\n"
+          "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);\n"
+          "INSERT INTO notes (id, body) VALUES (1, 'two spaces  \n\ta tab\t\nend');\n"
+          "-- hoist:down\n"
+          "DROP TABLE notes;\n");
+  m.Write("0002_more.sql",
+          "-- hoist:up   \n"
+          "DELETE FROM notes WHERE id = 2;\n"
+          "-- hoist:down\t\n"
+          "INSERT INTO notes (id, body) VALUES (2, 'down  \nend');\n");
+  db::Up(*c, m.path(), Any());
+  CHECK(Scalar(*c, "SELECT body FROM notes WHERE id = 1") == "two spaces  \n\ta tab\t\nend");
+  m.Clear();  // the down runs from the stored source
+  db::DownOptions d;
+  d.steps = 1;
+  CHECK(*db::Down(*c, d, {}).to == 1);
+  CHECK(Scalar(*c, "SELECT body FROM notes WHERE id = 2") == "down  \nend");
+}
+
 inline void CaseChangedFile(const Backend& b) {
   auto c = OpenDb(b.fresh_url());
   Migs m;

@@ -49,6 +49,21 @@ TEST_CASE("misplaced and unknown annotations are errors with file and line") {
         "add.sql: a migration is named NNNN_name.sql (digits, '_', then letters, digits, '_' or '-')");
 }
 
+TEST_CASE("sections keep their lines as written, blanks at the end included") {
+  // Annotations are read with their blanks trimmed; the SQL is not touched.
+  auto m = ParseSqlMigration("/x/0001_notes.sql",
+                             "-- hoist:up  \nINSERT INTO notes VALUES ('a  \n\tb\t');\n"
+                             "-- hoist:down\t\nDELETE FROM notes;   \n");
+  CHECK(m.up == "INSERT INTO notes VALUES ('a  \n\tb\t');\n");
+  CHECK(m.has_down);
+  CHECK(m.down == "DELETE FROM notes;   \n");
+  // A CRLF file's literal keeps its CR, as diesel hands the file over.
+  auto crlf = ParseSqlMigration("/x/0002_crlf.sql", "-- hoist:up\r\nINSERT INTO notes VALUES ('a\r\nb');\r\n"
+                                                    "-- hoist:down\r\nDELETE FROM notes;\r\n");
+  CHECK(crlf.up == "INSERT INTO notes VALUES ('a\r\nb');\r\n");
+  CHECK(crlf.down == "DELETE FROM notes;\r\n");
+}
+
 TEST_CASE("checksums ignore line endings and trailing whitespace only") {
   std::string a = NormalizedChecksum("-- hoist:up\nSELECT 1;\n");
   CHECK(NormalizedChecksum("-- hoist:up\r\nSELECT 1;   \r\n\r\n") == a);

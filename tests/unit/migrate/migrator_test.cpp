@@ -18,6 +18,9 @@ TEST_SUITE("migrate/sqlite") {
 
 TEST_CASE("apply rollback and re-apply round trip") { CaseRoundTrip(Sqlite()); }
 TEST_CASE("a changed file is detected by validate and refused by up") { CaseChangedFile(Sqlite()); }
+TEST_CASE("blanks at the end of a line inside a string literal are kept, up and down") {
+  CaseSectionsVerbatim(Sqlite());
+}
 TEST_CASE("down works after the migration files are deleted") { CaseDownWithoutFiles(Sqlite()); }
 TEST_CASE("a failing migration leaves the previous version and is recorded as failed") {
   CaseFailingMigration(Sqlite());
