@@ -72,15 +72,6 @@ PgTarget SplitConninfo(const std::string& conninfo, const std::string& redacted)
   return t;
 }
 
-/// The same target with another database.
-std::string WithDbname(const std::string& conninfo, const std::string& dbname) {
-  std::string out;
-  for (const auto& [k, v] : ParseConninfo(conninfo)) {
-    if (k == "dbname") continue;
-    out += k + "=" + ConninfoQuote(v) + " ";
-  }
-  return out + "dbname=" + ConninfoQuote(dbname);
-}
 
 std::string Tool(const std::string& pg_bin, const char* name) { return pg_bin.empty() ? name : pg_bin + "/" + name; }
 

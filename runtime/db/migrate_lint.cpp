@@ -91,14 +91,6 @@ class SqliteSandbox : public Sandbox {
   std::unique_ptr<Connection> conn_;
 };
 
-std::string WithDbname(const std::string& conninfo, const std::string& dbname) {
-  std::string out;
-  for (const auto& [k, v] : ParseConninfo(conninfo)) {
-    if (k == "dbname") continue;
-    out += k + "=" + ConninfoQuote(v) + " ";
-  }
-  return out + "dbname=" + ConninfoQuote(dbname);
-}
 
 class PgSandbox : public Sandbox {
  public:

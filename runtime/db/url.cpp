@@ -484,4 +484,13 @@ DbUrl ParseUrl(std::string_view text, const std::string& cwd) {
   Invalid(raw, "not a database URL", kAllForms);
 }
 
+std::string WithDbname(const std::string& conninfo, const std::string& dbname) {
+  std::string out;
+  for (const auto& [k, v] : ParseConninfo(conninfo)) {
+    if (k == "dbname") continue;
+    out += k + "=" + ConninfoQuote(v) + " ";
+  }
+  return out + "dbname=" + ConninfoQuote(dbname);
+}
+
 }  // namespace hoist::db

@@ -74,5 +74,7 @@ std::string ConninfoQuote(std::string_view value);
 /// Parses libpq keyword/value text into ordered pairs. Throws
 /// Error{"db","invalid_url",...} on a syntax error (values not echoed).
 std::vector<std::pair<std::string, std::string>> ParseConninfo(std::string_view text);
+/// The same conninfo with dbname replaced (a scratch or admin database).
+std::string WithDbname(const std::string& conninfo, const std::string& dbname);
 
 }  // namespace hoist::db

@@ -19,6 +19,7 @@ extern "C" {
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <utility>
 
 #include "core/error.h"
@@ -218,68 +219,6 @@ int CheckExecutable(const std::string& path) {
   return 0;
 }
 
-/// Resolving ourselves (instead of posix_spawnp) makes "not found" precise
-/// and keeps a missing program from costing a spawn.
-std::string ResolveProgram(const ProcessSpec& spec) {
-  const std::string& name = spec.argv[0];
-  // Relative names are resolved in the child's cwd, where exec will run.
-  auto in_cwd = [&](const std::string& p) {
-    return (p[0] == '/' || spec.cwd.empty()) ? p : spec.cwd + "/" + p;
-  };
-  if (name.find('/') != std::string::npos) {
-    int err = CheckExecutable(in_cwd(name));
-    if (err == 0) return name;
-    if (err == ENOENT || err == ENOTDIR) throw Error("proc", "not_found", "no such program: " + name);
-    throw Error("proc", "not_found", "cannot execute " + name + ": " + std::strerror(err));
-  }
-  std::string path_var;
-  if (auto it = spec.env.find("PATH"); it != spec.env.end()) {
-    path_var = it->second;
-  } else if (const char* p = std::getenv("PATH")) {
-    path_var = p;
-  } else {
-    path_var = "/usr/local/bin:/usr/bin:/bin";
-  }
-  std::string denied;  // the first match we may not execute, as execvp reports it
-  int denied_err = 0;
-  size_t pos = 0;
-  while (pos <= path_var.size()) {
-    size_t colon = path_var.find(':', pos);
-    if (colon == std::string::npos) colon = path_var.size();
-    std::string dir = path_var.substr(pos, colon - pos);
-    pos = colon + 1;
-    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
-    int err = CheckExecutable(in_cwd(candidate));
-    if (err == 0) return candidate;
-    if (err != ENOENT && err != ENOTDIR && denied.empty()) {
-      denied = candidate;
-      denied_err = err;
-    }
-  }
-  if (!denied.empty())
-    throw Error("proc", "not_found", "cannot execute " + denied + ": " + std::strerror(denied_err));
-  throw Error("proc", "not_found", "no such program: " + name + " (searched PATH)");
-}
-
-std::vector<std::string> BuildEnv(const ProcessSpec& spec) {
-  std::vector<std::string> env;
-  if (spec.inherit_env) {
-    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-      std::string_view kv(*e);
-      if (spec.env.count(std::string(kv.substr(0, kv.find('='))))) continue;
-      env.emplace_back(kv);
-    }
-  }
-  for (const auto& [key, value] : spec.env) {
-    if (key.empty() || key.find('=') != std::string::npos || key.find('\0') != std::string::npos)
-      throw Error("proc", "invalid", "bad environment variable name: '" + key + "'");
-    if (value.find('\0') != std::string::npos)
-      throw Error("proc", "invalid", "environment variable " + key + " contains a NUL byte");
-    env.push_back(key + "=" + value);
-  }
-  return env;
-}
-
 std::vector<char*> CStrings(std::vector<std::string>& strings) {
   std::vector<char*> out;
   out.reserve(strings.size() + 1);
@@ -319,6 +258,69 @@ int MillisUntil(Clock::time_point now, Clock::time_point when) {
 
 }  // namespace
 
+/// Resolving ourselves (instead of posix_spawnp) makes "not found" precise
+/// and keeps a missing program from costing a spawn.
+std::string ResolveProgramIn(const std::string& name, const std::string& cwd,
+                             const std::map<std::string, std::string>& env, const std::string& area) {
+  // Relative names are resolved in the child's cwd, where exec will run.
+  auto in_cwd = [&](const std::string& p) {
+    return (p[0] == '/' || cwd.empty()) ? p : cwd + "/" + p;
+  };
+  if (name.find('/') != std::string::npos) {
+    int err = CheckExecutable(in_cwd(name));
+    if (err == 0) return name;
+    if (err == ENOENT || err == ENOTDIR) throw Error(area, "not_found", "no such program: " + name);
+    throw Error(area, "not_found", "cannot execute " + name + ": " + std::strerror(err));
+  }
+  std::string path_var;
+  if (auto it = env.find("PATH"); it != env.end()) {
+    path_var = it->second;
+  } else if (const char* p = std::getenv("PATH")) {
+    path_var = p;
+  } else {
+    path_var = "/usr/local/bin:/usr/bin:/bin";
+  }
+  std::string denied;  // the first match we may not execute, as execvp reports it
+  int denied_err = 0;
+  size_t pos = 0;
+  while (pos <= path_var.size()) {
+    size_t colon = path_var.find(':', pos);
+    if (colon == std::string::npos) colon = path_var.size();
+    std::string dir = path_var.substr(pos, colon - pos);
+    pos = colon + 1;
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
+    int err = CheckExecutable(in_cwd(candidate));
+    if (err == 0) return candidate;
+    if (err != ENOENT && err != ENOTDIR && denied.empty()) {
+      denied = candidate;
+      denied_err = err;
+    }
+  }
+  if (!denied.empty())
+    throw Error(area, "not_found", "cannot execute " + denied + ": " + std::strerror(denied_err));
+  throw Error(area, "not_found", "no such program: " + name + " (searched PATH)");
+}
+
+std::vector<std::string> ChildEnv(const std::map<std::string, std::string>& vars, bool inherit, const std::string& area) {
+  std::vector<std::string> env;
+  if (inherit) {
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+      std::string_view kv(*e);
+      if (vars.count(std::string(kv.substr(0, kv.find('='))))) continue;
+      env.emplace_back(kv);
+    }
+  }
+  for (const auto& [key, value] : vars) {
+    if (key.empty() || key.find('=') != std::string::npos || key.find('\0') != std::string::npos)
+      throw Error(area, "invalid", "bad environment variable name: '" + key + "'");
+    if (value.find('\0') != std::string::npos)
+      throw Error(area, "invalid", "environment variable " + key + " contains a NUL byte");
+    env.push_back(key + "=" + value);
+  }
+  return env;
+}
+
+
 ProcessResult RunProcess(const ProcessSpec& spec) {
   if (spec.argv.empty()) throw Error("proc", "invalid", "empty argv");
   if (spec.argv[0].empty()) throw Error("proc", "invalid", "empty program name");
@@ -340,9 +342,9 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
     if (::stat(spec.cwd.c_str(), &st) != 0) ThrowFailed("cannot run in " + spec.cwd, errno);
     if (!S_ISDIR(st.st_mode)) ThrowFailed("cannot run in " + spec.cwd, ENOTDIR);
   }
-  std::string program = ResolveProgram(spec);
+  std::string program = ResolveProgramIn(spec.argv[0], spec.cwd, spec.env, "proc");
   std::vector<std::string> argv_strings = spec.argv;
-  std::vector<std::string> env_strings = BuildEnv(spec);
+  std::vector<std::string> env_strings = ChildEnv(spec.env, spec.inherit_env, "proc");
   std::vector<char*> argv = CStrings(argv_strings);
   std::vector<char*> envp = CStrings(env_strings);
 

@@ -60,6 +60,17 @@ struct ProcessResult {
 /// the result has interrupted/timed_out set and exit_code -1.
 ProcessResult RunProcess(const ProcessSpec& spec);
 
+/// argv[0] as exec will run it: a name with '/' as given (checked relative
+/// to cwd), otherwise the first executable match in PATH (env's PATH when it
+/// sets one). Resolving ourselves (instead of posix_spawnp) makes "not
+/// found" precise. Error{area,"not_found"}: "no such program: foo (searched
+/// PATH)" or "cannot execute /x/foo: Permission denied".
+std::string ResolveProgramIn(const std::string& name, const std::string& cwd,
+                             const std::map<std::string, std::string>& env, const std::string& area);
+/// A child's environment: the inherited one (minus the names vars sets)
+/// when inherit, plus vars. Error{area,"invalid"} for a bad name or a NUL.
+std::vector<std::string> ChildEnv(const std::map<std::string, std::string>& vars, bool inherit, const std::string& area);
+
 /// The explicit opt-in to a shell: argv {"/bin/sh", "-c", command}.
 ProcessSpec ShellSpec(const std::string& command);
 

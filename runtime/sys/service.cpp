@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "sys/fs.h"
 #include "sys/probe.h"
+#include "sys/process.h"
 
 namespace hoist::sys {
 namespace {
@@ -44,54 +45,6 @@ int AboveStdio(int fd) {
   int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
   ::close(fd);
   return moved;
-}
-
-bool Executable(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
-}
-
-std::string ResolveProgram(const ServiceSpec& spec) {
-  const std::string& name = spec.argv[0];
-  if (name.find('/') != std::string::npos) {
-    std::string p = (name[0] == '/' || spec.cwd.empty()) ? name : spec.cwd + "/" + name;
-    if (!Executable(p)) Fail("not_found", "no such program: " + name);
-    return p;
-  }
-  std::string path_var = "/usr/local/bin:/usr/bin:/bin";
-  if (auto it = spec.env.find("PATH"); it != spec.env.end()) {
-    path_var = it->second;
-  } else if (const char* p = std::getenv("PATH")) {
-    path_var = p;
-  }
-  size_t pos = 0;
-  while (pos <= path_var.size()) {
-    size_t colon = path_var.find(':', pos);
-    if (colon == std::string::npos) colon = path_var.size();
-    std::string dir = path_var.substr(pos, colon - pos);
-    pos = colon + 1;
-    std::string cand = (dir.empty() ? std::string(".") : dir) + "/" + name;
-    if (Executable(cand)) return cand;
-  }
-  Fail("not_found", "no such program: " + name + " (searched PATH)");
-}
-
-std::vector<std::string> BuildEnv(const ServiceSpec& spec) {
-  std::vector<std::string> env;
-  if (spec.inherit_env) {
-    for (char** e = environ; e && *e; ++e) {
-      std::string_view kv(*e);
-      if (spec.env.count(std::string(kv.substr(0, kv.find('='))))) continue;
-      env.emplace_back(kv);
-    }
-  }
-  for (const auto& [k, v] : spec.env) {
-    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
-      Fail("invalid", "bad environment variable name: '" + k + "'");
-    if (v.find('\0') != std::string::npos) Fail("invalid", "environment variable " + k + " contains a NUL byte");
-    env.push_back(k + "=" + v);
-  }
-  return env;
 }
 
 std::vector<char*> CStrings(std::vector<std::string>& v) {
@@ -173,9 +126,10 @@ pid_t StartService(const ServiceSpec& spec) {
     if (::stat(spec.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
       Fail("not_found", "service " + who + ": no such directory: " + spec.cwd);
   }
-  std::string program = ResolveProgram(spec);
+  // A relative name is checked in spec.cwd: the child execs it after its chdir.
+  std::string program = ResolveProgramIn(spec.argv[0], spec.cwd, spec.env, "service");
   std::vector<std::string> argv_s = spec.argv;
-  std::vector<std::string> env_s = BuildEnv(spec);
+  std::vector<std::string> env_s = ChildEnv(spec.env, spec.inherit_env, "service");
   std::vector<char*> argv = CStrings(argv_s);
   std::vector<char*> envp = CStrings(env_s);
   const std::string log_path = spec.log_file.empty() ? "/dev/null" : spec.log_file;
