@@ -1,9 +1,10 @@
 // hoist.fs: files for playbooks — read, atomic and in-place writes, dirs,
-// stat, glob, remove, free space — through the world seam (a sandbox run
+// stat, glob, remove, chmod, free space — through the world seam (a sandbox run
 // simulates them). Mutations are journaled as world calls.
 #include <lua.hpp>
 
 #include <cstdlib>
+#include <optional>
 
 #include "bind/context.h"
 #include "bind/modules.h"
@@ -15,6 +16,15 @@
 namespace hoist::bind {
 namespace {
 
+/// An octal mode string ("0640") as mode bits, or nullopt when it is not one
+/// (only the digits 0-7, at most 07777: strtol alone would take " +644").
+std::optional<mode_t> ParseOctalMode(const std::string& s) {
+  if (s.empty() || s.size() > 5 || s.find_first_not_of("01234567") != std::string::npos) return std::nullopt;
+  long v = std::strtol(s.c_str(), nullptr, 8);
+  if (v > 07777) return std::nullopt;
+  return static_cast<mode_t>(v);
+}
+
 // Modes are octal strings ("0600") because Lua has no octal literals; an
 // integer is taken as the already-converted value.
 mode_t ModeOption(lua_State* L, int idx, mode_t fallback) {
@@ -22,13 +32,12 @@ mode_t ModeOption(lua_State* L, int idx, mode_t fallback) {
   mode_t mode = fallback;
   if (lua_type(L, -1) == LUA_TSTRING) {
     std::string s = lua_tostring(L, -1);
-    char* end = nullptr;
-    long v = std::strtol(s.c_str(), &end, 8);
-    if (s.empty() || *end != '\0' || v < 0 || v > 07777) {
+    auto parsed = ParseOctalMode(s);
+    if (!parsed) {
       lua_pop(L, 1);
       throw Error("fs", "invalid", "mode must be an octal string like \"0644\", got \"" + s + "\"");
     }
-    mode = static_cast<mode_t>(v);
+    mode = *parsed;
   } else if (lua_isinteger(L, -1)) {
     mode = static_cast<mode_t>(lua_tointeger(L, -1));
   } else if (!lua_isnil(L, -1)) {
@@ -119,6 +128,33 @@ int l_remove(lua_State* L) {
   return 1;
 }
 
+int l_chmod(lua_State* L) {
+  std::string path = lua::CheckString(L, 1, "path");
+  std::string where = "chmod " + path + ": ";
+  if (lua_isnoneornil(L, 2)) throw Error("fs", "invalid", where + "mode missing: pass an octal string like \"0640\"");
+  // Only a string: fs.chmod(p, 0640) would be decimal 640 (mode 1200), since
+  // Lua has no octal literals.
+  if (lua_type(L, 2) != LUA_TSTRING) {
+    throw Error("fs", "invalid",
+                where + "mode must be an octal string like \"0640\", got a " + luaL_typename(L, 2) +
+                    " (Lua has no octal literals: quote it)");
+  }
+  std::string text = lua_tostring(L, 2);
+  auto mode = ParseOctalMode(text);
+  if (!mode) {
+    throw Error("fs", "invalid",
+                where + "mode must be an octal string from \"0000\" to \"7777\" like \"0640\", got \"" + text + "\"");
+  }
+  try {
+    WorldOf(L).Chmod(path, *mode);
+  } catch (const Error& e) {
+    if (e.code() != "not_found") throw;
+    throw Error("fs", "not_found", e.message() + "; create it first or fix the path");
+  }
+  RecordWorld(L, "fs", "chmod " + path, {{"path", path}, {"mode", text}}, 0);
+  return 0;
+}
+
 int l_disk_free(lua_State* L) {
   sys::DiskFree d = sys::DiskFreeOf(lua::CheckString(L, 1, "path"));
   lua_createtable(L, 0, 3);
@@ -140,6 +176,7 @@ int OpenFs(lua_State* L) {
                           {"stat", lua::Protect<l_stat>},
                           {"exists", lua::Protect<l_exists>},
                           {"remove", lua::Protect<l_remove>},
+                          {"chmod", lua::Protect<l_chmod>},
                           {"disk_free", lua::Protect<l_disk_free>},
                           {nullptr, nullptr}};
   luaL_newlib(L, fns);

@@ -171,6 +171,9 @@ void RecordingWorld::MkdirP(const std::string& path, mode_t mode) {
 bool RecordingWorld::Remove(const std::string& path, bool recursive) {
   return Call("Remove", {{"path", path}, {"recursive", recursive}}, [&] { return inner_.Remove(path, recursive); });
 }
+void RecordingWorld::Chmod(const std::string& path, mode_t mode) {
+  Call("Chmod", {{"path", path}, {"mode", mode}}, HOIST_VOID(inner_.Chmod(path, mode)));
+}
 sys::Stat RecordingWorld::StatPath(const std::string& path) {
   return Call("StatPath", {{"path", path}}, [&] { return inner_.StatPath(path); });
 }
@@ -274,6 +277,7 @@ void ReplayWorld::MkdirP(const std::string& path, mode_t mode) { Next("MkdirP", 
 bool ReplayWorld::Remove(const std::string& path, bool recursive) {
   return Next("Remove", {{"path", path}, {"recursive", recursive}}).get<bool>();
 }
+void ReplayWorld::Chmod(const std::string& path, mode_t mode) { Next("Chmod", {{"path", path}, {"mode", mode}}); }
 sys::Stat ReplayWorld::StatPath(const std::string& path) { return StatFrom(Next("StatPath", {{"path", path}})); }
 std::vector<std::string> ReplayWorld::ListDir(const std::string& path) {
   return Next("ListDir", {{"path", path}}).get<std::vector<std::string>>();

@@ -33,6 +33,7 @@ class RecordingWorld : public World {
   void WriteInPlace(const std::string& path, std::string_view data) override;
   void MkdirP(const std::string& path, mode_t mode) override;
   bool Remove(const std::string& path, bool recursive) override;
+  void Chmod(const std::string& path, mode_t mode) override;
   sys::Stat StatPath(const std::string& path) override;
   std::vector<std::string> ListDir(const std::string& path) override;
   std::vector<std::string> Glob(const std::string& pattern) override;
@@ -87,6 +88,7 @@ class ReplayWorld : public World {
   void WriteInPlace(const std::string& path, std::string_view data) override;
   void MkdirP(const std::string& path, mode_t mode) override;
   bool Remove(const std::string& path, bool recursive) override;
+  void Chmod(const std::string& path, mode_t mode) override;
   sys::Stat StatPath(const std::string& path) override;
   std::vector<std::string> ListDir(const std::string& path) override;
   std::vector<std::string> Glob(const std::string& pattern) override;

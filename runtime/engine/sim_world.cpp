@@ -202,6 +202,17 @@ bool SimWorld::Remove(const std::string& path, bool recursive) {
   return true;
 }
 
+void SimWorld::Chmod(const std::string& path, mode_t mode) {
+  sys::Stat st = StatPath(path);
+  if (!st.exists) throw Error("fs", "not_found", "cannot chmod " + path + ": No such file or directory");
+  // Kept beside the file (or the directory) so a later fs.stat reads it back.
+  if (st.type == "dir") dirs_.insert(path);
+  modes_[path] = mode & 07777;
+  std::string octal = fmt::format("{:04o}", mode & 07777);
+  // Named as the shell command, so the sandbox report says the new mode.
+  Record("file", "chmod " + octal + " " + path, {{"path", path}, {"mode", octal}, {"before", fmt::format("{:04o}", st.mode)}});
+}
+
 sys::Stat SimWorld::StatPath(const std::string& path) {
   sys::Stat st;
   if (auto data = Lookup(path)) {
@@ -216,7 +227,7 @@ sys::Stat SimWorld::StatPath(const std::string& path) {
   if (dirs_.count(path)) {
     st.exists = true;
     st.type = "dir";
-    st.mode = 0755;
+    st.mode = modes_.count(path) ? modes_[path] : 0755;
     return st;
   }
   if (options_.seed_from_disk || Real(path)) return sys::StatPath(path);

@@ -16,6 +16,7 @@ void RealWorld::WriteAtomic(const std::string& path, std::string_view data, mode
 void RealWorld::WriteInPlace(const std::string& path, std::string_view data) { sys::WriteInPlace(path, data); }
 void RealWorld::MkdirP(const std::string& path, mode_t mode) { sys::MkdirP(path, mode); }
 bool RealWorld::Remove(const std::string& path, bool recursive) { return sys::Remove(path, recursive); }
+void RealWorld::Chmod(const std::string& path, mode_t mode) { sys::Chmod(path, mode); }
 sys::Stat RealWorld::StatPath(const std::string& path) { return sys::StatPath(path); }
 std::vector<std::string> RealWorld::ListDir(const std::string& path) { return sys::ListDir(path); }
 std::vector<std::string> RealWorld::Glob(const std::string& pattern) { return sys::Glob(pattern); }

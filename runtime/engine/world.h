@@ -38,6 +38,7 @@ class World {
   virtual void WriteInPlace(const std::string& path, std::string_view data) = 0;
   virtual void MkdirP(const std::string& path, mode_t mode) = 0;
   virtual bool Remove(const std::string& path, bool recursive) = 0;
+  virtual void Chmod(const std::string& path, mode_t mode) = 0;
   virtual sys::Stat StatPath(const std::string& path) = 0;
   virtual std::vector<std::string> ListDir(const std::string& path) = 0;
   virtual std::vector<std::string> Glob(const std::string& pattern) = 0;
@@ -88,6 +89,7 @@ class RealWorld : public World {
   void WriteInPlace(const std::string& path, std::string_view data) override;
   void MkdirP(const std::string& path, mode_t mode) override;
   bool Remove(const std::string& path, bool recursive) override;
+  void Chmod(const std::string& path, mode_t mode) override;
   sys::Stat StatPath(const std::string& path) override;
   std::vector<std::string> ListDir(const std::string& path) override;
   std::vector<std::string> Glob(const std::string& pattern) override;

@@ -272,6 +272,10 @@ bool Remove(const std::string& path, bool recursive) {
   return true;
 }
 
+void Chmod(const std::string& path, mode_t mode) {
+  if (::chmod(path.c_str(), mode & 07777) != 0) Throw("cannot chmod", path, errno);
+}
+
 DiskFree DiskFreeOf(const std::string& path) {
   struct statvfs vfs;
   if (::statvfs(path.c_str(), &vfs) != 0) Throw("cannot get disk space of", path, errno);

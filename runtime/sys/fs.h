@@ -107,6 +107,11 @@ std::vector<std::string> Glob(const std::string& pattern);
 /// Returns false when path did not exist. Throws "failed" otherwise.
 bool Remove(const std::string& path, bool recursive = false);
 
+/// chmod(2): sets path's permission bits to mode & 07777, following a
+/// symlink as chmod(1) does. Throws "not_found" when path does not exist,
+/// else "failed" ("cannot chmod <path>: <strerror>").
+void Chmod(const std::string& path, mode_t mode);
+
 struct DiskFree {
   uint64_t total = 0, free = 0, available = 0;  ///< bytes; available = for unprivileged users
 };

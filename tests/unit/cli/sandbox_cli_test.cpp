@@ -115,6 +115,25 @@ TEST_SUITE("cli/sandbox") {
     CHECK(rep["plan_hash"].get<std::string>().size() == 64);
   }
 
+  TEST_CASE("run --sandbox reports an fs.chmod and leaves the file's mode on disk, a real run changes it") {
+    TempDir dir{"sbx"};
+    WriteFile(dir / "app.env", "K=v\n");
+    ::chmod((dir / "app.env").c_str(), 0644);
+    WriteFile(dir / "hoist.lua", "return { environments = { prod = {} } }");
+    WriteFile(dir / "perms.lua", R"(local hoist, fs = require "hoist", require "hoist.fs"
+      return hoist.playbook { name = "perms", version = "1.0.0", summary = "Tighten the env file",
+        run = function(run) run:step("tighten", function() fs.chmod(")" + (dir / "app.env") + R"(", "0600") end) end })");
+    auto mode = [&] { return fs::status(dir / "app.env").permissions() & fs::perms::mask; };
+    auto r = RunHoist(dir.path, {"run", "perms.lua", "--sandbox"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find(" 1. chmod 0600 " + (dir / "app.env") + "   (step \"tighten\")") != std::string::npos);
+    CHECK(mode() == static_cast<fs::perms>(0644));
+    r = RunHoist(dir.path, {"run", "perms.lua"});
+    CHECK(r.exit_code == 0);
+    CHECK(mode() == static_cast<fs::perms>(0600));
+  }
+
   TEST_CASE("--expect-plan refuses to run when the database schema changed since the rehearsal, saying how") {
     BlueGreenProject p;
     auto r = p.Run({"run", "bluegreen.lua", "-e", "version=1.4.2", "--sandbox"});

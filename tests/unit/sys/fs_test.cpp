@@ -243,6 +243,25 @@ TEST_SUITE("sys/fs") {
     CHECK(ReadFile(dir / "target/keep") == "x");
   }
 
+  TEST_CASE("Chmod sets exactly the mode given, whatever the umask") {
+    TempDir dir;
+    UmaskScope umask(077);
+    WriteAtomic(dir / "f", "x", 0644);
+    Chmod(dir / "f", 02750);
+    CHECK(StatPath(dir / "f").mode == 02750);
+    MkdirP(dir / "d");
+    Chmod(dir / "d", 0711);
+    CHECK(StatPath(dir / "d").mode == 0711);
+  }
+
+  TEST_CASE("Chmod of a missing file is not_found with the exact message and creates nothing") {
+    TempDir dir;
+    Error e = CatchError([&] { Chmod(dir / "missing", 0640); });
+    CHECK(e.code() == "not_found");
+    CHECK(std::string(e.what()) == "fs: cannot chmod " + (dir / "missing") + ": No such file or directory");
+    CHECK_FALSE(StatPath(dir / "missing").exists);
+  }
+
   TEST_CASE("DiskFreeOf reports consistent sizes") {
     DiskFree df = DiskFreeOf("/tmp");
     CHECK(df.total > 0);
