@@ -4,7 +4,7 @@ local bluegreen = require "hoist.bluegreen"
 
 return hoist.playbook {
   name = "contract",
-  version = "1.1.0",
+  version = "1.1.1",
   summary = "Stop the standby colour (after nginx drained it), then apply contract migrations",
   description = [[
 Refused unless the last deploy passed its bake and is still live. Stops the

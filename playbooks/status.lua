@@ -1,13 +1,12 @@
 --- status: what runs where, read-only.
 local hoist = require "hoist"
 local bluegreen = require "hoist.bluegreen"
-local log = require "hoist.log"
 
 local fmt, concat = string.format, table.concat
 
 return hoist.playbook {
   name = "status",
-  version = "1.1.2",
+  version = "1.2.0",
   summary = "Active colour, release per colour, schema version, last backup, lease, last runs (read-only)",
   lock = false,
   run = function(run)
@@ -62,7 +61,7 @@ return hoist.playbook {
         say("  %5d  %s  %-10s %-8s %s", r.id, r.started_at, r.playbook, r.version, r.status)
       end
     end
-    log.info(concat(lines, "\n"))
+    run:print(concat(lines, "\n"))
     return s
   end,
 }

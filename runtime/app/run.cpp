@@ -44,6 +44,8 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   auto usage_error = [&](const std::string& msg, const std::string& hint = "") {
     outcome.exit_code = kExitUsage;
     outcome.status = "invalid";
+    outcome.error = Mask(msg);
+    outcome.error_code = "invalid";
     json ev = {{"event", "run_finished"}, {"status", "invalid"}, {"exit_code", kExitUsage}, {"error", Mask(msg)},
                {"run_id", 0}};
     if (!hint.empty()) ev["hint"] = hint;
@@ -176,6 +178,8 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     }
     outcome.exit_code = code;
     outcome.status = status;
+    outcome.error = Mask(error);
+    outcome.error_code = extra.is_object() ? extra.value("code", status == "ok" ? "" : status) : "";
     json ev = {{"event", "run_finished"}, {"run_id", run_id}, {"status", status}, {"exit_code", code},
                {"seconds", sys::Monotonic() - started}};
     if (!error.empty()) ev["error"] = Mask(error);
@@ -254,8 +258,17 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
 
   std::string error, code, traceback;
   bool failed = false;
+  json result;  // what run(p) returned, for --json consumers (hoist status --json)
   try {
-    lua::Call(L, 2, 0);
+    lua::Call(L, 2, 1);
+    if (!lua_isnil(L, -1)) {
+      try {
+        result = json::parse(Mask(lua::ToJson(L, -1).dump()));
+      } catch (const std::exception&) {
+        result = nullptr;  // a value JSON cannot hold (a function) is left out, never a failure
+      }
+    }
+    lua_pop(L, 1);
     ThrowIfStopped("run");
   } catch (const lua::ScriptError& e) {
     failed = true;
@@ -271,7 +284,7 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     release();
     ctx.runner = nullptr;
     ctx.store = nullptr;
-    return finish("ok", kExitOk, "", json::object());
+    return finish("ok", kExitOk, "", result.is_null() ? json::object() : json{{"result", result}});
   }
   bool interrupted = code == "interrupted" || Interrupted();
   ClearInterrupt();  // let the undos run; a second Ctrl-C interrupts them

@@ -47,6 +47,8 @@ struct RunOutcome {
   int exit_code = 0;
   std::string status;        // ok, failed, failed_undo, interrupted, lease_held, invalid
   int64_t run_id = 0;
+  std::string error;       // masked; "" when ok
+  std::string error_code;  // the error's code (config, unhealthy, ...); "invalid" for exit 2
 };
 
 /// Runs a playbook. Never throws for playbook failures: they become the

@@ -43,7 +43,9 @@ json List(const json& j, const char* key) {
 }
 
 /// The simulated world a test scripted (docs/testing.md lists the keys).
-void BuildWorld(engine::SimWorld& w, const json& spec) {
+/// Relative paths are the project root's, as the environment's are.
+void BuildWorld(engine::SimWorld& w, const json& spec, const std::string& root) {
+  auto path = [&](std::string p) { return p.empty() || p[0] == '/' ? p : root + "/" + p; };
   static const std::vector<std::string> kKeys = {"files",     "nginx",     "services", "listening", "frontends",
                                                  "processes", "http",      "behave",   "containers"};
   for (auto& [k, v] : spec.items()) {
@@ -55,22 +57,22 @@ void BuildWorld(engine::SimWorld& w, const json& spec) {
     }
   }
   if (spec.contains("files")) {
-    for (auto& [path, data] : spec["files"].items()) {
-      if (!data.is_string()) Invalid("world.files: " + path + " must map to the file's text");
-      w.SetFile(path, data.get<std::string>());
+    for (auto& [file, data] : spec["files"].items()) {
+      if (!data.is_string()) Invalid("world.files: " + file + " must map to the file's text");
+      w.SetFile(path(file), data.get<std::string>());
     }
   }
   if (spec.contains("nginx")) {
     const json& n = spec["nginx"];
-    w.AddNginx(Str(n, "pid_file", "/run/nginx.pid"), n.value("workers", 2));
+    w.AddNginx(path(Str(n, "pid_file", "/run/nginx.pid")), n.value("workers", 2));
     if (Str(n, "reload") == "ignored") w.SetReloadIgnored(true);
   }
   for (const auto& s : List(spec, "services")) {
-    w.AddService(Str(s, "name"), Str(s, "pid_file"), s.value("port", 0));
+    w.AddService(Str(s, "name"), path(Str(s, "pid_file")), s.value("port", 0));
   }
   for (const auto& p : List(spec, "listening")) w.Listen(p.get<int>());
   for (const auto& c : List(spec, "containers")) w.AddContainer(Str(c, "name"), Str(c, "image"));
-  for (const auto& f : List(spec, "frontends")) w.AddFrontend(f.value("port", 80), Str(f, "conf"));
+  for (const auto& f : List(spec, "frontends")) w.AddFrontend(f.value("port", 80), path(Str(f, "conf")));
   for (const auto& p : List(spec, "processes")) {
     engine::SimProcessRule r;
     r.match = Str(p, "match");
@@ -157,7 +159,7 @@ class TestSandboxHost : public bind::SandboxHost {
     engine::SimOptions so;
     so.mode = "sandbox";
     engine::SimWorld world(so);
-    if (spec.contains("world") && spec["world"].is_object()) BuildWorld(world, spec["world"]);
+    if (spec.contains("world") && spec["world"].is_object()) BuildWorld(world, spec["world"], project.root);
     o.world = &world;
     if (spec.contains("lease") && spec["lease"].is_object()) {
       engine::Lease l;
@@ -174,11 +176,13 @@ class TestSandboxHost : public bind::SandboxHost {
     json out = {{"status", r.outcome.status},
                 {"exit_code", r.outcome.exit_code},
                 {"run_id", r.outcome.run_id},
-                {"error", r.journal.value("error", json())},
+                {"error", r.outcome.error.empty() ? json() : json(r.outcome.error)},
+                {"error_code", r.outcome.error_code.empty() ? json() : json(r.outcome.error_code)},
                 {"steps", r.journal.value("steps", json::array())},
                 {"events", r.journal.value("events", json::array())},
                 {"db_url", r.copy_url},
                 {"dir", r.dir},
+                {"project_root", project.root},
                 {"schema_diff", r.schema_diff},
                 {"plan_hash", r.plan_hash}};
     json changes = json::array();

@@ -98,6 +98,28 @@ int l_confirm(lua_State* L) {
   return 1;
 }
 
+// run:print(...): the playbook's report, on stdout (a "message" event in
+// --json), masked and journaled; log.* lines are diagnostics on stderr.
+int l_print(lua_State* L) {
+  std::string text;
+  for (int i = 2, n = lua_gettop(L); i <= n; ++i) {
+    if (i > 2) text += ' ';
+    size_t len = 0;
+    const char* s = luaL_tolstring(L, i, &len);
+    text.append(s, len);
+    lua_pop(L, 1);
+  }
+  text = Mask(text);
+  Context* ctx = GetContext(L);
+  if (ctx && ctx->runner) {
+    ctx->runner->Note("print", "print", {{"text", text}});
+    ctx->runner->reporter().Emit({{"event", "message"}, {"text", text}});
+  } else {
+    std::fputs((text + "\n").c_str(), stdout);
+  }
+  return 0;
+}
+
 engine::StateStore& StoreOf(Context* ctx, const char* what) {
   if (!ctx || !ctx->store) throw Error("run", "invalid", fmt::format("run:{} can only be called while a playbook runs", what));
   return *ctx->store;
@@ -201,6 +223,8 @@ void PushRunObject(lua_State* L, int64_t run_id, const std::string& playbook, co
     lua_setfield(L, -2, "step");
     lua_pushcfunction(L, lua::Protect<l_confirm>);
     lua_setfield(L, -2, "confirm");
+    lua_pushcfunction(L, lua::Protect<l_print>);
+    lua_setfield(L, -2, "print");
     lua_pushcfunction(L, lua::Protect<l_remember>);
     lua_setfield(L, -2, "remember");
     lua_pushcfunction(L, lua::Protect<l_recall>);

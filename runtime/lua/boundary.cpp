@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <exception>
+#include <string_view>
 
 #include "core/interrupt.h"
 #include "lua/state.h"
@@ -19,6 +20,13 @@ std::string FieldString(lua_State* L, int idx, const char* key) {
   return s;
 }
 
+// A position inside hoist's own Lua (the embedded stdlib, a canned
+// playbook) is not where the user can act: it stays in the error's where
+// field and the traceback (-v), and the message stands alone.
+bool InternalWhere(std::string_view where) {
+  return where.rfind("stdlib/hoist/", 0) == 0 || where.rfind("hoist:", 0) == 0;
+}
+
 int ErrorToString(lua_State* L) {
   if (!lua_istable(L, 1)) {
     lua_pushstring(L, "error");
@@ -32,7 +40,7 @@ int ErrorToString(lua_State* L) {
   const char* message = lua_tostring(L, -1);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  if (where && *where) {
+  if (where && *where && !InternalWhere(where)) {
     luaL_addstring(&b, where);
     luaL_addchar(&b, ' ');
   }
@@ -98,7 +106,7 @@ int MessageHandler(lua_State* L) {
 }  // namespace
 
 std::string ScriptError::BuildDisplay() const {
-  std::string s = where_;
+  std::string s = InternalWhere(where_) ? "" : where_;
   if (!s.empty()) s += ' ';
   return s + hoist::Error::what();
 }

@@ -304,8 +304,9 @@ function M.drain(site)
 end
 
 --- Stops colour's instance once nginx no longer sends it anything.
-function M.stop_after_drained(cfg, colour)
-  local svc = M.service(cfg, colour, "")
+function M.stop_after_drained(cfg, colour, release, image)
+  -- The release it runs, so the journaled stop names the real argv.
+  local svc = M.service(cfg, colour, release or "", image)
   if not svc:status().alive then return { how = "not_running" } end
   M.drain(cfg.site)
   return svc:stop()
@@ -444,7 +445,13 @@ function M.deploy(run, opts)
       end
       local conn <close> = open_db(run)
       local down_ok, e = pcall(migrate.down, conn, { to = r.from or 0 })
-      if down_ok then return end
+      if down_ok then
+        local names = {}
+        for _, m in ipairs(e.rolled_back or {}) do names[#names + 1] = m.file ~= "" and m.file or tostring(m.version) end
+        log.warn(fmt("undid %d expand migration(s) (%s): the database is back at %s", #names, concat(names, ", "),
+          (e.to and e.to ~= 0) and ("version " .. tostring(e.to)) or "an empty schema"))
+        return
+      end
       -- A migration without a down section (or a down that fails): the
       -- pre-deploy backup is the way back, at the price of the writes
       -- since it was taken, so it needs its own yes.
@@ -569,8 +576,18 @@ function M.rollback(run, opts)
   local live = live_colour(run, site)
   local target = M.other(cfg, live)
   local colours = M.colours(run)
-  local rel = function(c) return colours[c] and colours[c].release or "unknown" end
-  local plan = fmt("rollback: switch traffic %s (release %s) -> %s (release %s)", live, rel(live), target, rel(target))
+  local last = run:recall("last_deploy")
+  -- A colour's release is what hoist started it with; a stopped colour has none.
+  local rel = function(c) return colours[c] and colours[c].release or nil end
+  if not M.service(cfg, target, rel(target) or ""):status().alive then
+    local previous = rel(target) or (last and last.colour == live and last.previous_release ~= "unknown"
+      and last.previous_release) or nil
+    fail("no_standby", fmt("%s (the standby) is not running, so there is nothing to switch back to; traffic stays on "
+      .. "%s%s. Deploy the previous release instead: hoist deploy -e version=%s", target, live,
+      rel(live) and fmt(" (release %s)", rel(live)) or "", previous and tostring(previous) or "<release>"))
+  end
+  local plan = fmt("rollback: switch traffic %s%s -> %s (release %s)", live,
+    rel(live) and fmt(" (release %s)", rel(live)) or "", target, rel(target) or "not recorded")
   if (opts.migrate_down or 0) > 0 then plan = plan .. fmt(", then migrate down %d step(s)", opts.migrate_down) end
   if opts.restore then plan = plan .. ", then restore " .. opts.restore .. " (after a safety backup)" end
   if (opts.migrate_down or 0) == 0 and not opts.restore then plan = plan .. "; the database is not touched" end
@@ -583,13 +600,11 @@ function M.rollback(run, opts)
   end
 
   run:step("check " .. target, function()
-    local svc = M.service(cfg, target, rel(target))
-    if not svc:status().alive then
-      fail("no_standby", fmt("%s (the standby) is not running, so there is nothing to switch back to; "
-        .. "deploy the previous release instead: hoist deploy -e version=<release>", target))
+    if not M.service(cfg, target, rel(target) or ""):status().alive then
+      fail("no_standby", fmt("%s (the standby) stopped before the switch; traffic stays on %s", target, live))
     end
     local conn <close> = open_db(run)
-    return M.gate(cfg, target, rel(target), conn, cfg.health.rollback_timeout or 5)
+    return M.gate(cfg, target, rel(target) or "not recorded", conn, cfg.health.rollback_timeout or 5)
   end)
 
   -- No undo: the database steps below are what the target colour can run
@@ -626,13 +641,12 @@ function M.rollback(run, opts)
   end
   run:remember("last_rollback", { from = live, to = target, release = rel(target), run_id = run.id,
     at = time.iso(time.now()) })
-  local last = run:recall("last_deploy")
   if last then
     last.baked = false
     run:remember("last_deploy", last)
   end
   log.info(fmt("rolled back: traffic is on %s (release %s); %s (release %s) is still running, out of traffic%s%s",
-    target, rel(target), live, rel(live),
+    target, tostring(rel(target) or "not recorded"), live, tostring(rel(live) or "not recorded"),
     down and fmt("; migrated down %s -> %s", tostring(down.from), tostring(down.to)) or "",
     restored and ("; restored " .. opts.restore .. ", safety backup " .. tostring(restored.safety_backup)) or ""))
   return { from = live, to = target, release = rel(target), migrated_down = down and #(down.rolled_back or {}) or 0,
@@ -675,7 +689,8 @@ function M.contract(run, opts)
     .. "after this, rollback to the previous release is no longer possible", standby, tostring(last.release)))
   local standby_was = M.colours(run)[standby]
   run:step("stop " .. standby, function()
-    local r = M.stop_after_drained(cfg, standby)
+    local r = M.stop_after_drained(cfg, standby, standby_was and standby_was.release,
+      standby_was and standby_was.image)
     remember_colour(run, standby, nil)
     return { how = r and r.how, release = standby_was and standby_was.release or nil }
   end, { undo = function(r)

@@ -270,8 +270,13 @@ end
 function Site:_read()
   local ok, text = pcall(fs.read, self.conf)
   if not ok then
-    fail(type(text) == "table" and text.code or "failed", fmt("cannot read %s: %s", self.conf,
-      type(text) == "table" and text.message or tostring(text)))
+    local code = type(text) == "table" and text.code or "failed"
+    if code == "not_found" then
+      fail(code, fmt("%s does not exist: it is the nginx include hoist switches, and it must already name the "
+        .. "upstream %s with one colour's address (see docs/runbook.md, first deploy)", self.conf, self.upstream))
+    end
+    -- fs.read's message already names the path
+    fail(code, type(text) == "table" and text.message or fmt("cannot read %s: %s", self.conf, tostring(text)))
   end
   return text
 end

@@ -179,7 +179,8 @@ end
 
 --- Runs a playbook (a name, or a path relative to the test file) in the sandbox.
 -- @return the result: status, exit_code, error, steps, events, changes, files, rows
--- opts: { yes = false } runs it as without --yes (default: confirmed, as with --yes).
+-- opts: { yes = true } runs it as with --yes; by default, as on the CLI,
+-- nothing is confirmed (run:confirm answers no).
 function Sandbox:run(playbook, params, opts)
   local s = self.spec
   local pb = playbook
@@ -192,7 +193,7 @@ function Sandbox:run(playbook, params, opts)
     dbspec = false
   end
   local r = sandbox.run { playbook = pb, params = params or {}, env_table = s.env or {}, db = dbspec,
-    world = s.world, lease = s.lease, facts = s.facts, yes = not (opts and opts.yes == false) }
+    world = s.world, lease = s.lease, facts = s.facts, yes = (opts and opts.yes) == true }
   if r.dir and r.dir ~= "" then open_dirs[#open_dirs + 1] = r.dir end
   return setmetatable(r, Result)
 end
@@ -245,10 +246,22 @@ local function step_lines(r)
   return #lines > 0 and concat(lines, "\n") or "    (no steps)"
 end
 
---- Fails unless the run ended with status ("ok", "failed", "failed_undo", "lease_held", "invalid").
+-- A run that died on its configuration (hoist.lua, the environment table,
+-- params) failed before the playbook did anything: a test expecting a
+-- failed step must not pass on a typo in its own fixture.
+local function died_on_config(r)
+  return r.status == "invalid" or (r.status == "failed" and (r.error_code == "config" or r.error_code == "invalid"))
+end
+
+--- Fails unless the run ended with status ("ok", "failed", "failed_undo",
+-- "lease_held", "invalid"), or "config" for a run that died on its
+-- configuration. "failed" does not match a configuration death.
 function M.status(r, expected)
-  if r.status == expected then return r end
-  fail(fmt("run status: expected %s, got %s%s\n  steps:\n%s", expected, tostring(r.status),
+  local got = died_on_config(r) and "config" or r.status
+  if got == expected or (expected == "invalid" and r.status == "invalid") then return r end
+  fail(fmt("run status: expected %s, got %s%s%s\n  steps:\n%s", expected, tostring(got),
+    got == "config" and " (the run died on its configuration before any step could run; t.status(r, \"config\") "
+      .. "expects that)" or "",
     r.error and ("\n  error: " .. r.error) or "", step_lines(r)))
 end
 
@@ -333,6 +346,8 @@ end
 
 --- The text of a file as the run left it in the simulated world (nil if removed or never there).
 function M.file(r, path)
+  -- A relative path is the project root's, as in the world and env tables.
+  if path:sub(1, 1) ~= "/" and r.project_root then path = r.project_root .. "/" .. path end
   local f = (r.files or {})[path]
   if f == false then return nil end
   return f

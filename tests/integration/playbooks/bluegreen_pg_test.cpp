@@ -88,9 +88,9 @@ TEST_SUITE("playbooks/bluegreen/pg") {
     auto s = rig.Hoist({"status"});
     INFO(Describe(s));
     CHECK(s.exit_code == 0);
-    CHECK(s.err.find("active colour: blue") != std::string::npos);
-    CHECK(s.err.find("schema version: 3, 0 pending") != std::string::npos);
-    CHECK(s.err.find("last backup: " + backup) != std::string::npos);
+    CHECK(s.out.find("active colour: blue") != std::string::npos);
+    CHECK(s.out.find("schema version: 3, 0 pending") != std::string::npos);
+    CHECK(s.out.find("last backup: " + backup) != std::string::npos);
 
     r = rig.Hoist({"rollback"});
     INFO(Describe(r));

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -68,7 +69,10 @@ TEST_SUITE("playbooks/deploy") {
     auto s = rig.Hoist({"status"});
     INFO(Describe(s));
     CHECK(s.exit_code == 0);
-    std::string text = s.out + s.err;
+    // The report is the command's output: stdout, so `hoist status | grep LIVE` works.
+    std::string text = s.out;
+    CHECK(s.err.find("active colour") == std::string::npos);
+    CHECK(text.find("LIVE") != std::string::npos);
     CHECK(text.find("active colour: blue") != std::string::npos);
     CHECK(text.find("release 2") != std::string::npos);
     CHECK(text.find("schema version: 3, 0 pending") != std::string::npos);
@@ -78,6 +82,23 @@ TEST_SUITE("playbooks/deploy") {
     CHECK(text.find(") in " + rig.path(".hoist/backups") + "; 1 safety backup(s) (") != std::string::npos);
     CHECK(text.find("), all kept (set backups.keep_safety to prune them)") != std::string::npos);
 
+    // --json: the same report as data, in run_finished's result.
+    auto sj = rig.Hoist({"--json", "status"});
+    CHECK(sj.exit_code == 0);
+    nlohmann::json finished;
+    bool printed = false;
+    std::istringstream lines(sj.out);
+    for (std::string l; std::getline(lines, l);) {
+      auto ev = nlohmann::json::parse(l);
+      if (ev["event"] == "run_finished") finished = ev;
+      if (ev["event"] == "message") printed = ev["text"].get<std::string>().find("active colour: blue") != std::string::npos;
+    }
+    CHECK(printed);
+    REQUIRE(finished.contains("result"));
+    CHECK(finished["result"]["active"] == "blue");
+    CHECK(finished["result"]["colours"]["blue"]["live"] == true);
+    CHECK(finished["result"]["schema"]["version"] == 3);
+
     // -e image= is for Docker colours: refused here before anything changes.
     auto img = rig.Hoist({"deploy", "-e", "image=registry.local/api:3"});
     CHECK(img.exit_code == 1);
@@ -85,7 +106,7 @@ TEST_SUITE("playbooks/deploy") {
     CHECK(rig.Traffic() == "release 2 (blue)");
 
     auto d = rig.Hoist({"describe", "deploy"});
-    CHECK(d.out.find("deploy 1.2.0") != std::string::npos);
+    CHECK(d.out.find("deploy 1.2.1") != std::string::npos);
     CHECK(d.out.find("-e version=<string>") != std::string::npos);
     CHECK(d.out.find("health gate") != std::string::npos);
   }
@@ -337,7 +358,7 @@ TEST_SUITE("playbooks/deploy") {
     // status is read-only: it runs anyway and names the holder.
     auto s = rig.Hoist({"status"});
     CHECK(s.exit_code == 0);
-    CHECK((s.out + s.err).find("lease: held by carol@ops1") != std::string::npos);
+    CHECK(s.out.find("lease: held by carol@ops1") != std::string::npos);
   }
 }
 

@@ -61,16 +61,18 @@ TEST_SUITE("playbooks/example") {
     BlueGreenRig rig;
     rig.HoistOk({"playbook", "export", "deploy"});
     std::string src = ReadAll(rig.path("playbooks/deploy.lua"));
-    auto at = src.find("version = \"1.2.0\"");
+    auto at = src.find("version = \"");
     REQUIRE(at != std::string::npos);
-    src.replace(at, 17, "version = \"1.3.0\"");
+    auto end = src.find('"', at + 11);
+    REQUIRE(end != std::string::npos);
+    src.replace(at, end + 1 - at, "version = \"9.3.0\"");
     WriteFile(rig.path("playbooks/deploy.lua"), src);
     auto list = rig.Hoist({"list"});
-    CHECK(list.out.find("deploy    1.3.0     project") != std::string::npos);
+    CHECK(list.out.find("deploy    9.3.0     project") != std::string::npos);
     rig.HoistOk({"deploy", "-e", "version=1"});
     CHECK(rig.Traffic() == "release 1 (green)");
     CHECK(rig.State("SELECT version || ' ' || origin FROM runs ORDER BY id DESC LIMIT 1") ==
-          "1.3.0 project:playbooks/deploy.lua");
+          "9.3.0 project:playbooks/deploy.lua");
   }
 }
 

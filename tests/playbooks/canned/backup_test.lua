@@ -50,7 +50,7 @@ case("prune for real in a rehearsal: the real backups it would remove are gone f
 end)
 
 case("restore without --yes: refused, the database untouched", function()
-  local r = sandbox():run(c.playbook("restore"), { backup = DAILY }, { yes = false })
+  local r = sandbox():run(c.playbook("restore"), { backup = DAILY })  -- as on the CLI: no --yes
   t.status(r, "failed")
   t.contains(r.error, "pass --yes to restore " .. DAILY)
   t.not_called(r, "backup", "restore")
@@ -66,7 +66,7 @@ case("restore of a bit-flipped backup: refused after its verification, the datab
 end)
 
 case("restore --yes of a good backup: a safety backup first, then the copy replaced", function()
-  local r = sandbox():run(c.playbook("restore"), { backup = DAILY })
+  local r = sandbox():run(c.playbook("restore"), { backup = DAILY }, { yes = true })
   t.status(r, "ok")
   local call = t.called(r, "backup", "restore " .. c.dir .. "/fixtures/backups/" .. DAILY)
   t.contains(tostring(call.data.safety_backup), "/hoist-sandbox-", "the safety backup stays in the sandbox")

@@ -56,4 +56,12 @@ function M.sandbox(world, extra)
   return t.sandbox(spec)
 end
 
+--- Whether the run's database copy has column col in table tbl.
+function M.has_column(r, tbl, col)
+  for _, row in ipairs(r:query("SELECT name FROM pragma_table_info(?)", tbl)) do
+    if row.name == col then return true end
+  end
+  return false
+end
+
 return M

@@ -4,6 +4,7 @@ local t = require "hoist.testing"
 local c = require "canned"
 local case = t.case
 local DEPLOY = c.playbook("deploy")
+local has_column = c.has_column
 
 case("deploy: backup, expand migrations, start green, health gate, switch, bake", function()
   local r = c.sandbox():run(DEPLOY, { version = "2" })
@@ -48,6 +49,31 @@ case("green answers 500 on its own port: the health gate fails, green stopped, n
   t.unchanged(r, "write " .. c.CONF)
   t.order(r, { "start app-green", "stop app-green" })
   t.eq(t.file(r, c.CONF), c.BLUE_LIVE, "the include")
+end)
+
+local function warnings(r)
+  local out = {}
+  for _, e in ipairs(r:calls("log")) do
+    if e.name == "warn" then out[#out + 1] = tostring(e.data and e.data.message) end
+  end
+  return table.concat(out, "\n")
+end
+
+local UNHEALTHY = { http = { { url = "http://127.0.0.1:5002/api/health", status = 500, body = "db locked" } } }
+
+case("a failed deploy without --yes keeps its expand migration and names the command that removes it", function()
+  local r = c.sandbox(UNHEALTHY):run(DEPLOY, { version = "2" })
+  t.status(r, "failed")
+  t.ok(has_column(r, "notes", "author_name"), "the expand migration is kept (the old colour runs on it)")
+  t.contains(warnings(r), "kept the 1 expand migration(s)")
+  t.contains(warnings(r), "hoist migrate -e action=down -e steps=1")
+end)
+
+case("a failed deploy with --yes undoes its expand migration and says which one it removed", function()
+  local r = c.sandbox(UNHEALTHY):run(DEPLOY, { version = "2" }, { yes = true })
+  t.status(r, "failed")
+  t.ok(not has_column(r, "notes", "author_name"), "the expand migration is gone")
+  t.contains(warnings(r), "undid 1 expand migration(s) (0001_add_author_name.sql): the database is back at")
 end)
 
 case("nginx -t rejects the new include: it is restored, nginx not reloaded, green stopped", function()
@@ -128,7 +154,7 @@ end)
 
 case("no version: refused before anything changes", function()
   local r = c.sandbox():run(DEPLOY, {})
-  t.status(r, "failed")
+  t.status(r, "config")
   t.contains(r.error, "deploy needs -e version=RELEASE")
   t.eq(#r.changes, 0, "world changes")
 end)

@@ -41,8 +41,11 @@ case("rollback: the standby is not running, refused with nothing changed", funct
     services = { { name = "app-green", pid_file = "/srv/api/run/green.pid", port = 5002 } } }
     :run(c.playbook("rollback"))
   t.status(r, "failed")
-  t.step_failed(r, "check blue", "blue (the standby) is not running")
-  t.no_step(r, "switch green -> blue")
+  -- Refused before any step, naming where traffic stays and what to do.
+  t.contains(r.error, "blue (the standby) is not running, so there is nothing to switch back to; traffic stays on green")
+  t.contains(r.error, "hoist deploy -e version=")
+  t.ok(not r.error:find("unknown", 1, true), "no unknown release in: " .. r.error)
+  t.eq(#r.steps, 0, "steps run")
   t.eq(#r.changes, 0, "world changes")
   t.eq(t.file(r, c.CONF), c.GREEN_LIVE, "the include")
 end)
@@ -71,9 +74,9 @@ case("status: reports the live colour and each colour's state, changing nothing"
   t.eq(r.schema_diff.equal, true, "the schema")
   local report
   for _, e in ipairs(r.events) do
-    if e.kind == "log" and e.data and tostring(e.data.message):find("active colour", 1, true) then report = e.data.message end
+    if e.kind == "print" and e.data and tostring(e.data.text):find("active colour", 1, true) then report = e.data.text end
   end
-  t.ok(report, "the status report is logged")
+  t.ok(report, "the status report is printed (stdout), not logged")
   t.contains(report, "active colour: green")
   t.ok(report:find("blue%s+release %-%s+running"), "blue runs as the standby:\n" .. report)
   t.ok(report:find("green%s+LIVE%s+release %-%s+running"), "green is live:\n" .. report)
@@ -85,9 +88,19 @@ case("status before any deploy: the active colour from nginx, and why the schema
   t.status(r, "ok")
   t.eq(#r.changes, 0, "world changes")
   local report = ""
-  for _, e in ipairs(r:calls("log")) do report = report .. tostring(e.data and e.data.message) .. "\n" end
+  for _, e in ipairs(r:calls("print")) do report = report .. tostring(e.data and e.data.text) .. "\n" end
   t.contains(report, "active colour: blue")
   -- The migrations directory is releases/{version}/migrations and no release is recorded yet.
   t.contains(report, "schema: not read: no release is recorded as live, and the migrations directory (" ..
     c.dir .. "/fixtures/releases/{version}/migrations) is named by it")
+end)
+
+case("status with no nginx include yet: says what the include must hold, once, without internal paths", function()
+  local r = c.sandbox { files = {}, frontends = {} }:run(c.playbook("status"))
+  t.status(r, "ok")
+  local report = ""
+  for _, e in ipairs(r:calls("print")) do report = report .. tostring(e.data and e.data.text) .. "\n" end
+  t.contains(report, "active colour: unknown: " .. c.CONF .. " does not exist: it is the nginx include hoist switches, "
+    .. "and it must already name the upstream")
+  t.ok(not report:find("cannot read .*cannot read"), "the reason is given once:\n" .. report)
 end)

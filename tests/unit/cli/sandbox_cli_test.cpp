@@ -414,6 +414,48 @@ return hoist.playbook { name = "secret", version = "1.0.0",
     CHECK(std::regex_search(r.out, std::regex("\n[0-9]+ passed, 3 failed")));
   }
 
+  TEST_CASE("hoist test: relative paths, --yes and config deaths behave as on the CLI") {
+    TempDir dir{"ht-rel"};
+    WriteFile(dir / "hoist.lua", "return { environments = { prod = { } } }");
+    // Reads env.conf (relative: the project root's), asks before writing.
+    WriteFile(dir / "playbooks/touch.lua", R"(local hoist = require "hoist"
+local fs = require "hoist.fs"
+local project = require "hoist.project"
+return hoist.playbook { name = "touch", version = "1.0.0", summary = "copy conf to out",
+  run = function(run)
+    if type(run.env.conf) ~= "string" then error(hoist.error("touch", "config", "env.conf must be a path")) end
+    local text = run:step("read", function() return fs.read(project.path(run, run.env.conf)) end)
+    if not run:confirm("write out.txt?") then error(hoist.error("touch", "not_confirmed", "not confirmed")) end
+    run:step("write", function() fs.write_atomic(project.path(run, "conf/out.txt"), text .. "!") end)
+  end }
+)");
+    WriteFile(dir / "tests/touch_test.lua", R"(local t = require "hoist.testing"
+local case = t.case
+local sb = t.sandbox { db = false, env = { conf = "conf/site.conf" },
+  world = { files = { ["conf/site.conf"] = "hello" } } }
+case("the env's relative path and the world's name the same file", function()
+  local r = sb:run("touch", {}, { yes = true })
+  t.status(r, "ok")
+  t.eq(t.file(r, "conf/out.txt"), "hello!")
+end)
+case("without yes, as on the CLI with no terminal, run:confirm refuses", function()
+  local r = sb:run("touch", {})
+  t.status(r, "failed")
+  t.contains(r.error, "no terminal to answer on; pass --yes to confirm")
+  t.eq(t.file(r, "conf/out.txt"), nil)
+end)
+case("a config death is not a failed step", function()
+  local r = t.sandbox { db = false, env = { } }:run("touch", {})
+  t.status(r, "config")
+  t.raises(function() t.status(r, "failed") end, "died on its configuration")
+end)
+)");
+    auto r = RunHoist(dir.path, {"test"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("3 passed, 0 failed") != std::string::npos);
+  }
+
   TEST_CASE("hoist test --json: one line per case and a summary") {
     auto r = RunHoist(HOIST_TEST_DIR, {"--json", "test", "playbooks/sandbox_guard_test.lua"});
     INFO(r.out << r.err);

@@ -104,6 +104,31 @@ TEST_CASE("a C++ exception becomes a structured Lua error with the caller's posi
   }
 }
 
+TEST_CASE("an error raised inside hoist's own Lua shows no internal position, the project's keeps it") {
+  State vm;
+  lua_pushcfunction(vm.get(), Protect<l_throws>);
+  lua_setfield(vm.get(), LUA_REGISTRYINDEX, "throws");
+  for (const char* chunk : {"@stdlib/hoist/bluegreen.lua", "@hoist:playbooks/deploy.lua", "@playbooks/mine.lua"}) {
+    CAPTURE(chunk);
+    bool internal = std::string(chunk).find("mine") == std::string::npos;
+    vm.LoadChunk("local throws = ...\nlocal ok, e = pcall(function() throws() end)\nreturn tostring(e)", chunk);
+    lua_getfield(vm.get(), LUA_REGISTRYINDEX, "throws");
+    Call(vm.get(), 1, 1);
+    std::string shown = lua_tostring(vm.get(), -1);
+    lua_pop(vm.get(), 1);
+    CHECK(shown == (internal ? "" : std::string(chunk + 1) + ":2: ") + "db: no such table: users");
+    vm.LoadChunk("local throws = ...\nthrows()", chunk);
+    lua_getfield(vm.get(), LUA_REGISTRYINDEX, "throws");
+    try {
+      Call(vm.get(), 1, 0);
+      FAIL("no error");
+    } catch (const ScriptError& e) {
+      CHECK(e.where() == std::string(chunk + 1) + ":2:");  // kept for -v and the journal
+      CHECK(e.Display() == (internal ? "" : std::string(chunk + 1) + ":2: ") + "db: no such table: users");
+    }
+  }
+}
+
 TEST_CASE("a timeout cannot be swallowed by pcall") {
   State vm;
   DeadlineScope deadline(std::chrono::milliseconds(50));
