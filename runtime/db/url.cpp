@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/secrets.h"
+#include "core/strings.h"
 
 namespace hoist::db {
 namespace {
@@ -118,12 +119,6 @@ void CheckPort(std::string_view raw, const std::string& port) {
   if (!AllDigits(port) || port.size() > 5 || std::stoi(port) < 1 || std::stoi(port) > 65535) {
     Invalid(raw, "port \"" + port + "\" is not a number between 1 and 65535", kPgForms);
   }
-}
-
-std::string Join(const std::vector<std::string>& v, const char* sep) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
-  return out;
 }
 
 // Percent-encodes the characters that would change a URL's structure.

@@ -98,6 +98,20 @@ TEST_SUITE("db/url") {
     CHECK(bare.redacted == "postgres:///app");
   }
 
+  TEST_CASE("a multi-host URL keeps each host's own port, the default included") {
+    // libpq pairs the port list with the host list by position: a port
+    // list that lost its empty first entry sends h1's connection to 5433.
+    DbUrl u = ParseUrl("postgres://app@h1,h2:5433/shop");
+    CHECK(u.host == "h1,h2");
+    CHECK(u.port == ",5433");
+    CHECK(u.conninfo.find("port=',5433'") != std::string::npos);
+    CHECK(u.redacted == "postgres://app@h1,h2:5433/shop");
+    DbUrl both = ParseUrl("postgres://app@h1:6432,h2/shop");
+    CHECK(both.port == "6432,");
+    DbUrl none = ParseUrl("postgres://app@h1,h2/shop");
+    CHECK(none.port.empty());
+  }
+
   TEST_CASE("password in the query string is redacted") {
     DbUrl u = ParseUrl("postgres://h/d?user=bob&password=qu3ry-pw");
     CHECK(u.user == "bob");
