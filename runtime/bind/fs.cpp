@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <optional>
 
+#include <fmt/format.h>
+
 #include "bind/context.h"
 #include "bind/modules.h"
 #include "core/error.h"
@@ -26,7 +28,9 @@ std::optional<mode_t> ParseOctalMode(const std::string& s) {
 }
 
 // Modes are octal strings ("0600") because Lua has no octal literals; an
-// integer is taken as the already-converted value.
+// integer is taken as the already-converted value (fs.stat's mode), but
+// only up to 0777: `mode = 644` is decimal 644, octal 1204 (sticky bit,
+// owner read-only), never what was meant.
 mode_t ModeOption(lua_State* L, int idx, mode_t fallback) {
   lua::RawField(L, idx, "mode");
   mode_t mode = fallback;
@@ -39,7 +43,15 @@ mode_t ModeOption(lua_State* L, int idx, mode_t fallback) {
     }
     mode = *parsed;
   } else if (lua_isinteger(L, -1)) {
-    mode = static_cast<mode_t>(lua_tointeger(L, -1));
+    lua_Integer v = lua_tointeger(L, -1);
+    if (v < 0 || v > 0777) {
+      lua_pop(L, 1);
+      throw Error("fs", "invalid",
+                  fmt::format("mode {} is an integer, read as decimal (octal {:o}): write the octal string \"{:04}\" "
+                              "instead",
+                              v, v < 0 ? 0 : v, v < 0 ? 0 : v));
+    }
+    mode = static_cast<mode_t>(v);
   } else if (!lua_isnil(L, -1)) {
     lua_pop(L, 1);
     throw Error("fs", "invalid", "mode must be an octal string like \"0644\"");

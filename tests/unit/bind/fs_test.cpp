@@ -104,6 +104,23 @@ TEST_SUITE("bind/fs") {
     }
   }
 
+  TEST_CASE("an integer mode written as if octal is refused, fs.stat's own integer is taken") {
+    TempDir dir("imode");
+    for (const char* fn : {"write_atomic(p, 'x', { mode = 644 })", "mkdir_p(p, { mode = 755 })"}) {
+      INFO(fn);
+      lua::ScriptError e = LuaError("local p = " + LuaStr(dir / "f") + "\nrequire('hoist.fs')." + fn);
+      CHECK(e.Display().find("is an integer, read as decimal (octal 1") != std::string::npos);
+      CHECK(e.Display().find("write the octal string \"0" + std::string(fn).substr(std::string(fn).find("= ") + 2, 3) +
+                             "\" instead") != std::string::npos);
+      CHECK_FALSE(sys::StatPath(dir / "f").exists);
+    }
+    // The value fs.stat returns (0640 = 416) round-trips: nginx.lua rewrites a file with its own mode.
+    json out = RunLua("local fs = require('hoist.fs')\nlocal p = " + LuaStr(dir / "g") +
+                       "\nfs.write_atomic(p, 'x', { mode = 416 })\nreturn fs.stat(p).mode");
+    CHECK(out == 416);
+    CHECK(ModeOnDisk(dir / "g") == 0640);
+  }
+
   TEST_CASE("fs.chmod in a sandbox leaves the mode on disk and reports the change") {
     TempDir dir("chmod");
     std::string f = dir / "app.env";
