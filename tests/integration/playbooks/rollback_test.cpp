@@ -152,6 +152,36 @@ TEST_SUITE("playbooks/contract") {
     CHECK(rig.Traffic() == "release 3 (green)");
   }
 
+  TEST_CASE("a contract migration that passes its rehearsal but fails live restarts the standby, healthy") {
+    BlueGreenRig rig;
+    rig.HoistOk({"deploy", "-e", "version=1"});
+    rig.HoistOk({"deploy", "-e", "version=2"});
+    rig.HoistOk({"deploy", "-e", "version=3"});
+    // True on the rehearsal's copy (a file under hoist-lint-*), false on the
+    // live file: as when the rows changed between rehearsal and apply.
+    WriteFile(rig.path("releases/3/migrations/0004_drop_author.sql"),
+              "-- hoist:phase contract\n-- hoist:up\nALTER TABLE notes DROP COLUMN author;\n"
+              "CREATE TABLE contract_guard (ok INTEGER NOT NULL CHECK (ok = 1));\n"
+              "INSERT INTO contract_guard SELECT (SELECT file FROM pragma_database_list WHERE name = 'main') "
+              "LIKE '%hoist-lint-%';\n");
+    REQUIRE(rig.Direct("blue") == "release 2 (blue)");
+    auto r = rig.Hoist({"contract"});
+    INFO(Describe(r));
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("CHECK constraint failed") != std::string::npos);
+    // The stop's undo started blue again with its release and gated it.
+    CHECK(r.out.find("undo stop blue") != std::string::npos);
+    CHECK(rig.Running("blue"));
+    CHECK(rig.Direct("blue") == "release 2 (blue)");
+    CHECK(Version(rig) == "3");
+    CHECK(rig.Db("SELECT count(*) FROM pragma_table_info('notes') WHERE name = 'author'") == "1");
+    CHECK(rig.Db("SELECT count(*) FROM sqlite_master WHERE name = 'contract_guard'") == "0");
+    CHECK(rig.Traffic() == "release 3 (green)");
+    // A rollback is still possible: the point of restarting the standby.
+    rig.HoistOk({"rollback"});
+    CHECK(rig.Traffic() == "release 2 (blue)");
+  }
+
   TEST_CASE("contract is refused after a rollback") {
     BlueGreenRig rig;
     rig.HoistOk({"deploy", "-e", "version=1"});
