@@ -8,6 +8,16 @@
 namespace hoist::test {
 namespace {
 
+/// Releases 1, 2 and 3 deployed (green live on 3, blue the standby on 2),
+/// with release 3's contract migration replaced by sql.
+void ThreeReleasesWithContract(BlueGreenRig& rig, const std::string& sql) {
+  rig.HoistOk({"deploy", "-e", "version=1"});
+  rig.HoistOk({"deploy", "-e", "version=2"});
+  rig.HoistOk({"deploy", "-e", "version=3"});
+  WriteFile(rig.path("releases/3/migrations/0004_drop_author.sql"),
+            "-- hoist:phase contract\n-- hoist:up\nALTER TABLE notes DROP COLUMN author;\n" + sql);
+}
+
 std::string Version(const BlueGreenRig& rig) {
   return rig.Db("SELECT max(version) FROM hoist_schema_migrations WHERE success");
 }
@@ -135,12 +145,7 @@ TEST_SUITE("playbooks/contract") {
 
   TEST_CASE("a contract migration that fails its rehearsal changes nothing and the standby keeps running") {
     BlueGreenRig rig;
-    rig.HoistOk({"deploy", "-e", "version=1"});
-    rig.HoistOk({"deploy", "-e", "version=2"});
-    rig.HoistOk({"deploy", "-e", "version=3"});
-    WriteFile(rig.path("releases/3/migrations/0004_drop_author.sql"),
-              "-- hoist:phase contract\n-- hoist:up\nALTER TABLE notes DROP COLUMN author;\n"
-              "INSERT INTO notes_missing VALUES (1);\n");
+    ThreeReleasesWithContract(rig, "INSERT INTO notes_missing VALUES (1);\n");
     auto r = rig.Hoist({"contract"});
     INFO(Describe(r));
     CHECK(r.exit_code == 1);
@@ -154,13 +159,9 @@ TEST_SUITE("playbooks/contract") {
 
   TEST_CASE("a contract migration that passes its rehearsal but fails live restarts the standby, healthy") {
     BlueGreenRig rig;
-    rig.HoistOk({"deploy", "-e", "version=1"});
-    rig.HoistOk({"deploy", "-e", "version=2"});
-    rig.HoistOk({"deploy", "-e", "version=3"});
     // True on the rehearsal's copy (a file under hoist-lint-*), false on the
     // live file: as when the rows changed between rehearsal and apply.
-    WriteFile(rig.path("releases/3/migrations/0004_drop_author.sql"),
-              "-- hoist:phase contract\n-- hoist:up\nALTER TABLE notes DROP COLUMN author;\n"
+    ThreeReleasesWithContract(rig,
               "CREATE TABLE contract_guard (ok INTEGER NOT NULL CHECK (ok = 1));\n"
               "INSERT INTO contract_guard SELECT (SELECT file FROM pragma_database_list WHERE name = 'main') "
               "LIKE '%hoist-lint-%';\n");
