@@ -1,0 +1,245 @@
+#include "support/ssh_lab.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "sys/process.h"
+
+namespace hoist::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+sys::ProcessResult Cmd(std::vector<std::string> argv) {
+  sys::ProcessSpec p;
+  p.argv = std::move(argv);
+  p.timeout = std::chrono::seconds(20);
+  return sys::RunProcess(p);
+}
+
+bool Ok(std::vector<std::string> argv, std::string* why = nullptr) {
+  std::string shown;
+  for (const auto& a : argv) shown += (shown.empty() ? "" : " ") + a;
+  try {
+    auto r = Cmd(std::move(argv));
+    if (r.ok()) return true;
+    if (why) *why = shown + ": " + r.err;
+  } catch (const std::exception& e) {
+    if (why) *why = shown + ": " + e.what();
+  }
+  return false;
+}
+
+bool Accepts(const std::string& address, int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, address.c_str(), &sa.sin_addr);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// Namespaces left by a test process that died (their names carry its pid).
+void RemoveStale() {
+  auto r = Cmd({"ip", "netns", "list"});
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    std::string ns = line.substr(0, line.find(' '));
+    if (ns.rfind("hoist-", 0) != 0) continue;
+    int pid = std::atoi(ns.c_str() + 6);
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) Cmd({"ip", "netns", "del", ns});
+  }
+}
+
+// The /30s in use in this namespace: 10.231.<n>.1 addresses.
+std::set<int> UsedSubnets() {
+  std::set<int> used;
+  auto r = Cmd({"ip", "-o", "-4", "addr", "show"});
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    auto at = line.find("10.231.");
+    if (at != std::string::npos) used.insert(std::atoi(line.c_str() + at + 7));
+  }
+  return used;
+}
+
+std::string FirstTwoFields(const std::string& pub) {
+  std::istringstream in(pub);
+  std::string type, key;
+  in >> type >> key;
+  return type + " " + key;
+}
+
+}  // namespace
+
+SshLab::SshLab(std::vector<std::string> names, int max_sessions) : max_sessions_(max_sessions) {
+  SkipUnless(::geteuid() == 0, "network namespaces for the test hosts need root");
+  SkipUnless(::access("/usr/sbin/sshd", X_OK) == 0, "no /usr/sbin/sshd (Debian package openssh-server)");
+  SkipUnless(::access("/usr/bin/ssh", X_OK) == 0, "no /usr/bin/ssh (Debian package openssh-client)");
+  std::string why;
+  SkipUnless(Ok({"ip", "netns", "list"}, &why), "iproute2's ip netns does not work here: " + why);
+  // sshd refuses to start without its privilege separation directory.
+  ::mkdir("/run/sshd", 0755);
+
+  std::string client = dir_ / "client";
+  fs::create_directories(client);
+  SkipUnless(Ok({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hoist-lab", "-f", client + "/id_ed25519"}, &why),
+             "ssh-keygen: " + why);
+  WriteFile(client + "/authorized_keys", ReadAll(client + "/id_ed25519.pub"));
+  known_hosts_ = client + "/known_hosts";
+  ssh_config_ = client + "/ssh_config";
+  WriteFile(ssh_config_, "Host *\n  User root\n  IdentityFile " + client + "/id_ed25519\n  IdentitiesOnly yes\n" +
+                             "  UserKnownHostsFile " + known_hosts_ + "\n  GlobalKnownHostsFile /dev/null\n" +
+                             "  UpdateHostKeys no\n");
+
+  // Subnet choice and link set-up under one lock: two test processes at
+  // once must not pick the same /30.
+  int lock = ::open("/tmp/hoist-sshlab.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  if (lock >= 0) ::flock(lock, LOCK_EX);
+  RemoveStale();
+  std::set<int> used = UsedSubnets();
+  int n = 1;
+  for (const auto& name : names) {
+    while (used.count(n)) ++n;
+    used.insert(n);
+    Host h;
+    h.name = name;
+    h.netns = "hoist-" + std::to_string(::getpid()) + "-" + name;
+    h.address = "10.231." + std::to_string(n) + ".2";
+    h.dir = dir_ / ("host-" + name);
+    fs::create_directories(h.dir);
+    std::string veth = "hl" + std::to_string(::getpid() % 100000) + "n" + std::to_string(n);
+    std::string gw = "10.231." + std::to_string(n) + ".1";
+    bool up = Ok({"ip", "netns", "add", h.netns}, &why) &&
+              Ok({"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", h.netns}, &why) &&
+              Ok({"ip", "addr", "add", gw + "/30", "dev", veth}, &why) && Ok({"ip", "link", "set", veth, "up"}, &why) &&
+              Ok({"ip", "-n", h.netns, "addr", "add", h.address + "/30", "dev", "eth0"}, &why) &&
+              Ok({"ip", "-n", h.netns, "link", "set", "eth0", "up"}, &why) &&
+              Ok({"ip", "-n", h.netns, "link", "set", "lo", "up"}, &why);
+    hosts_.push_back(h);
+    if (!up) {
+      if (lock >= 0) ::close(lock);
+      SkipUnless(false, "cannot build the test hosts' network: " + why);
+    }
+    SkipUnless(Ok({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", h.dir + "/host_ed25519"}, &why),
+               "ssh-keygen: " + why);
+  }
+  if (lock >= 0) ::close(lock);
+  WriteKnownHosts();
+  for (const auto& h : hosts_) StartSshd(h.name);
+}
+
+SshLab::~SshLab() {
+  for (auto& h : hosts_) {
+    if (h.sshd_pid > 0) StopSshd(h.name);
+    Cmd({"ip", "netns", "del", h.netns});  // takes its veth pair with it
+  }
+}
+
+SshLab::Host& SshLab::Mutable(const std::string& name) {
+  for (auto& h : hosts_) {
+    if (h.name == name) return h;
+  }
+  FAIL("no lab host " << name);
+  return hosts_.front();
+}
+
+const SshLab::Host& SshLab::host(const std::string& name) const { return const_cast<SshLab*>(this)->Mutable(name); }
+
+std::string SshLab::Target(const std::string& name) const { return "root@" + host(name).address; }
+
+void SshLab::WriteKnownHosts() {
+  std::string text;
+  for (const auto& h : hosts_) {
+    bool forgotten = false;
+    for (const auto& f : forgotten_) forgotten = forgotten || f == h.name;
+    if (!forgotten) text += h.address + " " + FirstTwoFields(ReadAll(h.dir + "/host_ed25519.pub")) + "\n";
+  }
+  WriteFile(known_hosts_, text);
+}
+
+void SshLab::StartSshd(const std::string& name) {
+  Host& h = Mutable(name);
+  WriteFile(h.dir + "/sshd_config",
+            "ListenAddress " + h.address + ":22\nHostKey " + h.dir + "/host_ed25519\nPidFile " + h.dir +
+                "/sshd.pid\nAuthorizedKeysFile " + dir_ / "client/authorized_keys" +
+                "\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                "UsePAM no\nStrictModes no\nMaxSessions " +
+                std::to_string(max_sessions_) + "\nMaxStartups 100\nLogLevel INFO\n");
+  std::string log = h.dir + "/sshd.log";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/usr/sbin/ip", "ip", "netns", "exec", h.netns.c_str(), "/usr/sbin/sshd", "-D", "-f",
+            (h.dir + "/sshd_config").c_str(), "-E", log.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  REQUIRE(pid > 0);
+  h.sshd_pid = pid;
+  // Ready when it accepts on its address (or dead: say why).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!Accepts(h.address, 22)) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      h.sshd_pid = 0;
+      SkipUnless(false, "sshd for lab host " + name + " exited: " + ReadAll(log));
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      SkipUnless(false, "sshd for lab host " + name + " did not accept on " + h.address + ":22: " + ReadAll(log));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+void SshLab::StopSshd(const std::string& name) {
+  Host& h = Mutable(name);
+  if (h.sshd_pid <= 0) return;
+  ::kill(h.sshd_pid, SIGTERM);  // ip netns exec execs sshd: the pid is sshd's
+  int status = 0;
+  ::waitpid(h.sshd_pid, &status, 0);
+  h.sshd_pid = 0;
+  // Connections it already accepted live on in their own processes.
+  auto r = Cmd({"ip", "netns", "pids", h.netns});
+  std::istringstream in(r.out);
+  for (int p; in >> p;) ::kill(p, SIGKILL);
+}
+
+void SshLab::ChangeHostKey(const std::string& name) {
+  Host& h = Mutable(name);
+  bool was_running = h.sshd_pid > 0;
+  if (was_running) StopSshd(name);
+  fs::remove(h.dir + "/host_ed25519");
+  fs::remove(h.dir + "/host_ed25519.pub");
+  REQUIRE(Ok({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", h.dir + "/host_ed25519"}));
+  if (was_running) StartSshd(name);
+  // known_hosts keeps the old key: that is the point.
+}
+
+void SshLab::ForgetHostKey(const std::string& name) {
+  forgotten_.push_back(name);
+  WriteKnownHosts();
+}
+
+int SshLab::Logins(const std::string& name) const {
+  std::string log = ReadAll(host(name).dir + "/sshd.log");
+  int n = 0;
+  for (size_t at = 0; (at = log.find("Accepted publickey", at)) != std::string::npos; ++at) ++n;
+  return n;
+}
+
+}  // namespace hoist::test
