@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "app/hosts.h"
 #include "app/inspect.h"
 #include "app/modules.h"
 #include "app/plan.h"
@@ -57,6 +59,7 @@ constexpr Command kCommands[] = {
     {"history", "List recent runs from the journal"},
     {"show", "Show one run: steps, undos, world calls"},
     {"lock", "Inspect or force-release an environment's deploy lease"},
+    {"hosts", "Reach every host of an environment over ssh: what runs there, or why not"},
     {"playbook", "Export a canned playbook for customising"},
     {"migrate", "Migration status of a database (migrate status --db URL --dir DIR)"},
     {"test", "Run playbook tests (*_test.lua, hoist.testing) in sandboxes"},
@@ -207,6 +210,19 @@ int CmdShow(const Globals& g, const std::string& id_text) {
   return kExitOk;
 }
 
+int CmdHosts(const Globals& g, const std::string& env) {
+  std::string env_name;
+  auto hosts = hoist::app::EnvironmentHosts(OpenProject(g), env, &env_name);
+  auto checks = hoist::app::CheckHosts(hosts);
+  if (g.json) {
+    PrintJsonLine(hoist::app::HostsJson(env_name, checks));
+  } else {
+    fmt::print("{}", Mask(hoist::app::HostsText(env_name, checks)));
+  }
+  bool all_ok = std::all_of(checks.begin(), checks.end(), [](const auto& c) { return c.ok; });
+  return all_ok ? kExitOk : kExitFailed;
+}
+
 int CmdLockStatus(const Globals& g) {
   auto leases = hoist::app::Leases(OpenProject(g));
   if (g.json) {
@@ -334,6 +350,7 @@ int Main(int argc, char** argv) {
   // ("Could not convert", a range up to 1.8e308) do not say what to give.
   sub["history"]->add_option("-n,--limit", limit_text, "How many runs (default 20)");
   sub["show"]->add_option("run", run_id, "Run id (from hoist history)")->required();
+  sub["hosts"]->add_option("--env", env, "Environment from hoist.lua");
   auto* lock = sub["lock"];
   lock->require_subcommand(1);
   lock->add_subcommand("status", "Who holds which environment's lease");
@@ -408,6 +425,7 @@ int Main(int argc, char** argv) {
       return CmdHistory(g, env, limit);
     }
     if (*sub["show"]) return CmdShow(g, run_id);
+    if (*sub["hosts"]) return CmdHosts(g, env);
     if (*lock->get_subcommand("status")) return CmdLockStatus(g);
     if (*release) return CmdLockRelease(g, env, force, reason);
     if (*exp) return CmdExport(g, name, output, force);

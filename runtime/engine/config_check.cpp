@@ -131,7 +131,14 @@ const Spec& Schema() {
                                     {"format", Str()},
                                     {"pg_bin", Str()}},
                                    "\"backups\" or { dir = \"backups\", keep = 10 }"));
+    Spec host = Table({{"ssh", Or(Str(), Bool())},  // false: this machine
+                       {"port", Int(1, 65535)},
+                       {"ssh_config", Str()},
+                       {"roles", ListOf(Str())},
+                       {"max_channels", Int(1, 64)}},
+                      "{ ssh = \"deploy@web1.internal\", roles = { \"app\" } }");
     Spec env = Table({{"database", Str()},
+                      {"hosts", MapOf(host, "{ web1 = { ssh = \"deploy@web1.internal\", roles = { \"app\" } } }")},
                       {"migrations", Str()},
                       {"backups", backups},
                       {"app", app},

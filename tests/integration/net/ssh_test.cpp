@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "net/ssh.h"
 #include "support/ssh_lab.h"
@@ -118,6 +120,37 @@ TEST_SUITE("net/ssh") {
     CHECK(down.code() == "unreachable");
     CHECK(std::string(down.what()).find("host web1 (" + lab.Target("web1") + "): cannot reach it") !=
           std::string::npos);
+  }
+
+  TEST_CASE("hoist hosts reaches every host of the environment at once and names the one it cannot reach") {
+    SshLab lab({"web1", "web2"});
+    lab.StopSshd("web2");
+    TempDir project("hosts");
+    WriteFile(project / "hoist.lua", "return { environments = { prod = { hosts = {\n"
+              "  web1 = { ssh = \"" + lab.Target("web1") + "\", ssh_config = \"" + lab.ssh_config() +
+              "\", roles = { \"app\" } },\n"
+              "  web2 = { ssh = \"" + lab.Target("web2") + "\", ssh_config = \"" + lab.ssh_config() +
+              "\", roles = { \"app\" } },\n"
+              "  here = { ssh = false, roles = { \"lb\" } },\n} } } }\n");
+    auto r = RunHoist(project.path, {"hosts"}, {{"XDG_RUNTIME_DIR", lab.dir()}});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find("hosts of environment prod:") != std::string::npos);
+    CHECK(r.out.find("here  ok    local [lb]: Linux") != std::string::npos);
+    CHECK(r.out.find("web1  ok    " + lab.Target("web1") + " [app]: Linux") != std::string::npos);
+    CHECK(r.out.find("web2  FAIL  " + lab.Target("web2") + " [app]: ssh: host web2 (" + lab.Target("web2") +
+                     "): cannot reach it") != std::string::npos);
+    CHECK(lab.Logins("web1") == 1);
+
+    lab.StartSshd("web2");
+    auto j = RunHoist(project.path, {"--json", "hosts"}, {{"XDG_RUNTIME_DIR", lab.dir()}});
+    INFO(j.out << j.err);
+    CHECK(j.exit_code == 0);
+    auto ev = nlohmann::json::parse(j.out);
+    CHECK(ev["event"] == "hosts");
+    REQUIRE(ev["hosts"].size() == 3);
+    CHECK(ev["hosts"][2]["name"] == "web2");
+    CHECK(ev["hosts"][2]["ok"] == true);
   }
 
   TEST_CASE("a master that went away is replaced on the next command") {

@@ -831,3 +831,37 @@ return hoist.playbook { name = "usesfs", version = "1.0.0", lock = false,
 
 }  // namespace
 }  // namespace hoist::test
+
+namespace hoist::test {
+namespace {
+
+TEST_CASE("hoist hosts: a host without ssh, a bad name or a typo'd key is exit 2 naming it, and no hosts says so") {
+  Project none("return { environments = { prod = {} } }");
+  auto n = none.Run({"hosts"});
+  CHECK(n.exit_code == 0);
+  CHECK(n.out.find("environment prod has no hosts: it deploys where hoist runs") != std::string::npos);
+
+  Project no_ssh("return { environments = { prod = { hosts = { web1 = { roles = { 'app' } } } } } }");
+  auto a = no_ssh.Run({"hosts"});
+  CHECK(a.exit_code == 2);
+  CHECK(a.err.find("hoist.lua: environments.prod.hosts.web1.ssh must be \"user@host\" (or an ~/.ssh/config alias), "
+                   "or false for this machine") != std::string::npos);
+
+  Project bad_name("return { environments = { prod = { hosts = { ['web 1'] = { ssh = 'x@y' } } } } }");
+  auto b = bad_name.Run({"hosts"});
+  CHECK(b.exit_code == 2);
+  CHECK(b.err.find("host name \"web 1\" must be 1 to 40 letters") != std::string::npos);
+
+  Project typo("return { environments = { prod = { hosts = { web1 = { shh = 'x@y' } } } } }");
+  auto t = typo.Run({"hosts"});
+  CHECK(t.exit_code == 2);
+  CHECK(t.err.find("environments.prod.hosts.web1.shh: unknown key (did you mean 'ssh'?)") != std::string::npos);
+
+  Project option("return { environments = { prod = { hosts = { web1 = { ssh = '-oProxyCommand=x' } } } } }");
+  auto o = option.Run({"hosts"});
+  CHECK(o.exit_code == 2);
+  CHECK(o.err.find("hosts.web1.ssh must not start with '-'") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace hoist::test

@@ -1,0 +1,168 @@
+#include "app/hosts.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/secrets.h"
+#include "core/strings.h"
+#include "lua/check.h"
+#include "net/ssh.h"
+#include "sys/clock.h"
+#include "sys/process.h"
+
+namespace hoist::app {
+namespace {
+
+using json = nlohmann::json;
+
+bool HostName(const std::string& n) {
+  return !n.empty() && n.size() <= 40 &&
+         n.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == std::string::npos;
+}
+
+std::string FirstLine(const std::string& s) { return Trim(s.substr(0, s.find('\n'))); }
+
+HostCheck Check(const HostConfig& h, const std::string& control_dir) {
+  HostCheck c;
+  c.host = h;
+  double t0 = sys::Monotonic();
+  try {
+    std::unique_ptr<net::SshHost> ssh;
+    if (!h.local) {
+      net::SshHostSpec s;
+      s.name = h.name;
+      s.target = h.ssh;
+      s.port = h.port;
+      s.config_file = h.ssh_config;
+      s.max_channels = h.max_channels;
+      ssh = std::make_unique<net::SshHost>(s, control_dir);
+      ssh->Connect();
+    }
+    auto exec = [&](const std::vector<std::string>& argv) {
+      return h.local ? sys::RunProcess({.argv = argv, .timeout = std::chrono::seconds(20)})
+                     : ssh->Run(argv, {.timeout = std::chrono::seconds(20)});
+    };
+    c.system = FirstLine(exec({"uname", "-srm"}).out);
+    sys::ProcessResult v;
+    try {
+      v = exec({"hoist", "--version"});
+    } catch (const Error& e) {
+      if (e.code() != "not_found") throw;  // the local host without hoist on PATH
+    }
+    if (v.exit_code == 0) c.hoist_version = FirstLine(v.out);
+    c.ok = true;
+  } catch (const Error& e) {
+    c.error = Mask(e.what());
+    c.code = e.code();
+  }
+  c.seconds = sys::Monotonic() - t0;
+  return c;
+}
+
+}  // namespace
+
+std::vector<HostConfig> EnvironmentHosts(const Project& project, const std::string& env, std::string* env_name) {
+  lua::State vm(VmOptions(project));
+  Config c = LoadConfig(vm, project);
+  lua_State* L = vm.get();
+  std::string name = PushEnvironment(L, lua_gettop(L), c, env);
+  if (env_name) *env_name = name;
+  int env_idx = lua_gettop(L);
+  std::vector<HostConfig> out;
+  if (lua::RawField(L, env_idx, "hosts") != LUA_TTABLE) return out;
+  json hosts = lua::ToJson(L, -1);
+  if (!hosts.is_object()) return out;
+  for (auto& [key, spec] : hosts.items()) {
+    std::string where = fmt::format("hoist.lua: environments.{}.hosts.{}", name, key);
+    if (!HostName(key)) {
+      throw Error("config", "invalid",
+                  fmt::format("hoist.lua: environments.{}.hosts: host name \"{}\" must be 1 to 40 letters, digits, "
+                              "'_' or '-' (it names the host in messages and its ssh socket)",
+                              name, key));
+    }
+    HostConfig h;
+    h.name = key;
+    // ssh = false: this machine, no ssh (`local` is a Lua keyword).
+    const json ssh = spec.value("ssh", json());
+    h.local = ssh.is_boolean() && !ssh.get<bool>();
+    if (ssh.is_string()) h.ssh = ssh.get<std::string>();
+    h.port = spec.value("port", 0);
+    h.ssh_config = spec.value("ssh_config", "");
+    if (!h.ssh_config.empty() && h.ssh_config[0] != '/') h.ssh_config = project.root + "/" + h.ssh_config;
+    h.max_channels = spec.value("max_channels", 8);
+    if (spec.contains("roles")) h.roles = spec["roles"].get<std::vector<std::string>>();
+    if (!h.local && h.ssh.empty()) {
+      throw Error("config", "invalid",
+                  where + ".ssh must be \"user@host\" (or an ~/.ssh/config alias), or false for this machine");
+    }
+    if (!h.ssh.empty() && h.ssh[0] == '-') throw Error("config", "invalid", where + ".ssh must not start with '-'");
+    out.push_back(std::move(h));
+  }
+  std::sort(out.begin(), out.end(), [](const HostConfig& a, const HostConfig& b) { return a.name < b.name; });
+  return out;
+}
+
+std::string SshControlDir() {
+  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+  if (xdg && *xdg && std::string(xdg).size() < 60) return std::string(xdg) + "/hoist-ssh";
+  return fmt::format("/tmp/hoist-ssh-{}", ::geteuid());
+}
+
+std::vector<HostCheck> CheckHosts(const std::vector<HostConfig>& hosts) {
+  std::vector<HostCheck> out(hosts.size());
+  std::string dir = SshControlDir();
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    threads.emplace_back([&, i] { out[i] = Check(hosts[i], dir); });
+  }
+  for (auto& t : threads) t.join();
+  return out;
+}
+
+std::string HostsText(const std::string& env, const std::vector<HostCheck>& checks) {
+  if (checks.empty()) {
+    return fmt::format("environment {} has no hosts: it deploys where hoist runs (add hosts = {{ ... }} to it in "
+                       "hoist.lua, see docs/fleet.md)\n",
+                       env);
+  }
+  std::string out = fmt::format("hosts of environment {}:\n", env);
+  size_t width = 4;
+  for (const auto& c : checks) width = std::max(width, c.host.name.size());
+  for (const auto& c : checks) {
+    std::string roles = c.host.roles.empty() ? "" : " [" + Join(c.host.roles, ", ") + "]";
+    std::string via = c.host.local ? "local" : c.host.ssh;
+    if (c.ok) {
+      out += fmt::format("  {:<{}}  ok    {}{}: {}, {} ({})\n", c.host.name, width, via, roles, c.system,
+                         c.hoist_version.empty() ? "hoist not installed" : c.hoist_version,
+                         fmt::format("{:.2f}s", c.seconds));
+    } else {
+      out += fmt::format("  {:<{}}  FAIL  {}{}: {}\n", c.host.name, width, via, roles, c.error);
+    }
+  }
+  return out;
+}
+
+json HostsJson(const std::string& env, const std::vector<HostCheck>& checks) {
+  json hosts = json::array();
+  for (const auto& c : checks) {
+    json h = {{"name", c.host.name}, {"ssh", c.host.ssh},   {"local", c.host.local}, {"roles", c.host.roles},
+              {"ok", c.ok},          {"seconds", c.seconds}};
+    if (c.ok) {
+      h["system"] = c.system;
+      h["hoist_version"] = c.hoist_version.empty() ? json(nullptr) : json(c.hoist_version);
+    } else {
+      h["error"] = c.error;
+      h["code"] = c.code;
+    }
+    hosts.push_back(h);
+  }
+  return {{"event", "hosts"}, {"env", env}, {"hosts", hosts}};
+}
+
+}  // namespace hoist::app
