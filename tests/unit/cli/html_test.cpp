@@ -8,6 +8,9 @@
 #include <algorithm>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
+#include "app/run_page.h"
 #include "support/support.h"
 
 namespace hoist::test {
@@ -180,6 +183,40 @@ TEST_SUITE("cli/html") {
     REQUIRE(p.Run({"history", "--html", "one", "--env", "prod", "-n", "5"}).exit_code == 0);
     CHECK(fs::exists(p.dir / "one/run-2.html"));
     CHECK_FALSE(fs::exists(p.dir / "one/run-1.html"));
+  }
+
+  TEST_CASE("a run that never finished is drawn up to its last record, its open step grey") {
+    // As the journal holds a run whose process was SIGKILLed: no end, a step still running.
+    auto run = nlohmann::json::parse(R"({
+      "id": 9, "playbook": "deploy", "version": "1.2.0", "env": "prod", "status": "running", "exit_code": null,
+      "operator": "ops", "host": "h1", "started_at": "2026-01-21T10:15:00.000Z", "ended_at": null, "error": null,
+      "sandbox": false, "origin": "canned", "source_sha256": "ab", "params": {}, "hoist_version": "0.1.0",
+      "steps": [
+        {"seq": 1, "parent": null, "name": "backup", "kind": "step", "status": "ok", "attempts": 1,
+         "started_at": "2026-01-21T10:15:00.100Z", "ended_at": "2026-01-21T10:15:01.100Z", "seconds": 1.0,
+         "result": null, "error": null},
+        {"seq": 2, "parent": null, "name": "start green", "kind": "step", "status": "running", "attempts": null,
+         "started_at": "2026-01-21T10:15:01.200Z", "ended_at": null, "seconds": 0.0, "result": null, "error": null}],
+      "events": [{"seq": 1, "step": 2, "at": "2026-01-21T10:15:03.200Z", "kind": "service", "name": "start green",
+                  "data": {"pid": 7}, "seconds": 0.5}]})");
+    std::string page = app::RunPage(run);
+    CHECK(page.find("<dt>ended</dt><dd>(running, or it crashed)</dd>") != std::string::npos);
+    CHECK(page.find("data-span-seconds=\"3.200\"") != std::string::npos);
+    CHECK(page.find("data-step=\"2\" data-name=\"start green\" data-kind=\"step\" data-status=\"running\" "
+                    "data-attempts=\"1\"") != std::string::npos);
+    CHECK(page.find("fill=\"#9e9e9e\"><title>start green — running, 2.00s</title>") != std::string::npos);
+    // The axis: 0s to 3s in half seconds, nothing past the run's last record.
+    CHECK(page.find(">0.5s</text>") != std::string::npos);
+    CHECK(page.find(">3.5s</text>") == std::string::npos);
+    CHECK(page.find(">3s</text>") != std::string::npos);
+  }
+
+  TEST_CASE("show --html under --json prints one line saying what it wrote") {
+    Project p;
+    REQUIRE(p.Run({"shape", "--env", "staging", "-e", "fail=false"}).exit_code == 0);
+    auto r = p.Run({"--json", "show", "1", "--html", "page.html"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "{\"html\":\"page.html\",\"message\":\"wrote page.html (run 1, 4 steps)\"}\n");
   }
 
   TEST_CASE("show --html of an unknown run or into a missing directory says so and writes nothing") {
