@@ -23,6 +23,7 @@
 #include "app/playbook.h"
 #include "app/project.h"
 #include "app/run.h"
+#include "app/run_page.h"
 #include "app/sandbox.h"
 #include "app/test_runner.h"
 #include "core/error.h"
@@ -184,7 +185,20 @@ int CmdDescribe(const Globals& g, const std::string& name) {
   return kExitOk;
 }
 
-int CmdHistory(const Globals& g, const std::string& env, int limit) {
+// --html: pages instead of text; under --json, one line saying what was written.
+int PrintWritten(const Globals& g, const std::string& message, const std::string& path) {
+  if (g.json) {
+    PrintJsonLine({{"html", path}, {"message", Trim(message)}});
+  } else {
+    fmt::print("{}", message);
+  }
+  return kExitOk;
+}
+
+int CmdHistory(const Globals& g, const std::string& env, int limit, const std::string& html_dir) {
+  if (!html_dir.empty()) {
+    return PrintWritten(g, hoist::app::WriteHistoryPages(OpenProject(g), env, limit, html_dir), html_dir);
+  }
   auto runs = hoist::app::History(OpenProject(g), env, limit);
   if (g.json) {
     for (const auto& r : runs) PrintJsonLine(r);
@@ -194,9 +208,10 @@ int CmdHistory(const Globals& g, const std::string& env, int limit) {
   return kExitOk;
 }
 
-int CmdShow(const Globals& g, const std::string& id_text) {
+int CmdShow(const Globals& g, const std::string& id_text, const std::string& html_file) {
   int64_t id = 0;
   if (!ParseRunId("show", id_text, &id)) return kExitUsage;
+  if (!html_file.empty()) return PrintWritten(g, hoist::app::WriteRunPage(OpenProject(g), id, html_file), html_file);
   auto run = hoist::app::GetRun(OpenProject(g), id);
   if (!run) {
     Err(fmt::format("show: no run {} in the journal (hoist history lists them)", id));
@@ -350,6 +365,9 @@ int Main(int argc, char** argv) {
   // ("Could not convert", a range up to 1.8e308) do not say what to give.
   sub["history"]->add_option("-n,--limit", limit_text, "How many runs (default 20)");
   sub["show"]->add_option("run", run_id, "Run id (from hoist history)")->required();
+  std::string html;
+  sub["show"]->add_option("--html", html, "Write the run as one self-contained HTML page (a timeline) to FILE");
+  sub["history"]->add_option("--html", html, "Write DIR/index.html and DIR/run-<id>.html for each run listed");
   sub["hosts"]->add_option("--env", env, "Environment from hoist.lua");
   auto* lock = sub["lock"];
   lock->require_subcommand(1);
@@ -422,9 +440,9 @@ int Main(int argc, char** argv) {
         Err(fmt::format("history: --limit '{}' is not a number of runs (a whole number from 1)", limit_text));
         return kExitUsage;
       }
-      return CmdHistory(g, env, limit);
+      return CmdHistory(g, env, limit, html);
     }
-    if (*sub["show"]) return CmdShow(g, run_id);
+    if (*sub["show"]) return CmdShow(g, run_id, html);
     if (*sub["hosts"]) return CmdHosts(g, env);
     if (*lock->get_subcommand("status")) return CmdLockStatus(g);
     if (*release) return CmdLockRelease(g, env, force, reason);
