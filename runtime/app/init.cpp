@@ -315,6 +315,13 @@ std::vector<InitFile> RenderInit(const InitAnswers& answers, bool first_migratio
                      "        cwd = \".\",                   -- the app runs in the project directory\n"
                      "        colours = {{\n",
                      LuaList(argv));
+  if (!sqlite) {
+    // {database_path} is empty for PostgreSQL: the app gets the URL by its environment.
+    const std::string env_line = "        env = { PORT = \"{port}\" },";
+    lua.insert(lua.find(env_line),
+               "        -- PostgreSQL: hand the app its URL here (DATABASE_URL = ...), not in argv,\n"
+               "        -- where anyone running ps would see its password.\n");
+  }
   for (int i = 0; i < 2; ++i) {
     lua += fmt::format("          {:<{}} = {{ port = {} }},\n", Key(colours[i]), cw, Port(ports[i]));
   }

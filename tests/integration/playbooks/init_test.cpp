@@ -13,6 +13,7 @@
 #include "support/colour_server.h"
 #include "support/nginx_server.h"
 #include "support/support.h"
+#include "sys/probe.h"
 #include "sys/process.h"
 
 namespace hoist::test {
@@ -78,7 +79,7 @@ TEST_SUITE("playbooks/init") {
     const std::string before = ReadAll(include);
 
     // Step 2 of the recipe skipped: nginx is not running.
-    auto no_nginx = p.Hoist({"deploy", "-e", "version=1"});
+    auto no_nginx = p.Hoist({"deploy", "-e", "version=1", "-e", "bake=1"});
     INFO(Describe(no_nginx));
     CHECK(no_nginx.exit_code == 1);
     CHECK(no_nginx.err.find("nginx is not running: no pid in " + p.nginx->pid_file()) != std::string::npos);
@@ -89,7 +90,7 @@ TEST_SUITE("playbooks/init") {
     // The failed deploy above created the database (its expand migrations
     // stay, as after any failed deploy): start again without it.
     for (const char* f : {"data/app.db", "data/app.db-wal", "data/app.db-shm"}) fs::remove(p.dir / f);
-    auto first = p.Hoist({"deploy", "-e", "version=1"});
+    auto first = p.Hoist({"deploy", "-e", "version=1", "-e", "bake=1"});
     INFO(Describe(first));
     CHECK(first.exit_code == 0);
     CHECK(fs::exists(p.dir / "data/app.db"));
@@ -97,14 +98,14 @@ TEST_SUITE("playbooks/init") {
     CHECK(p.Traffic() == "release 1 (green)");
     CHECK(ReadAll(include) == "upstream api {\n    server 127.0.0.1:" + std::to_string(p.green) + ";\n}\n");
 
-    auto second = p.Hoist({"deploy", "-e", "version=2"});
+    auto second = p.Hoist({"deploy", "-e", "version=2", "-e", "bake=1"});
     INFO(Describe(second));
     CHECK(second.exit_code == 0);
     CHECK(p.Traffic() == "release 2 (blue)");
 
     // Only the first deploy creates the file: a missing one later is refused.
     fs::rename(p.dir / "data", p.dir / "data.moved");
-    auto missing = p.Hoist({"deploy", "-e", "version=2"});
+    auto missing = p.Hoist({"deploy", "-e", "version=2", "-e", "bake=1"});
     INFO(Describe(missing));
     CHECK(missing.exit_code != 0);
     CHECK(missing.err.find("deploy: the database " + p.dir.path + "/data/app.db does not exist") != std::string::npos);
