@@ -451,7 +451,7 @@ std::string InitProject(const std::string& dir, const InitAnswers& answers) {
   }
   if (!there.empty()) {
     throw Error("init", "exists",
-                fmt::format("{} already exist{} in {}: nothing was written (move {} aside, or edit it by hand)",
+                fmt::format("{0} already exist{1} in {2}: nothing was written (move {3} aside, or edit {3} by hand)",
                             Join(there, ", "), there.size() == 1 ? "s" : "", dir, there.size() == 1 ? "it" : "them"));
   }
   std::vector<std::string> created;  // to remove again, newest first, if a write fails

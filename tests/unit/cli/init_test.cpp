@@ -155,14 +155,26 @@ TEST_SUITE("cli/init") {
                        ": nothing was written (move it aside, or edit it by hand)\n");
     CHECK(Tree(dir.path) == before);  // no playbooks/ either: all or nothing
 
-    // A directory where init writes a file is refused the same way.
+    // A directory where init writes a file, a file where it makes a
+    // directory: refused the same way, every one named.
     TempDir other("init");
     fs::create_directories(other / "hoist.lua");
+    WriteFile(other / "playbooks", "not a directory\n");
     auto before2 = Tree(other.path);
     auto r2 = RunHoist(other.path, kFlags);
     CHECK(r2.exit_code == 2);
-    CHECK(r2.err.find("hoist: init: hoist.lua already exists") == 0);
+    CHECK(r2.err == "hoist: init: hoist.lua, playbooks already exist in " + other.path +
+                        ": nothing was written (move them aside, or edit them by hand)\n");
     CHECK(Tree(other.path) == before2);
+
+    auto nowhere = RunHoist(other.path, [] {
+      auto a = kFlags;
+      a.insert(a.begin(), {"-C", "/nonexistent/project"});
+      return a;
+    }());
+    CHECK(nowhere.exit_code == 2);
+    CHECK(nowhere.err == "hoist: init: /nonexistent/project is not a directory: init writes into an existing project "
+                         "directory\n");
   }
 
   TEST_CASE("init keeps a project's existing migrations and writes no first one") {
