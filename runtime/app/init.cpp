@@ -291,7 +291,7 @@ std::vector<InitFile> RenderInit(const InitAnswers& answers, bool first_migratio
   lua += "      -- The database both colours share.";
   if (sqlite) {
     lua += " The first deploy creates this SQLite\n"
-           "      -- file (and only the first: later runs refuse a missing file, since its\n"
+           "      -- file; once a release went live on it, a missing file is refused (its\n"
            "      -- path may be a typo; -e new_database=true moves on purpose).\n";
   } else {
     lua += " The role needs CREATEDB: deploys rehearse\n"
