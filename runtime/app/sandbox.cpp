@@ -267,8 +267,15 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
       run.db_redirects[src.redacted] = res.copy_url;
     } else if (src.memory()) {
       throw Error("sandbox", "invalid", "an in-memory database cannot be copied into a sandbox");
-    } else if (!sys::StatPath(src.path).exists) {
+    } else if (!sys::StatPath(src.path).exists && !options.db.url.empty()) {
       throw Error("sandbox", "not_found", fmt::format("cannot copy {} into the sandbox: no such file", src.path));
+    } else if (!sys::StatPath(src.path).exists) {
+      // The environment's SQLite file before its first deploy: the rehearsal
+      // starts where the real run would, without one (the playbook decides
+      // whether to create it, or to refuse a missing file).
+      res.copy_method = "none: no database file yet";
+      res.copy_url = "sqlite://" + res.dir + "/db/" + fs::path(src.path).filename().string();
+      run.db_redirects[Canonical(src.path)] = res.copy_url;
     } else {
       res.copy_method = "sqlite backup";
       db::backup::CreateOptions co;
@@ -296,10 +303,15 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
   run.sandbox_database = res.copy_url;
 
   Snapshot before;
-  if (!res.copy_url.empty()) before = Take(res.copy_url);
+  auto exists = [](const std::string& url) {
+    db::DbUrl u = db::ParseUrl(url);
+    return u.engine != db::Engine::kSqlite || sys::StatPath(u.path).exists;
+  };
+  if (!res.copy_url.empty() && exists(res.copy_url)) before = Take(res.copy_url);
+  if (before.fingerprint.empty()) before.fingerprint = db::Fingerprint(db::Schema{});
   res.fingerprint_before = before.fingerprint;
 
-  if (!options.keep_copy_as.empty() && !res.copy_url.empty() &&
+  if (!options.keep_copy_as.empty() && !res.copy_url.empty() && exists(res.copy_url) &&
       db::ParseUrl(res.copy_url).engine == db::Engine::kSqlite) {
     fs::copy_file(db::ParseUrl(res.copy_url).path, options.keep_copy_as, fs::copy_options::overwrite_existing);
   }
@@ -343,7 +355,8 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
   if (sim) res.changes = sim->changes();
 
   if (!res.copy_url.empty()) {
-    Snapshot after = Take(res.copy_url);
+    Snapshot after;
+    if (exists(res.copy_url)) after = Take(res.copy_url);
     db::SchemaDiff d = db::Diff(before.schema, after.schema);
     res.schema_diff = d.ToJson();
     if (!d.empty()) res.schema_text = d.Text();
@@ -459,7 +472,9 @@ json SandboxReportJson(const SandboxResult& r) {
 std::string SandboxReportText(const SandboxResult& r) {
   std::string out;
   out += fmt::format("\nsandbox report: {} ({})\n", r.outcome.status,
-                     r.source.empty() ? "no database" : "a copy of " + r.source);
+                     r.source.empty()                        ? "no database"
+                     : r.copy_method.rfind("none", 0) == 0 ? "no database yet at " + r.source
+                                                             : "a copy of " + r.source);
   out += fmt::format("  database copy{} {}, run {}\n", r.copy_method.empty() ? "" : " (" + r.copy_method + ")",
                      fmt::format("{:.3f} s", r.copy_seconds),
                      fmt::format("{:.3f} s", r.run_seconds));

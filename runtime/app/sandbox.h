@@ -47,7 +47,7 @@ struct SandboxResult {
   std::string dir;                      ///< the sandbox dir ("" once removed)
   std::string source;                   ///< redacted source database
   std::string copy_url;                 ///< the copy's URL ("" without a database)
-  std::string copy_method;              ///< "sqlite backup", "template" or "pg_dump"
+  std::string copy_method;              ///< "sqlite backup", "template", "pg_dump" or "none: ..." (no file yet)
   double copy_seconds = 0, run_seconds = 0;
   nlohmann::json journal = nlohmann::json::object();  ///< the run as `hoist show --json` gives it
   std::vector<engine::SimChange> changes;

@@ -1,4 +1,5 @@
 #include "cli/commands.h"
+#include "cli/init.h"
 
 #include <unistd.h>
 
@@ -54,6 +55,7 @@ struct Command {
 
 // The table of subcommands: --help order, "did you mean" candidates.
 constexpr Command kCommands[] = {
+    {"init", "Write a first hoist.lua, playbooks/ and migration into this project (docs/cli.md)"},
     {"run", "Run a playbook (also: hoist PLAYBOOK ...)"},
     {"list", "List the playbooks: the project's, then the canned ones"},
     {"describe", "Show a playbook's summary and params"},
@@ -400,6 +402,9 @@ int Main(int argc, char** argv) {
   sub["test"]->add_option("--lib", test_lib, "Extra dir for require (shared test helpers); repeatable")
       ->allow_extra_args(false);
 
+  InitFlags init_flags;
+  AddInitOptions(sub["init"], &init_flags);
+
   int early = -1;
   std::vector<std::string> args;
   try {
@@ -425,6 +430,7 @@ int Main(int argc, char** argv) {
   log::Setup(g.verbose > 0 ? log::Level::kDebug : g.quiet ? log::Level::kWarn : log::Level::kInfo, g.json);
 
   try {
+    if (*sub["init"]) return RunInit(g.project_dir, init_flags);
     if (*sub["run"]) return CmdRun(g, playbook, sets, params_file, env, yes, reason, sandbox_flags);
     if (*sub["list"]) return CmdList(g);
     if (*sub["describe"]) return CmdDescribe(g, name);

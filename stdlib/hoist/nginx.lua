@@ -571,6 +571,7 @@ end
 function Site:_verify_spec(v, where)
   if v == false then return nil end
   v = v or self.verify
+  if v == false then return nil end   -- the site's own verify = false
   if v == nil then
     fail("invalid", where .. ": give verify = { url = ..., expect_header | expect_body | expect = ... } "
       .. "(or verify = false to skip the proof by traffic)")
