@@ -64,7 +64,7 @@ std::string Normalise(std::string name, const std::string& root) {
 // The kinds that are world calls a run makes (not its own bookkeeping:
 // log lines, state-store writes, raw clock reads).
 bool Compared(const std::string& kind) {
-  return kind != "log" && kind != "call" && kind != "state" && kind != "confirm";
+  return kind != "log" && kind != "call" && kind != "state" && kind != "confirm" && kind != "print";  // print: the report, not a world call
 }
 
 /// "kind name" lines; runs of the same line collapse into one, since
