@@ -1,8 +1,10 @@
-# A ctest entry of its own: for each test executable, the number of ctest
-# entries under its label equals the number of its doctest cases, so no case
-# is silently dropped or split by discovery.
-#   cmake -DBUILD_DIR=<dir> "-DEXES=exe1=label1|exe2=label2" -P check_test_count.cmake
+# The suite's check that no case is silently dropped or split by discovery:
+# for each test executable, the ctest entries under its label equal its
+# doctest cases, and ctest has no entry besides them (so the entries outside
+# `integration` are exactly hoist_unit's cases).
+#   cmake -DBUILD_DIR=<dir> -DCTEST=<ctest> "-DEXES=exe1=label1|exe2=label2" -P check_test_count.cmake
 string(REPLACE "|" ";" EXES "${EXES}")
+set(sum 0)
 foreach(pair IN LISTS EXES)
   string(REPLACE "=" ";" parts "${pair}")
   list(GET parts 0 exe)
@@ -16,7 +18,8 @@ foreach(pair IN LISTS EXES)
     message(FATAL_ERROR "cannot read the case count of ${exe}:\n${out}")
   endif()
   set(doctest_count ${CMAKE_MATCH_1})
-  execute_process(COMMAND "${CMAKE_CTEST_COMMAND}" -N -L "^${label}$" --test-dir "${BUILD_DIR}"
+  math(EXPR sum "${sum} + ${doctest_count}")
+  execute_process(COMMAND "${CTEST}" -N -L "^${label}$" --test-dir "${BUILD_DIR}"
     OUTPUT_VARIABLE out RESULT_VARIABLE rc)
   if(NOT out MATCHES "Total Tests: ([0-9]+)")
     message(FATAL_ERROR "cannot read ctest -N -L ${label}:\n${out}")
@@ -27,3 +30,12 @@ foreach(pair IN LISTS EXES)
   endif()
   message(STATUS "${label}: ctest entries = doctest cases = ${doctest_count}")
 endforeach()
+execute_process(COMMAND "${CTEST}" -N --test-dir "${BUILD_DIR}" OUTPUT_VARIABLE out)
+if(NOT out MATCHES "Total Tests: ([0-9]+)")
+  message(FATAL_ERROR "cannot read ctest -N:\n${out}")
+endif()
+if(NOT CMAKE_MATCH_1 EQUAL sum)
+  message(FATAL_ERROR "ctest lists ${CMAKE_MATCH_1} entries but the test executables have ${sum} cases: an entry "
+    "belongs to no executable's label, or a name was split")
+endif()
+message(STATUS "all: ctest entries = doctest cases = ${sum}")

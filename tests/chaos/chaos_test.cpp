@@ -176,7 +176,7 @@ void Populate(const std::string& path, int mb, const std::string& table = "notes
 }
 
 TEST_SUITE("chaos") {
-  TEST_CASE("backup killed at random points: every backup under a final name verifies, the next one succeeds") {
+  TEST_CASE("chaos: backup killed at random points: every backup under a final name verifies, the next one succeeds") {
     INFO("seed " << Seed());
     std::mt19937_64 rng(Seed());
     SqliteProject p;
@@ -200,7 +200,7 @@ TEST_SUITE("chaos") {
     CheckHistory(p.dir.path, killed);
   }
 
-  TEST_CASE("restore killed at random points: the database is entirely the old or entirely the backup") {
+  TEST_CASE("chaos: restore killed at random points: the database is entirely the old or entirely the backup") {
     INFO("seed " << Seed());
     std::mt19937_64 rng(Seed() + 1);
     SqliteProject p;
@@ -250,7 +250,7 @@ TEST_SUITE("chaos") {
     CheckHistory(p.dir.path, killed);
   }
 
-  TEST_CASE("migrate up killed at random points: the schema is exactly what the tracking table says") {
+  TEST_CASE("chaos: migrate up killed at random points: the schema is exactly what the tracking table says") {
     INFO("seed " << Seed());
     std::mt19937_64 rng(Seed() + 2);
     SqliteProject p;
@@ -314,7 +314,7 @@ TEST_SUITE("chaos") {
     CheckHistory(p.dir.path, killed);
   }
 
-  TEST_CASE("deploy killed at random points (switch included): the next deploy succeeds and nginx serves what the include names") {
+  TEST_CASE("chaos: deploy killed at random points (switch included): the next deploy succeeds and nginx serves what the include names") {
     INFO("seed " << Seed());
     std::mt19937_64 rng(Seed() + 3);
     BlueGreenRig rig;

@@ -189,7 +189,7 @@ void ExpectRefused(Project& p, const std::vector<std::string>& args, const std::
 }
 
 TEST_SUITE("corpus") {
-  TEST_CASE("every hoist.lua key, misspelt or of the wrong type, at every level: exit 2 before anything runs") {
+  TEST_CASE("corpus: every hoist.lua key, misspelt or of the wrong type, at every level: exit 2 before anything runs") {
     Project p;
     json full = FullConfig();
     // The complete config itself is valid: the probe playbook runs.
@@ -212,7 +212,7 @@ TEST_SUITE("corpus") {
     }
   }
 
-  TEST_CASE("environments that are not tables, and a list of environments, are refused") {
+  TEST_CASE("corpus: environments that are not tables, and a list of environments, are refused") {
     Project p;
     for (const auto& [lua, must] : std::vector<std::pair<std::string, std::string>>{
              {"return { environments = { dev = 5 } }", "hoist.lua: environments.dev must be a table"},
@@ -228,7 +228,7 @@ TEST_SUITE("corpus") {
     }
   }
 
-  TEST_CASE("malformed database URLs in hoist.lua are config errors naming the environment, never echoing a password") {
+  TEST_CASE("corpus: malformed database URLs in hoist.lua are config errors naming the environment, never echoing a password") {
     Project p;
     for (const auto& url : std::vector<std::string>{
              "postgres://app@db1:notaport/app", "mysql://app@db1/app", "postgres://app:pa@ss@db1/app",
@@ -241,7 +241,7 @@ TEST_SUITE("corpus") {
     }
   }
 
-  TEST_CASE("bad params through -e and --params: exit 2 naming the param, the playbook never runs") {
+  TEST_CASE("corpus: bad params through -e and --params: exit 2 naming the param, the playbook never runs") {
     Project p;
     p.Config("return { environments = { prod = { database = \"sqlite:data/app.db\" } } }");
     const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
@@ -282,7 +282,7 @@ TEST_SUITE("corpus") {
     }
   }
 
-  TEST_CASE("broken playbook descriptions: exit 2 naming the file, nothing of them runs") {
+  TEST_CASE("corpus: broken playbook descriptions: exit 2 naming the file, nothing of them runs") {
     Project p;
     p.Config("return { environments = { prod = { database = \"sqlite:data/app.db\" } } }");
     const std::string head = "local hoist = require \"hoist\"\n";

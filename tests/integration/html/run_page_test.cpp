@@ -92,34 +92,12 @@ json Show(const std::string& dir, int64_t id, const std::map<std::string, std::s
   return json::parse(r.out);
 }
 
-const char* kShape = R"lua(local hoist = require "hoist"
-local fs = require "hoist.fs"
-local proc = require "hoist.proc"
-return hoist.playbook {
-  name = "shape", version = "1.2.3",
-  params = { note = { type = "string", default = "x" } },
-  run = function(run, p)
-    local n = 0
-    run:step("prepare <script>alert(1)</script> \"q\"", function()
-      run:step("write marker", function() fs.write_atomic("marker", "1") end,
-        { undo = function() fs.remove("marker") end })
-      run:step("list", function() proc.run({ "true" }) end)
-    end)
-    run:step("flaky", function()
-      n = n + 1
-      if n < 3 then error("not yet") end
-    end, { retries = 3, retry_delay = 0.02 })
-    run:step("break", function() proc.run({ "false" }); error("boom") end)
-  end,
-}
-)lua";
-
 TEST_SUITE("html/chromium") {
   TEST_CASE("a failed run's page in Chromium: a bar per step nested, the failure red, retries, the undo") {
     RequireChromium();
     TempDir dir("html");
     WriteFile(dir / "hoist.lua", "return { environments = { staging = {} } }");
-    WriteFile(dir / "playbooks/shape.lua", kShape);
+    WriteFile(dir / "playbooks/shape.lua", ReadAll(std::string(HOIST_TEST_DIR) + "/fixtures/html/shape.lua"));
     auto r = RunHoist(dir.path, {"shape", "-e", "note=<script>\"x\"</script>"});
     REQUIRE(r.exit_code == 1);
     json run = Show(dir.path, 1);
@@ -182,8 +160,9 @@ TEST_SUITE("html/chromium") {
     CHECK(calls[1]["data-kind"] == "proc");
     // The params, as text.
     auto params = Select(dom, "code", "param");
-    REQUIRE(params.size() == 1);
-    CHECK(params[0]["data-param"] == "note");
+    REQUIRE(params.size() == 2);  // the fixture's defaults: fail, note
+    CHECK(params[0]["data-param"] == "fail");
+    CHECK(params[1]["data-param"] == "note");
     CHECK(Select(dom, "svg", "timeline").size() == 1);
     CHECK(Select(dom, "text", "tick").size() >= 3);
   }

@@ -22,27 +22,6 @@ const char* kConfig = R"lua(return { environments = { staging = {}, prod = {} } 
 
 // Nested steps, a retry, a failing step and an undo; a name and a param
 // that would be markup if they were not escaped.
-const char* kShape = R"lua(local hoist = require "hoist"
-local fs = require "hoist.fs"
-local proc = require "hoist.proc"
-return hoist.playbook {
-  name = "shape", version = "1.2.3",
-  params = { note = { type = "string", default = "x" }, fail = { type = "boolean", default = true } },
-  run = function(run, p)
-    local n = 0
-    run:step("prepare <script>alert(1)</script> \"q\"", function()
-      run:step("write marker", function() fs.write_atomic("marker", "1") end,
-        { undo = function() fs.remove("marker") end })
-      run:step("list", function() proc.run({ "true" }) end)
-    end)
-    run:step("flaky", function()
-      n = n + 1
-      if n < 3 then error("not yet") end
-    end, { retries = 3, retry_delay = 0.01 })
-    if p.fail then run:step("break", function() proc.run({ "false" }); error("boom") end) end
-  end,
-}
-)lua";
 
 const char* kSecretPlaybook = R"lua(local hoist = require "hoist"
 local proc = require "hoist.proc"
@@ -59,7 +38,7 @@ struct Project {
   TempDir dir{"html"};
   Project() {
     WriteFile(dir / "hoist.lua", kConfig);
-    WriteFile(dir / "playbooks/shape.lua", kShape);
+    WriteFile(dir / "playbooks/shape.lua", ReadAll(std::string(HOIST_TEST_DIR) + "/fixtures/html/shape.lua"));
     WriteFile(dir / "playbooks/token.lua", kSecretPlaybook);
   }
   sys::ProcessResult Run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
@@ -101,7 +80,7 @@ TEST_SUITE("cli/html") {
           std::string::npos);
     CHECK(page.find("<dt>environment</dt><dd>staging</dd>") != std::string::npos);
     CHECK(page.find("<dt>status</dt><dd>failed (exit 1)</dd>") != std::string::npos);
-    CHECK(page.find("<div class=\"error\">playbooks/shape.lua:18: boom</div>") != std::string::npos);
+    CHECK(page.find("<div class=\"error\">playbooks/shape.lua:20: boom</div>") != std::string::npos);
     // One bar per step, nested under its parent.
     for (int seq = 1; seq <= 6; ++seq) CHECK(Count(page, "data-step=\"" + std::to_string(seq) + "\" data-name=") == 1);
     CHECK(Count(page, "data-parent=\"1\"") == 2);
