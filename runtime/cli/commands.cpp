@@ -286,7 +286,9 @@ std::vector<std::string> Normalize(int argc, char** argv, const Globals& g0, int
     return args;
   }
   std::vector<std::string> candidates = names;
-  for (const auto& c : kCommands) candidates.push_back(c.name);
+  for (const auto& c : kCommands) {
+    if (!c.hidden) candidates.push_back(c.name);
+  }
   std::string hint = Suggest(word, candidates);
   Err(fmt::format("'{}' is neither a command nor a playbook{}", word,
                   hint.empty() ? " (hoist --help lists commands, hoist list the playbooks)"

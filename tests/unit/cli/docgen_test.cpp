@@ -55,6 +55,14 @@ TEST_CASE("the man page and both completions name every command of --help and no
   CHECK(zsh.out.rfind("#compdef hoist\n", 0) == 0);
 }
 
+TEST_CASE("a mistyped word is never pointed at the hidden man command") {
+  TempDir dir{"docgen"};
+  auto r = RunHoist(dir.path, {"mann"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("neither a command nor a playbook") != std::string::npos);
+  CHECK(r.err.find("'man'") == std::string::npos);
+}
+
 TEST_CASE("completions for another shell exits 2 naming the ones there are") {
   TempDir dir{"docgen"};
   auto r = RunHoist(dir.path, {"completions", "fish"});
