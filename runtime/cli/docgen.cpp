@@ -230,6 +230,8 @@ struct Tables {
   std::vector<std::string> top_all;      // every top-level command, hidden too
   std::vector<std::string> top_visible;  // the ones offered
   std::vector<std::string> value_opts;   // every option that takes a value
+  std::vector<std::string> skip_opts;    // value_opts but -C/--project (read apart)
+  std::vector<std::string> free_opts;    // value_opts whose value is free text
   std::map<std::string, std::vector<std::string>> by_kind;
 };
 
@@ -240,7 +242,11 @@ Tables Gather(const CLI::App& app) {
   auto note = [&t](const Opt& o) {
     if (o.value.empty()) return;
     for (const auto& n : o.names) {
-      if (std::find(t.value_opts.begin(), t.value_opts.end(), n) == t.value_opts.end()) t.value_opts.push_back(n);
+      if (std::find(t.value_opts.begin(), t.value_opts.end(), n) == t.value_opts.end()) {
+        t.value_opts.push_back(n);
+        if (n != "-C" && n != "--project") t.skip_opts.push_back(n);
+        if (o.kind.empty()) t.free_opts.push_back(n);
+      }
       if (!o.kind.empty()) {
         auto& v = t.by_kind[o.kind];
         if (std::find(v.begin(), v.end(), n) == v.end()) v.push_back(n);
@@ -305,6 +311,7 @@ _hoist_params() {
         printf '%s\n' true false
       else
         v=${BASH_REMATCH[6]//\"/}
+        # shellcheck disable=SC2086  # split at the commas, on purpose
         [[ -n $v ]] && printf '%s\n' ${v//,/ }
       fi
     fi
@@ -322,7 +329,7 @@ _hoist() {
     case $w in
       -C|--project) ((i + 1 < COMP_CWORD)) && hoist+=(-C "${COMP_WORDS[i+1]}"); ((i++)); continue ;;
 )sh";
-  s += fmt::format("      {}) ((i++)); continue ;;\n", Alternatives(t.value_opts));
+  s += fmt::format("      {}) ((i++)); continue ;;\n", Alternatives(t.skip_opts));
   s += R"sh(      =) ((i++)); continue ;;  # -e k=v arrives as k, =, v
       -*) continue ;;
     esac
@@ -371,7 +378,7 @@ _hoist() {
       fi
       return 0 ;;
 )sh";
-  s += fmt::format("    {}) return 0 ;;  # free text\n", Alternatives(t.value_opts));
+  s += fmt::format("    {}) return 0 ;;  # free text\n", Alternatives(t.free_opts));
   s += "  esac\n\n";
   s += "  local opts words\n  case \"$cmd${sub:+ $sub}\" in\n";
   std::string globals = Join(OptionWords(t.globals)) + " --help";
@@ -390,7 +397,9 @@ _hoist() {
   s += "  esac\n";
   s += "  [[ $cmd == run && -n $playbook ]] && words=''  # options and -e params only\n";
   s += fmt::format("  [[ $cur == -* ]] && words=\"$opts {}\"\n", globals);
-  s += R"sh(  COMPREPLY+=($(compgen -W "$words" -- "$cur"))
+  s += R"sh(  local reply
+  mapfile -t reply < <(compgen -W "$words" -- "$cur")
+  COMPREPLY+=("${reply[@]}")
   return 0
 }
 
@@ -478,7 +487,7 @@ _hoist() {
     case $w in
       (-C|--project) hoist+=(-C $words[i+1]); (( i++ )); continue ;;
 )sh";
-  s += fmt::format("      ({}) (( i++ )); continue ;;\n", Alternatives(t.value_opts));
+  s += fmt::format("      ({}) (( i++ )); continue ;;\n", Alternatives(t.skip_opts));
   s += R"sh(      (-*) continue ;;
     esac
     if [[ -z $cmd ]]; then
@@ -521,7 +530,7 @@ _hoist() {
       fi
       return ;;
 )sh";
-  s += fmt::format("    ({}) return 1 ;;\n", Alternatives(t.value_opts));
+  s += fmt::format("    ({}) return 1 ;;\n", Alternatives(t.free_opts));
   s += "  esac\n\n";
   s += "  if [[ $PREFIX == -* ]]; then\n    case \"$cmd${sub:+ $sub}\" in\n";
   for (const auto& c : t.cmds) s += fmt::format("      ('{}') items=({}) ;;\n", c.path, ZshOptionItems(c.opts));

@@ -23,7 +23,7 @@ skip() {
   exit 77
 }
 
-for tool in dpkg-deb dpkg readelf chroot; do
+for tool in dpkg-deb dpkg readelf chroot man zsh shellcheck; do
   command -v "$tool" >/dev/null || skip "$tool is not installed (./dev deps installs it)"
 done
 [ "$(id -u)" -eq 0 ] || skip "needs root: the unpacked package runs in a chroot holding only libc6"
@@ -128,7 +128,8 @@ LUA
 rc=0
 doctor=$(in_root /usr/bin/hoist -C /proj --no-color doctor 2>&1) || rc=$?
 check "doctor exit code (output: $doctor)" "$rc" 0
-echo "doctor on a libc6-only root:"; sed 's/^/  /' <<<"$doctor"
+echo "doctor on a libc6-only root:"
+while IFS= read -r line; do echo "  $line"; done <<<"$doctor"
 contains doctor "$doctor" "nginx: not on PATH: needed to switch traffic"
 contains doctor "$doctor" "libcurl.so.4: not installed: needed for HTTP"
 contains doctor "$doctor" "(apt-get install libpq5)"
@@ -150,27 +151,26 @@ page=$(zcat "$man1")
 for macro in '.TH HOIST 1' '.SH NAME' '.SH SYNOPSIS' '.SH DESCRIPTION' '.SH OPTIONS' '.SH COMMANDS' '.SH EXIT STATUS'; do
   grep -q "^$macro" <<<"$page" || fail "hoist(1) has no '$macro'"
 done
-if command -v man >/dev/null; then
-  rendered=$(MANWIDTH=80 man --warnings -l "$man1" 2>"$tmp/man.err")
-  [ -s "$tmp/man.err" ] && fail "man -l warns: $(cat "$tmp/man.err")"
-  contains "man -l" "$rendered" "hoist run [options] PLAYBOOK"
-  contains "man -l" "$rendered" "hoist lock release [options]"
-  contains "man -l" "$rendered" "--project TEXT"
-  contains "man -l" "$rendered" "4      lease held"
-  case "$rendered" in *"hoist man"*) fail "man -l: the hidden man command is listed" ;; esac
-  awk 'length > 80 { bad = 1 } END { exit bad }' <<<"$rendered" || fail "man -l: lines wider than MANWIDTH=80"
-else
-  echo "note: man-db not installed: hoist(1) checked by its macros only"
-fi
+rendered=$(MANWIDTH=80 man --warnings -l "$man1" 2>"$tmp/man.err")
+[ -s "$tmp/man.err" ] && fail "man -l warns: $(cat "$tmp/man.err")"
+contains "man -l" "$rendered" "hoist run [options] PLAYBOOK"
+contains "man -l" "$rendered" "hoist lock release [options]"
+contains "man -l" "$rendered" "--project TEXT"
+contains "man -l" "$rendered" "4      lease held"
+case "$rendered" in *"hoist man"*) fail "man -l: the hidden man command is listed" ;; esac
+awk 'length > 80 { bad = 1 } END { exit bad }' <<<"$rendered" || fail "man -l: lines wider than MANWIDTH=80"
 
 # --- bash completion, in the project, with the unpacked hoist first on PATH
-complete_bash() {  # complete_bash WORD... (the last one is the word being completed)
-  (cd "$root/proj" && PATH=$root/usr/bin:$PATH bash --norc -c '
+complete_in() {  # complete_in DIR WORD... (the last word is the one being completed)
+  local dir=$1
+  shift
+  (cd "$dir" && PATH=$root/usr/bin:$PATH bash --norc -c '
     source "$1"; shift
     COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1))
     _hoist
-    printf "%s\n" "${COMPREPLY[@]}" | sort -u | tr "\n" " "' _ "$root/usr/share/bash-completion/completions/hoist" "$@")
+    [ ${#COMPREPLY[@]} -eq 0 ] || printf "%s\n" "${COMPREPLY[@]}" | sort -u | tr "\n" " "' _ "$root/usr/share/bash-completion/completions/hoist" "$@")
 }
+complete_bash() { complete_in "$root/proj" "$@"; }
 check "hoist mi<TAB>" "$(complete_bash hoist mi)" "migrate "
 contains "hoist <TAB>" "$(complete_bash hoist '')" "greet "
 contains "hoist <TAB>" "$(complete_bash hoist '')" "completions "
@@ -186,21 +186,20 @@ check "hoist greet -e tone=w<TAB>" "$(complete_bash hoist greet -e tone = w)" "w
 check "hoist migrate <TAB>" "$(complete_bash hoist migrate '')" "status "
 check "hoist migrate -e ac<TAB> (the canned playbook)" "$(complete_bash hoist migrate -e ac)" "action= "
 check "hoist doctor -e <TAB> (canned)" "$(complete_bash hoist doctor -e '')" "min_free_gib= tools= "
-check "hoist -C /proj greet -e <TAB>" "$(cd / && complete_bash hoist -C "$root/proj" greet -e '')" "tone= who= "
+check "hoist -C PROJECT greet -e <TAB> elsewhere" "$(complete_in "$tmp" hoist -C "$root/proj" greet -e '')" "tone= who= "
+check "hoist greet -e <TAB> outside the project" "$(complete_in "$tmp" hoist greet -e '')" ""
+
+shellcheck -s bash "$root/usr/share/bash-completion/completions/hoist" >&2 || fail "shellcheck: the bash completion has problems"
 
 # --- zsh completion: its syntax, and the helpers it shares with bash
 zcomp=$root/usr/share/zsh/vendor-completions/_hoist
-if command -v zsh >/dev/null; then
-  zsh -n "$zcomp" || fail "the zsh completion has a syntax error"
-  got=$(cd "$root/proj" && PATH=$root/usr/bin:$PATH zsh -f -c '
-    eval "$(sed "\$d" "$1")"  # the functions, without the final call
-    _hoist_params "" greet hoist | sort | tr "\n" " "
-    _hoist_params tone greet hoist | sort | tr "\n" " "
-    _hoist_playbooks hoist | grep -x migrate' _ "$zcomp")
-  check "zsh helpers" "$got" "tone= who= cold warm migrate"
-else
-  echo "note: zsh not installed: the zsh completion's syntax is not checked"
-fi
+zsh -n "$zcomp" || fail "the zsh completion has a syntax error"
+got=$(cd "$root/proj" && PATH=$root/usr/bin:$PATH zsh -f -c '
+  eval "$(sed "\$d" "$1")"  # the functions, without the final call
+  _hoist_params "" greet hoist | sort | tr "\n" " "
+  _hoist_params tone greet hoist | sort | tr "\n" " "
+  _hoist_playbooks hoist | grep -x migrate' _ "$zcomp")
+check "zsh helpers" "$got" "tone= who= cold warm migrate"
 
 if [ "$fails" -gt 0 ]; then
   echo "$fails check(s) failed" >&2
