@@ -55,6 +55,15 @@ TEST_CASE("the man page and both completions name every command of --help and no
   CHECK(zsh.out.rfind("#compdef hoist\n", 0) == 0);
 }
 
+TEST_CASE("docs/cli.md describes every command of --help") {
+  std::string doc = ReadAll(std::string(HOIST_SOURCE_DIR) + "/docs/cli.md");
+  for (const auto& c : HelpCommands()) {
+    CAPTURE(c);
+    bool row = doc.find("| `" + c + " ") != std::string::npos || doc.find("| `" + c + "`") != std::string::npos;
+    CHECK((row || doc.find("`hoist " + c + " ") != std::string::npos));
+  }
+}
+
 TEST_CASE("a mistyped word is never pointed at the hidden man command") {
   TempDir dir{"docgen"};
   auto r = RunHoist(dir.path, {"mann"});
