@@ -200,6 +200,35 @@ got=$(cd "$root/proj" && PATH=$root/usr/bin:$PATH zsh -f -c '
   _hoist_params tone greet hoist | sort | tr "\n" " "
   _hoist_playbooks hoist | grep -x migrate' _ "$zcomp")
 check "zsh helpers" "$got" "tone= who= cold warm migrate"
+# _hoist itself, outside a completion widget: compadd, _describe and compset
+# replaced by ones that print what would be offered (no filtering by PREFIX).
+complete_zsh() {  # complete_zsh PREFIX WORD... (the last word is the one being completed)
+  (cd "$root/proj" && PATH=$root/usr/bin:$PATH zsh -f -c '
+    compadd() {  # its locals must not shadow the caller'"'"'s array it names
+      local -a _offered
+      while (( $# )); do
+        case $1 in (-a) _offered+=(${(P)2}); shift 2 ;; (-S) shift 2 ;; (--) shift ;; (*) _offered+=($1); shift ;; esac
+      done
+      print -l -- $_offered
+    }
+    _describe() { local -a _offered=(${(P)4}); print -l -- ${_offered%%:*} }
+    compset() { PREFIX=${PREFIX#*=} }
+    _files() { print FILES }
+    _directories() { print DIRS }
+    eval "$(sed "\$d" "$1")"
+    PREFIX=$2; shift 2
+    words=("$@"); CURRENT=$#
+    _hoist | sort -u | tr "\n" " "' _ "$zcomp" "$@")
+}
+contains "zsh: hoist <TAB>" "$(complete_zsh '' hoist '')" "migrate "
+contains "zsh: hoist <TAB>" "$(complete_zsh '' hoist '')" "greet "
+check "zsh: hoist lock <TAB>" "$(complete_zsh '' hoist lock '')" "release status "
+check "zsh: hoist greet -e <TAB>" "$(complete_zsh '' hoist greet -e '')" "tone= who= "
+check "zsh: hoist greet -e tone=<TAB>" "$(complete_zsh tone= hoist greet -e tone=)" "cold warm "
+contains "zsh: hoist migrate -e <TAB>" "$(complete_zsh "" hoist migrate -e "")" "action= "
+check "zsh: hoist completions <TAB>" "$(complete_zsh '' hoist completions '')" "bash zsh "
+contains "zsh: hoist run --<TAB>" "$(complete_zsh -- hoist run --)" "--sandbox-db "
+check "zsh: hoist --params <TAB>" "$(complete_zsh '' hoist run greet --params '')" "FILES "
 
 if [ "$fails" -gt 0 ]; then
   echo "$fails check(s) failed" >&2
