@@ -27,6 +27,7 @@
 #include "app/run_page.h"
 #include "app/sandbox.h"
 #include "app/test_runner.h"
+#include "cli/docgen.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/identity.h"
@@ -51,6 +52,7 @@ struct Globals {
 struct Command {
   const char* name;
   const char* help;
+  bool hidden = false;  // left out of --help, the man page and completions
 };
 
 // The table of subcommands: --help order, "did you mean" candidates.
@@ -68,6 +70,9 @@ constexpr Command kCommands[] = {
     {"test", "Run playbook tests (*_test.lua, hoist.testing) in sandboxes"},
     {"replay", "Re-run a journaled run against a sandbox copy, feeding back its recorded world answers"},
     {"version", "Print hoist's version"},
+    {"completions", "Print a shell completion script: hoist completions bash|zsh"},
+    // The package build runs it (CMakeLists.txt): hoist(1) from this table.
+    {"man", "Print the hoist(1) man page (roff)", true},
 };
 
 void Err(const std::string& msg) { fmt::print(stderr, "hoist: {}\n", Mask(msg)); }
@@ -314,7 +319,9 @@ std::vector<std::string> Normalize(int argc, char** argv, const Globals& g0, int
     return args;
   }
   std::vector<std::string> candidates = names;
-  for (const auto& c : kCommands) candidates.push_back(c.name);
+  for (const auto& c : kCommands) {
+    if (!c.hidden) candidates.push_back(c.name);
+  }
   std::string hint = Suggest(word, candidates);
   Err(fmt::format("'{}' is neither a command nor a playbook{}", word,
                   hint.empty() ? " (hoist --help lists commands, hoist list the playbooks)"
@@ -342,7 +349,10 @@ int Main(int argc, char** argv) {
   app.footer("Exit codes: 0 ok, 1 failed and undone, 2 usage error, 3 undo failed, 4 lease held, 130 interrupted.");
 
   std::map<std::string, CLI::App*> sub;
-  for (const auto& c : kCommands) sub[c.name] = app.add_subcommand(c.name, c.help);
+  for (const auto& c : kCommands) {
+    sub[c.name] = app.add_subcommand(c.name, c.help);
+    if (c.hidden) sub[c.name]->group("");
+  }
 
   std::string playbook, params_file, env, reason, name, output, run_id, limit_text = "20";
   std::vector<std::string> sets;
@@ -404,6 +414,8 @@ int Main(int argc, char** argv) {
 
   InitFlags init_flags;
   AddInitOptions(sub["init"], &init_flags);
+  std::string shell;
+  sub["completions"]->add_option("shell", shell, "bash or zsh")->required();
 
   int early = -1;
   std::vector<std::string> args;
@@ -461,6 +473,18 @@ int Main(int argc, char** argv) {
     }
     if (*sub["test"] && g.verbose == 0) log::Setup(log::Level::kWarn, g.json);  // the cases are the output
     if (*sub["test"]) return hoist::app::RunTests(OpenProject(g), {test_paths, g.json, test_lib});
+    if (*sub["completions"]) {
+      if (shell != "bash" && shell != "zsh") {
+        Err(fmt::format("completions: no completions for '{}': give bash or zsh", shell));
+        return kExitUsage;
+      }
+      fmt::print("{}", shell == "bash" ? BashCompletion(app) : ZshCompletion(app));
+      return kExitOk;
+    }
+    if (*sub["man"]) {
+      fmt::print("{}", ManPage(app, HOIST_VERSION));
+      return kExitOk;
+    }
     if (*sub["version"]) {
       fmt::print("hoist {}\n", HOIST_VERSION);
       return kExitOk;

@@ -35,6 +35,14 @@ TEST_SUITE("suite") {
     INFO(r.out << r.err);
     CHECK(r.exit_code == 0);
   }
+
+  // .ci/run calls ./dev test: a label filter there would drop the package test.
+  TEST_CASE("suite: ./dev test runs the package test") {
+    auto r = CmakeScript({"ROOT=" HOIST_SOURCE_DIR, "BUILD_DIR=" HOIST_BUILD_DIR, "CTEST=" HOIST_CTEST},
+                         "check_dev_test.cmake");
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+  }
 }
 
 }  // namespace

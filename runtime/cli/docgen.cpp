@@ -1,0 +1,566 @@
+#include "cli/docgen.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+namespace hoist::cli {
+namespace {
+
+// What a value is completed with: CLI11 knows an option takes a value, not
+// what kind of value, so the kinds are named here, by long option name.
+const std::map<std::string, std::string> kValueKinds = {
+    {"--project", "dir"}, {"--lib", "dir"},         {"--dir", "dir"},   {"--params", "file"},
+    {"--output", "file"}, {"--save-test", "file"}, {"--set", "param"},
+};
+// The shells `hoist completions` writes for (its positional's values).
+const std::vector<std::string> kShells = {"bash", "zsh"};
+
+bool Visible(const CLI::App* a) { return !a->get_group().empty(); }
+
+struct Opt {
+  std::vector<std::string> names;  // "-C", "--project"
+  std::string value;               // type name, empty for a flag
+  std::string help;
+  std::string kind;  // kValueKinds, or empty
+};
+
+struct Pos {
+  std::string name;
+  bool required = false;
+  bool many = false;
+};
+
+struct Cmd {
+  std::string path;  // "run", "lock release"
+  std::string help;
+  bool visible = true;
+  std::vector<Opt> opts;
+  std::vector<Pos> pos;
+  std::vector<const CLI::App*> subs;  // visible subcommands
+  const CLI::App* app = nullptr;
+};
+
+std::vector<Opt> Options(const CLI::App& a) {
+  std::vector<Opt> out;
+  for (const CLI::Option* o : a.get_options()) {
+    if (o->get_positional() || o->get_group().empty()) continue;
+    Opt opt;
+    for (const auto& s : o->get_snames()) opt.names.push_back("-" + s);
+    for (const auto& l : o->get_lnames()) opt.names.push_back("--" + l);
+    if (opt.names.empty() || opt.names.back() == "--help") continue;  // said once, globally
+    if (o->get_type_size_max() > 0) opt.value = o->get_type_name();
+    opt.help = o->get_description();
+    if (auto k = kValueKinds.find(opt.names.back()); k != kValueKinds.end()) opt.kind = k->second;
+    out.push_back(opt);
+  }
+  return out;
+}
+
+std::vector<Pos> Positionals(const CLI::App& a) {
+  std::vector<Pos> out;
+  for (const CLI::Option* o : a.get_options()) {
+    if (!o->get_positional()) continue;
+    out.push_back({o->get_name(true), o->get_required(), o->get_items_expected_max() > 1});
+  }
+  return out;
+}
+
+// Every command and subcommand, depth first, in the table's order.
+void Walk(const CLI::App& a, const std::string& prefix, bool visible, std::vector<Cmd>* out) {
+  for (const CLI::App* s : a.get_subcommands([](const CLI::App*) { return true; })) {
+    Cmd c;
+    c.path = prefix.empty() ? s->get_name() : prefix + " " + s->get_name();
+    c.help = s->get_description();
+    c.visible = visible && Visible(s);
+    c.opts = Options(*s);
+    c.pos = Positionals(*s);
+    c.app = s;
+    for (const CLI::App* ss : s->get_subcommands([](const CLI::App*) { return true; })) {
+      if (Visible(ss)) c.subs.push_back(ss);
+    }
+    out->push_back(c);
+    Walk(*s, c.path, c.visible, out);
+  }
+}
+
+std::vector<Cmd> Commands(const CLI::App& app) {
+  std::vector<Cmd> out;
+  Walk(app, "", true, &out);
+  return out;
+}
+
+std::string Upper(std::string s) {
+  for (auto& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+// --- roff -----------------------------------------------------------------
+
+// Text for a roff line: backslashes escaped, typographic UTF-8 as roff glyphs,
+// and a leading '.' or '\'' kept from being read as a request.
+std::string Roff(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\') {
+      out += "\\e";
+    } else if (text.compare(i, 3, "\u2014") == 0) {
+      out += "\\(em";
+      i += 2;
+    } else if (text.compare(i, 3, "\u2192") == 0) {
+      out += "\\(->";
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  if (!out.empty() && (out[0] == '.' || out[0] == '\'')) out = "\\&" + out;
+  return out;
+}
+
+// An option name for roff: its hyphens are minus signs (copy-pasteable).
+std::string RoffFlag(const std::string& name) {
+  std::string out;
+  for (char ch : name) out += ch == '-' ? std::string("\\-") : std::string(1, ch);
+  return out;
+}
+
+std::string RoffOption(const Opt& o) {
+  std::string head;
+  for (const auto& n : o.names) head += (head.empty() ? "" : ", ") + fmt::format("\\fB{}\\fR", RoffFlag(n));
+  if (!o.value.empty()) head += fmt::format(" \\fI{}\\fR", o.value);
+  return fmt::format(".TP\n{}\n{}\n", head, Roff(o.help));
+}
+
+std::string Synopsis(const Cmd& c) {
+  std::string s = fmt::format("\\fBhoist {}\\fR", RoffFlag(c.path));
+  if (!c.subs.empty()) s += " \\fISUBCOMMAND\\fR";
+  if (!c.opts.empty()) s += " [\\fIoptions\\fR]";
+  for (const auto& p : c.pos) {
+    std::string name = fmt::format("\\fI{}\\fR{}", Upper(p.name), p.many ? "..." : "");
+    s += p.required ? " " + name : " [" + name + "]";
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string ManPage(const CLI::App& app, const std::string& version) {
+  std::string m;
+  m += "'\\\" t\n";
+  m += ".\\\" hoist(1), generated by `hoist man` from the command table behind --help.\n";
+  m += fmt::format(".TH HOIST 1 \"\" \"hoist {}\" \"User Commands\"\n", version);
+  std::string desc = app.get_description();
+  if (auto dash = desc.find(" \u2014 "); dash != std::string::npos) desc = desc.substr(dash + 5);
+  m += fmt::format(".SH NAME\nhoist \\- {}\n", Roff(desc));
+  m += ".SH SYNOPSIS\n";
+  m += "\\fBhoist\\fR [\\fIoptions\\fR] \\fICOMMAND\\fR [\\fIargs\\fR]\n.br\n";
+  m += "\\fBhoist\\fR [\\fIoptions\\fR] \\fIPLAYBOOK\\fR [\\fIrun options\\fR]\n";
+  m += ".SH DESCRIPTION\n";
+  m += "hoist runs versioned Lua playbooks (the project's \\fIplaybooks/*.lua\\fR and the canned ones\n"
+       "embedded in the binary) and journals every run.\n"
+       "The project is the nearest directory, from the current one upwards, that holds \\fIhoist.lua\\fR.\n"
+       "A first word that is not a command is a playbook: \\fBhoist deploy\\fR means \\fBhoist run deploy\\fR;\n"
+       "\\fBhoist list\\fR shows the playbooks and \\fBhoist describe\\fR \\fIPLAYBOOK\\fR their params.\n";
+  m += ".SH OPTIONS\n";
+  m += ".TP\n\\fB\\-h\\fR, \\fB\\-\\-help\\fR\nPrint the help of hoist or of a command, and exit.\n";
+  for (const auto& o : Options(app)) m += RoffOption(o);
+  m += ".SH COMMANDS\n";
+  for (const auto& c : Commands(app)) {
+    if (!c.visible) continue;
+    m += fmt::format(".SS \"{}\"\n", Synopsis(c));
+    m += Roff(c.help) + "\n";
+    if (!c.subs.empty()) {
+      std::string names;
+      for (const auto* s : c.subs) names += (names.empty() ? "" : ", ") + fmt::format("\\fB{}\\fR", s->get_name());
+      m += fmt::format(".br\nSubcommands: {}.\n", names);
+    }
+    for (const auto& o : c.opts) m += RoffOption(o);
+  }
+  // The footer is "Exit codes: 0 ok, 1 failed and undone, ...".
+  std::string footer = app.get_footer();
+  if (auto colon = footer.find(": "); colon != std::string::npos) {
+    m += ".SH EXIT STATUS\n";
+    std::string rest = footer.substr(colon + 2);
+    if (!rest.empty() && rest.back() == '.') rest.pop_back();
+    size_t at = 0;
+    while (at < rest.size()) {
+      size_t comma = rest.find(", ", at);
+      std::string item = rest.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      auto sp = item.find(' ');
+      m += fmt::format(".TP\n\\fB{}\\fR\n{}\n", item.substr(0, sp), Roff(sp == std::string::npos ? "" : item.substr(sp + 1)));
+      if (comma == std::string::npos) break;
+      at = comma + 2;
+    }
+  }
+  m += ".SH FILES\n"
+       ".TP\n\\fIhoist.lua\\fR\nThe project's environments (database, migrations, backups, nginx, colours, health checks).\n"
+       ".TP\n\\fIplaybooks/*.lua\\fR\nThe project's playbooks; they take precedence over canned ones of the same name.\n"
+       ".TP\n\\fI.hoist/state.db\\fR\nThe journal of runs, leases and facts (mode 0600, its directory 0700).\n";
+  m += ".SH ENVIRONMENT\n"
+       ".TP\n\\fBNO_COLOR\\fR\nNo ANSI colours.\n"
+       ".TP\n\\fBHOIST_OPERATOR\\fR\nWho runs: recorded with every run and lease (default: the login name).\n";
+  m += ".SH SEE ALSO\n"
+       "The full documentation is in \\fI/usr/share/doc/hoist/\\fR: \\fIcli.md\\fR (commands, exit codes,\n"
+       "the JSON events), \\fIplaybooks.md\\fR, \\fIconfig.md\\fR and the operator's \\fIrunbook.md\\fR.\n";
+  return m;
+}
+
+namespace {
+
+// A shell `case` pattern: a|b|c.
+std::string Alternatives(const std::vector<std::string>& words) {
+  std::string s;
+  for (const auto& w : words) s += (s.empty() ? "" : "|") + w;
+  return s;
+}
+
+std::string Join(const std::vector<std::string>& words) {
+  std::string s;
+  for (const auto& w : words) s += (s.empty() ? "" : " ") + w;
+  return s;
+}
+
+struct Tables {
+  std::vector<Cmd> cmds;
+  std::vector<Opt> globals;
+  std::vector<std::string> top_all;      // every top-level command, hidden too
+  std::vector<std::string> top_visible;  // the ones offered
+  std::vector<std::string> value_opts;   // every option that takes a value
+  std::vector<std::string> skip_opts;    // value_opts but -C/--project (read apart)
+  std::vector<std::string> free_opts;    // value_opts whose value is free text
+  std::map<std::string, std::vector<std::string>> by_kind;
+};
+
+Tables Gather(const CLI::App& app) {
+  Tables t;
+  t.cmds = Commands(app);
+  t.globals = Options(app);
+  auto note = [&t](const Opt& o) {
+    if (o.value.empty()) return;
+    for (const auto& n : o.names) {
+      if (std::find(t.value_opts.begin(), t.value_opts.end(), n) == t.value_opts.end()) {
+        t.value_opts.push_back(n);
+        if (n != "-C" && n != "--project") t.skip_opts.push_back(n);
+        if (o.kind.empty()) t.free_opts.push_back(n);
+      }
+      if (!o.kind.empty()) {
+        auto& v = t.by_kind[o.kind];
+        if (std::find(v.begin(), v.end(), n) == v.end()) v.push_back(n);
+      }
+    }
+  };
+  for (const auto& o : t.globals) note(o);
+  for (const auto& c : t.cmds) {
+    for (const auto& o : c.opts) note(o);
+    if (c.path.find(' ') != std::string::npos) continue;
+    t.top_all.push_back(c.path);
+    if (c.visible) t.top_visible.push_back(c.path);
+  }
+  return t;
+}
+
+// What a command's positional completes to: playbooks, files, or words.
+std::string PositionalKind(const Cmd& c) {
+  if (c.pos.empty()) return "";
+  const std::string& n = c.pos.front().name;
+  if (n == "playbook" || c.path == "playbook export") return "playbook";
+  if (n == "paths") return "file";
+  if (n == "shell") return "shell";
+  return "";
+}
+
+std::vector<std::string> OptionWords(const std::vector<Opt>& opts) {
+  std::vector<std::string> w;
+  for (const auto& o : opts) w.insert(w.end(), o.names.begin(), o.names.end());
+  return w;
+}
+
+}  // namespace
+
+std::string BashCompletion(const CLI::App& app) {
+  Tables t = Gather(app);
+  std::string s;
+  s += R"sh(# bash completion for hoist(1). Generated by `hoist completions bash` from the
+# command table behind `hoist --help`; playbooks and their params come from
+# `hoist list --json` and `hoist describe --json` in the current project.
+
+# Playbook names: hoist [-C DIR] list --json, one object a line, "name" first.
+_hoist_playbooks() {
+  local line re='^\{"name":"([^"\\]*)"'
+  while IFS= read -r line; do
+    [[ $line =~ $re ]] && printf '%s\n' "${BASH_REMATCH[1]}"
+  done < <("$@" list --json 2>/dev/null)
+}
+
+# With PARAM empty: "name=" for each param of the playbook; else PARAM's
+# values (an enum's, or true/false). Usage: _hoist_params PARAM PLAYBOOK hoist [-C DIR]
+_hoist_params() {
+  local want=$1 playbook=$2 out v
+  shift 2
+  local re='"name":"([^"\\]*)","required":(true|false),"secret":(true|false),"type":"([a-z]+)"(,"values":\[([^]]*)\])?'
+  out=$("$@" describe --json "$playbook" 2>/dev/null) || return 0
+  while [[ $out =~ $re ]]; do
+    if [[ -z $want ]]; then
+      printf '%s=\n' "${BASH_REMATCH[1]}"
+    elif [[ $want == "${BASH_REMATCH[1]}" ]]; then
+      if [[ ${BASH_REMATCH[4]} == boolean ]]; then
+        printf '%s\n' true false
+      else
+        v=${BASH_REMATCH[6]//\"/}
+        # shellcheck disable=SC2086  # split at the commas, on purpose
+        [[ -n $v ]] && printf '%s\n' ${v//,/ }
+      fi
+    fi
+    out=${out#*"${BASH_REMATCH[0]}"}
+  done
+}
+
+_hoist() {
+  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]:-}
+  local -a hoist=("${COMP_WORDS[0]}")
+  local cmd='' sub='' playbook='' w i param=''
+  COMPREPLY=()
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    w=${COMP_WORDS[i]}
+    case $w in
+      -C|--project) ((i + 1 < COMP_CWORD)) && hoist+=(-C "${COMP_WORDS[i+1]}"); ((i++)); continue ;;
+)sh";
+  s += fmt::format("      {}) ((i++)); continue ;;\n", Alternatives(t.skip_opts));
+  s += R"sh(      =) ((i++)); continue ;;  # -e k=v arrives as k, =, v
+      -*) continue ;;
+    esac
+    if [[ -z $cmd ]]; then
+      case $w in
+)sh";
+  s += fmt::format("        {}) cmd=$w ;;\n", Alternatives(t.top_all));
+  s += R"sh(        *) cmd=run playbook=$w ;;
+      esac
+    elif [[ -z $sub && $cmd == migrate && $w != status ]]; then
+      cmd=run playbook=migrate  # any other `hoist migrate ...` is the playbook
+    elif [[ -z $sub && $cmd != run ]] && _hoist_has_subs "$cmd"; then
+      sub=$w
+    elif [[ $cmd == run && -z $playbook ]]; then
+      playbook=$w
+    fi
+  done
+  [[ $cmd == migrate && -z $sub && ($cur == -* || $prev != migrate) ]] && cmd=run playbook=migrate
+
+  # -e NAME=VALUE: bash splits at '=' (COMP_WORDBREAKS), so VALUE's word
+  # follows '=' or is '=' itself.
+  local flag=''
+  if [[ $cur == = ]]; then
+    param=$prev flag=${COMP_WORDS[COMP_CWORD-2]:-} cur=''
+  elif [[ $prev == = ]]; then
+    param=${COMP_WORDS[COMP_CWORD-2]:-} flag=${COMP_WORDS[COMP_CWORD-3]:-}
+  fi
+  case $flag in
+)sh";
+  s += fmt::format("    {}) ;;\n", Alternatives(t.by_kind["param"]));
+  s += R"sh(    *) param='' ;;
+  esac
+  if [[ -n $param ]]; then
+    [[ -n $playbook ]] && mapfile -t COMPREPLY < <(compgen -W "$(_hoist_params "$param" "$playbook" "${hoist[@]}")" -- "$cur")
+    return 0
+  fi
+  case $prev in
+)sh";
+  auto kind = [&t](const std::string& k) { return Alternatives(t.by_kind[k]); };
+  s += fmt::format("    {})\n      mapfile -t COMPREPLY < <(compgen -d -- \"$cur\"); return 0 ;;\n", kind("dir"));
+  s += fmt::format("    {})\n      mapfile -t COMPREPLY < <(compgen -f -- \"$cur\"); return 0 ;;\n", kind("file"));
+  s += fmt::format("    {})\n", kind("param"));
+  s += R"sh(      if [[ -n $playbook ]]; then
+        mapfile -t COMPREPLY < <(compgen -W "$(_hoist_params '' "$playbook" "${hoist[@]}")" -- "$cur")
+        compopt -o nospace 2>/dev/null
+      fi
+      return 0 ;;
+)sh";
+  s += fmt::format("    {}) return 0 ;;  # free text\n", Alternatives(t.free_opts));
+  s += "  esac\n\n";
+  s += "  local opts words\n  case \"$cmd${sub:+ $sub}\" in\n";
+  std::string globals = Join(OptionWords(t.globals)) + " --help";
+  for (const auto& c : t.cmds) {
+    std::string subs;
+    for (const auto* ss : c.subs) subs += (subs.empty() ? "" : " ") + ss->get_name();
+    std::string k = PositionalKind(c);
+    std::string words = subs;
+    if (k == "shell") words = Join(kShells);
+    s += fmt::format("    '{}') opts='{}'; words='{}'", c.path, Join(OptionWords(c.opts)), words);
+    if (k == "playbook") s += "; words=$(_hoist_playbooks \"${hoist[@]}\")";
+    if (k == "file") s += "; mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")";
+    s += " ;;\n";
+  }
+  s += "    *) opts=''; words=$(_hoist_playbooks \"${hoist[@]}\")' " + Join(t.top_visible) + "' ;;\n";
+  s += "  esac\n";
+  s += "  [[ $cmd == run && -n $playbook ]] && words=''  # options and -e params only\n";
+  s += fmt::format("  [[ $cur == -* ]] && words=\"$opts {}\"\n", globals);
+  s += R"sh(  local reply
+  mapfile -t reply < <(compgen -W "$words" -- "$cur")
+  COMPREPLY+=("${reply[@]}")
+  return 0
+}
+
+# Commands that take a subcommand (lock status, migrate status, ...).
+_hoist_has_subs() {
+  case $1 in
+)sh";
+  std::vector<std::string> with_subs;
+  for (const auto& c : t.cmds) {
+    if (!c.subs.empty()) with_subs.push_back(c.path);
+  }
+  s += fmt::format("    {}) return 0 ;;\n", with_subs.empty() ? std::string("''") : Alternatives(with_subs));
+  s += R"sh(  esac
+  return 1
+}
+
+complete -F _hoist hoist
+)sh";
+  return s;
+}
+
+namespace {
+
+// A _describe item: "name:description" with the name's colons escaped.
+std::string ZshItem(const std::string& name, const std::string& help) {
+  std::string n, h;
+  for (char ch : name) n += ch == ':' ? std::string("\\:") : std::string(1, ch);
+  for (char ch : help) h += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return fmt::format("'{}:{}'", n, h);
+}
+
+std::string ZshOptionItems(const std::vector<Opt>& opts) {
+  std::string s;
+  for (const auto& o : opts) {
+    for (const auto& n : o.names) s += " " + ZshItem(n, o.help);
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string ZshCompletion(const CLI::App& app) {
+  Tables t = Gather(app);
+  std::string s;
+  s += R"sh(#compdef hoist
+# zsh completion for hoist(1). Generated by `hoist completions zsh` from the
+# command table behind `hoist --help`; playbooks and their params come from
+# `hoist list --json` and `hoist describe --json` in the current project.
+
+# Playbook names: hoist [-C DIR] list --json, one object a line, "name" first.
+_hoist_playbooks() {
+  local line
+  for line in ${(f)"$("$@" list --json 2>/dev/null)"}; do
+    [[ $line =~ '^\{"name":"([^"\\]*)"' ]] && print -r -- $match[1]
+  done
+}
+
+# With PARAM empty: "name=" for each param; else PARAM's values.
+# Usage: _hoist_params PARAM PLAYBOOK hoist [-C DIR]
+_hoist_params() {
+  local want=$1 playbook=$2 out v
+  shift 2
+  local re='"name":"([^"\\]*)","required":(true|false),"secret":(true|false),"type":"([a-z]+)"(,"values":\[([^]]*)\])?'
+  out=$("$@" describe --json $playbook 2>/dev/null) || return 0
+  while [[ $out =~ $re ]]; do
+    if [[ -z $want ]]; then
+      print -r -- "$match[1]="
+    elif [[ $want == $match[1] ]]; then
+      if [[ $match[4] == boolean ]]; then
+        print -l true false
+      else
+        v=${match[6]//\"/}
+        [[ -n $v ]] && print -l ${(s:,:)v}
+      fi
+    fi
+    out=${out[MEND+1,-1]}
+  done
+}
+
+_hoist() {
+  local -a hoist=($words[1]) items
+  local cmd='' sub='' playbook='' w i
+  for (( i = 2; i < CURRENT; i++ )); do
+    w=$words[i]
+    case $w in
+      (-C|--project) hoist+=(-C $words[i+1]); (( i++ )); continue ;;
+)sh";
+  s += fmt::format("      ({}) (( i++ )); continue ;;\n", Alternatives(t.skip_opts));
+  s += R"sh(      (-*) continue ;;
+    esac
+    if [[ -z $cmd ]]; then
+      case $w in
+)sh";
+  s += fmt::format("        ({}) cmd=$w ;;\n", Alternatives(t.top_all));
+  s += R"sh(        (*) cmd=run playbook=$w ;;
+      esac
+    elif [[ -z $sub && $cmd == migrate && $w != status ]]; then
+      cmd=run playbook=migrate
+    elif [[ -z $sub && $cmd != run && $cmd == (
+)sh";
+  std::vector<std::string> with_subs;
+  for (const auto& c : t.cmds) {
+    if (!c.subs.empty()) with_subs.push_back(c.path);
+  }
+  s += Alternatives(with_subs) + R"sh() ]]; then
+      sub=$w
+    elif [[ $cmd == run && -z $playbook ]]; then
+      playbook=$w
+    fi
+  done
+  [[ $cmd == migrate && -z $sub && ($PREFIX == -* || $words[CURRENT-1] != migrate) ]] && cmd=run playbook=migrate
+
+  case $words[CURRENT-1] in
+)sh";
+  auto kind = [&t](const std::string& k) { return Alternatives(t.by_kind[k]); };
+  s += fmt::format("    ({}) _directories; return ;;\n", kind("dir"));
+  s += fmt::format("    ({}) _files; return ;;\n", kind("file"));
+  s += fmt::format("    ({})\n", kind("param"));
+  s += R"sh(      [[ -n $playbook ]] || return 1
+      if [[ $PREFIX == *=* ]]; then
+        local param=${PREFIX%%=*}
+        compset -P '*='
+        items=(${(f)"$(_hoist_params $param $playbook $hoist)"})
+        compadd -a items
+      else
+        items=(${(f)"$(_hoist_params '' $playbook $hoist)"})
+        compadd -S '' -a items
+      fi
+      return ;;
+)sh";
+  s += fmt::format("    ({}) return 1 ;;\n", Alternatives(t.free_opts));
+  s += "  esac\n\n";
+  s += "  if [[ $PREFIX == -* ]]; then\n    case \"$cmd${sub:+ $sub}\" in\n";
+  for (const auto& c : t.cmds) s += fmt::format("      ('{}') items=({}) ;;\n", c.path, ZshOptionItems(c.opts));
+  s += "      (*) items=() ;;\n    esac\n";
+  s += fmt::format("    items+=({} {})\n", ZshOptionItems(t.globals), ZshItem("--help", "Print this help message and exit"));
+  s += "    _describe -t options option items\n    return\n  fi\n\n";
+  s += "  case \"$cmd${sub:+ $sub}\" in\n";
+  std::string top;
+  for (const auto& c : t.cmds) {
+    if (c.visible && c.path.find(' ') == std::string::npos) top += " " + ZshItem(c.path, c.help);
+  }
+  s += fmt::format("    ('') items=({})\n", top);
+  s += "      _describe -t commands command items\n";
+  s += "      items=(${(f)\"$(_hoist_playbooks $hoist)\"}); compadd -a items ;;\n";
+  for (const auto& c : t.cmds) {
+    std::string k = PositionalKind(c);
+    if (!c.subs.empty()) {
+      std::string subs;
+      for (const auto* ss : c.subs) subs += " " + ZshItem(ss->get_name(), ss->get_description());
+      s += fmt::format("    ('{}') items=({}); _describe -t commands subcommand items ;;\n", c.path, subs);
+    } else if (k == "playbook") {
+      s += fmt::format("    ('{}') items=(${{(f)\"$(_hoist_playbooks $hoist)\"}}); compadd -a items ;;\n", c.path);
+    } else if (k == "file") {
+      s += fmt::format("    ('{}') _files ;;\n", c.path);
+    } else if (k == "shell") {
+      s += fmt::format("    ('{}') compadd {} ;;\n", c.path, Join(kShells));
+    }
+  }
+  s += "  esac\n}\n\n_hoist \"$@\"\n";
+  return s;
+}
+
+}  // namespace hoist::cli
