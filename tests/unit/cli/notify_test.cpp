@@ -314,6 +314,60 @@ TEST_CASE("a hook may not run steps, and a misspelt hook is refused before the r
   CHECK(b.err.find("unknown hook 'on.fail' (did you mean 'on.failed'?); on takes: failed, done") != std::string::npos);
 }
 
+TEST_CASE("a backup that fails raises backup.failed before the run's own end, with what failed") {
+  Receiver rx;
+  Project p(Config("    { url = \"" + rx.server.Url("/h") + "\", on = { \"backup.*\", \"run.failed\" } },"),
+            R"lua(local hoist = require "hoist"
+local db = require "hoist.db"
+local backup = require "hoist.backup"
+local fs = require "hoist.fs"
+return hoist.playbook {
+  name = "ship", version = "1.0.0",
+  run = function(run)
+    run:step("backup", function()
+      local c <close> = db.open("sqlite://" .. run.project_root .. "/app.db", { create = true })
+      c:exec("CREATE TABLE t (x)")
+      fs.write_atomic(run.project_root .. "/blocker", "a file, not a directory")
+      return backup.create(c, { dir = run.project_root .. "/blocker/backups", label = "nightly" })
+    end)
+  end,
+})lua");
+  auto r = p.Run({"run", "ship"});
+  CHECK(r.exit_code == 1);
+  REQUIRE(rx.Events() == std::vector<std::string>{"backup.failed", "run.failed"});
+  json b = rx.Bodies()[0];
+  CHECK(b["data"]["label"] == "nightly");
+  CHECK(b["data"]["database"].get<std::string>().find("app.db") != std::string::npos);
+  CHECK(b["data"]["error"].get<std::string>().starts_with("backup: "));
+  CHECK(b["run"]["status"] == "failed");
+  CHECK(b["run"]["error"] == rx.Bodies()[1]["run"]["error"]);
+}
+
+TEST_CASE("events the stdlib raises reach the receiver in order with their data, and a made-up one is refused") {
+  Receiver rx;
+  Project p(Config("    { url = \"" + rx.server.Url("/h") + "\", on = { \"*\" }, playbooks = { \"ship\" } },"),
+            R"lua(local hoist = require "hoist"
+local core = require "hoist.core"
+return hoist.playbook {
+  name = "ship", version = "1.0.0",
+  run = function(run)
+    run:step("switch", function() core.event("switch.done", { upstream = "api", from = "blue", to = "green" }) end)
+    run:step("rollback", function() core.event("rollback.done", { from = "green", to = "blue", release = "1.0" }) end)
+    local ok, e = pcall(core.event, "deploy.done", {})
+    assert(not ok and e.code == "invalid", tostring(e))
+    assert(not pcall(core.event, "run.failed", {}))
+  end,
+})lua");
+  auto r = p.Run({"run", "ship"});
+  CHECK(r.exit_code == 0);
+  REQUIRE(rx.Events() == std::vector<std::string>{"run.started", "switch.done", "rollback.done", "run.succeeded"});
+  auto b = rx.Bodies();
+  CHECK(b[1]["data"] == json{{"upstream", "api"}, {"from", "blue"}, {"to", "green"}});
+  CHECK(b[2]["data"]["release"] == "1.0");
+  CHECK(b[1]["run"]["status"] == "ok");
+  CHECK(b[1]["at"] < b[3]["at"]);
+}
+
 }  // TEST_SUITE
 
 }  // namespace hoist::test
