@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <thread>
 
@@ -117,9 +118,15 @@ std::string SshControlDir() {
 std::vector<HostCheck> CheckHosts(const std::vector<HostConfig>& hosts) {
   std::vector<HostCheck> out(hosts.size());
   std::string dir = SshControlDir();
+  // Hosts are checked at once, but by a bounded number of threads: a fleet
+  // of 300 hosts must not start 300 ssh masters in the same instant.
+  constexpr size_t kMaxParallel = 16;
+  std::atomic<size_t> next = 0;
   std::vector<std::thread> threads;
-  for (size_t i = 0; i < hosts.size(); ++i) {
-    threads.emplace_back([&, i] { out[i] = Check(hosts[i], dir); });
+  for (size_t w = 0; w < std::min(kMaxParallel, hosts.size()); ++w) {
+    threads.emplace_back([&] {
+      for (size_t i = next++; i < hosts.size(); i = next++) out[i] = Check(hosts[i], dir);
+    });
   }
   for (auto& t : threads) t.join();
   return out;

@@ -29,12 +29,10 @@ json LeaseJson(const engine::Lease& l) {
           {"expires_at", sys::IsoUtc(l.expires_at)}, {"expired", l.expires_at <= sys::NowEpoch()}};
 }
 
-bool IsWorldEvent(const json& e) {
-  for (const char* k : {"proc", "fs", "http", "docker", "nginx"}) {
-    if (e["kind"] == k) return true;
-  }
-  return false;
-}
+// Every World call of a recorded run is one "call" event (what replay feeds
+// back), whatever primitive made it: services, probes, signals, sleeps and
+// database files too, not only the kinds that also write a readable record.
+bool IsWorldEvent(const json& e) { return e["kind"] == "call"; }
 
 }  // namespace
 
@@ -89,6 +87,23 @@ std::string RunText(const json& r, int verbose) {
     if (!s["result"].is_null() && verbose) out += fmt::format("        result: {}\n", s["result"].dump());
     if (!s["error"].is_null()) out += fmt::format("        error: {}\n", s["error"].get<std::string>());
   }
+  // Deliveries and hooks: after the steps, as they happened after the run.
+  std::string after;
+  for (const auto& e : r["events"]) {
+    const json& d = e["data"];
+    if (e["kind"] == "notify" && d.contains("url")) {
+      std::string how = d.value("delivered", false) ? "delivered"
+                        : d.contains("skipped")     ? "not sent (a rehearsal)"
+                                                    : "NOT delivered: " + d.value("error", std::string());
+      size_t n = d.contains("attempts") ? d["attempts"].size() : 0;
+      after += fmt::format("  {} {}{}\n", e["name"].get<std::string>(), how,
+                           n > 1 ? fmt::format(" ({} attempts)", n) : "");
+    } else if (e["kind"] == "hook") {
+      after += fmt::format("  hook {} {}\n", e["name"].get<std::string>(),
+                           d.value("ok", false) ? "ok" : "FAILED: " + d.value("error", std::string()));
+    }
+  }
+  if (!after.empty()) out += "\nafter the run:\n" + after;
   if (verbose) {
     out += "\nevents:\n";
     for (const auto& e : r["events"]) {

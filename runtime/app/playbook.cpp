@@ -172,7 +172,7 @@ PlaybookInfo LoadDescription(lua::State& vm, const PlaybookRef& ref) {
   info.origin = ref.origin;
   info.display_path = ref.display_path;
   static const std::vector<std::string> kKeys = {"name", "version", "summary", "requires", "params", "run", "lock",
-                                                 "description"};
+                                                 "description", "on"};
   lua_pushnil(L);
   while (lua_next(L, desc) != 0) {
     lua_pop(L, 1);
@@ -228,6 +228,30 @@ PlaybookInfo LoadDescription(lua::State& vm, const PlaybookRef& ref) {
   lua::RawField(L, desc, "run");
   if (!lua_isfunction(L, -1)) Invalid(where, "'run' must be a function(run, params)");
   lua_pop(L, 1);
+  lua::RawField(L, desc, "on");
+  if (lua_istable(L, -1)) {
+    static const std::vector<std::string> kHooks = {"failed", "done"};
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+      std::string key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+      if (std::find(kHooks.begin(), kHooks.end(), key) == kHooks.end()) {
+        std::string hint = Suggest(key, kHooks);
+        lua_pop(L, 3);
+        Invalid(where, fmt::format("unknown hook 'on.{}'{}; on takes: failed, done", key,
+                                   hint.empty() ? "" : " (did you mean 'on." + hint + "'?)"));
+      }
+      if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 3);
+        Invalid(where, fmt::format("'on.{}' must be a function(run, summary)", key));
+      }
+      (key == "failed" ? info.on_failed : info.on_done) = true;
+      lua_pop(L, 1);
+    }
+  } else if (!lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    Invalid(where, "'on' must be a table like { failed = function(run, summary) ... end, done = ... }");
+  }
+  lua_pop(L, 1);
   info.params = ReadParams(L, desc, where);
   return info;
 }
@@ -277,6 +301,9 @@ std::string DescribeText(const PlaybookInfo& p) {
   if (!p.summary.empty()) out += fmt::format("  {}\n", p.summary);
   if (!p.requires_hoist.empty()) out += fmt::format("  requires hoist {}\n", p.requires_hoist);
   out += fmt::format("  {}\n", p.lock ? "takes the environment's deploy lease" : "does not take a lease (lock = false)");
+  if (p.on_failed || p.on_done) {
+    out += fmt::format("  hooks: {}\n", p.on_failed && p.on_done ? "on.failed, on.done" : p.on_failed ? "on.failed" : "on.done");
+  }
   if (!p.description.empty()) out += fmt::format("\n{}\n", p.description);
   if (p.params.empty()) return out + "\nparams: none\n";
   out += "\nparams:\n";

@@ -29,6 +29,7 @@ struct PlaybookInfo {
   std::string display_path;  // "playbooks/deploy.lua"
   std::vector<engine::ParamSpec> params;
   bool lock = true;
+  bool on_failed = false, on_done = false;  ///< hooks: on = { failed = fn, done = fn }
   std::string description;   // longer text `hoist describe` prints
 };
 

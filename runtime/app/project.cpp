@@ -84,6 +84,8 @@ Config LoadConfig(lua::State& vm, const Project& p) {
     throw Error("config", "invalid", "hoist.lua: " + e.message());
   }
   engine::CheckConfig(shape);
+  if (shape.contains("notify")) c.notify = engine::NotifyTargets(shape["notify"]);
+  for (const auto& t : c.notify) engine::RegisterNotifySecrets(t);
   // A malformed database URL is a config error too, found before any step.
   if (shape.contains("environments") && shape["environments"].is_object()) {
     for (const auto& [name, env] : shape["environments"].items()) {

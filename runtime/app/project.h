@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/notify.h"
 #include "lua/state.h"
 
 namespace hoist::app {
@@ -37,6 +38,8 @@ struct Config {
   double lease_ttl = kDefaultLeaseTtl;
   size_t memory_limit = lua::kDefaultMemoryLimit;
   std::vector<std::string> envs;
+  /// hoist.lua's `notify` targets (checked; their URLs and headers registered as secrets).
+  std::vector<engine::NotifyTarget> notify;
 };
 
 /// The VM options of a project: its lib/ on require's path.

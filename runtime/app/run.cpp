@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -18,6 +20,7 @@
 #include "core/secrets.h"
 #include "core/strings.h"
 #include "engine/lease.h"
+#include "engine/notify.h"
 #include "engine/recorded_world.h"
 #include "engine/runner.h"
 #include "engine/state_store.h"
@@ -36,6 +39,121 @@ using bind::Context;
 
 // "area: message", masked: what a run's record and the operator see.
 std::string MaskedWhat(const std::exception& e) { return Mask(e.what()); }
+
+// What the run is about, for notifications: the release param a deploy
+// names (release, version, image), else null.
+json ReleaseOf(const json& params) {
+  for (const char* k : {"release", "version", "image"}) {
+    if (params.contains(k) && params[k].is_string()) return params[k];
+  }
+  return nullptr;
+}
+
+// The top-level steps of a run as its journal has them, for a payload.
+json StepSummary(engine::StateStore& store, int64_t run_id, const engine::UnwindResult* undo) {
+  json list = json::array();
+  int ok = 0, failed = 0;
+  json failed_step = nullptr;
+  try {
+    if (auto run = store.GetRun(run_id)) {
+      for (const auto& st : (*run)["steps"]) {
+        if (!st["parent"].is_null() || st["kind"] != "step") continue;
+        std::string status = st["status"].get<std::string>();
+        if (status == "ok") ++ok;
+        if (status == "failed") {
+          ++failed;
+          if (failed_step.is_null()) failed_step = st["name"];
+        }
+        list.push_back({{"name", st["name"]}, {"status", status}, {"seconds", st["seconds"]}});
+      }
+    }
+  } catch (const std::exception&) {
+    // A journal that cannot be read leaves the list empty; the run stands.
+  }
+  json s = {{"total", list.size()}, {"ok", ok},       {"failed", failed}, {"failed_step", failed_step},
+            {"undone", json::array()}, {"undo_failed_step", nullptr}, {"undo_error", nullptr}, {"list", list}};
+  if (undo) {
+    s["undone"] = undo->undone;
+    if (!undo->ok()) {
+      s["undo_failed_step"] = undo->failed_step;
+      s["undo_error"] = Mask(undo->failed_error);
+    }
+  }
+  return s;
+}
+
+// Waits between delivery attempts; Ctrl-C cuts it short.
+void NotifySleep(double seconds) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (!Interrupted() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// Sends a run's events to hoist.lua's notify targets, journaling each
+// delivery. Nothing here throws or touches the run's outcome.
+struct Notifier {
+  const std::vector<engine::NotifyTarget>& targets;
+  engine::StateStore& store;
+  engine::Reporter& reporter;
+  int64_t run_id;
+  std::string playbook, env;
+  bool send;  // false in a sandbox or a replay: journaled as not sent
+
+  void Send(const json& ev) {
+    const std::string name = ev["event"].get<std::string>();
+    for (const auto& t : targets) {
+      if (!engine::Wants(t, name, playbook, env)) continue;
+      const std::string where = engine::RedactNotifyUrl(t.url);
+      json record = {{"event", name}, {"url", where}, {"format", t.format}};
+      engine::Delivery d;
+      if (send) {
+        try {
+          d = engine::Deliver(t, engine::NotifyRequest(t, ev), NotifySleep);
+        } catch (const std::exception& e) {
+          d.error = Mask(e.what());
+        }
+        record["delivered"] = d.delivered;
+        record["attempts"] = d.attempts;
+        if (!d.delivered) record["error"] = d.error;
+      } else {
+        record["delivered"] = false;
+        record["skipped"] = "a rehearsal sends no notifications";
+      }
+      try {
+        store.Event(run_id, std::nullopt, "notify", name + " -> " + where, record, d.seconds);
+      } catch (const std::exception& e) {
+        log::Warn(fmt::format("could not journal the {} notification to {}: {}", name, where, Mask(e.what())));
+      }
+      json out = record;
+      out["notify_event"] = name;
+      out["event"] = "notify";
+      out["run_id"] = run_id;
+      reporter.Emit(out);
+    }
+  }
+};
+
+// The common payload of a run event (docs/notifications.md).
+json RunEvent(const std::string& name, const engine::RunMeta& meta, int64_t run_id, const json& release,
+              const std::string& status, json exit_code, const std::string& error, double seconds, json steps,
+              const std::string& hook_error = "") {
+  json run = {{"id", run_id},
+              {"env", meta.env},
+              {"playbook", meta.playbook},
+              {"version", meta.version},
+              {"release", release},
+              {"operator", meta.operator_name},
+              {"host", meta.host},
+              {"status", status},
+              {"exit_code", std::move(exit_code)},
+              {"error", error.empty() ? json(nullptr) : json(Mask(error))},
+              {"seconds", seconds},
+              {"sandbox", meta.sandbox}};
+  if (!hook_error.empty()) run["hook_error"] = Mask(hook_error);
+  return {{"event", name}, {"at", sys::NowIso()}, {"hoist", HOIST_VERSION}, {"run", run},
+          {"steps", std::move(steps)}, {"data", json::object()}};
+}
 
 }  // namespace
 
@@ -166,6 +284,37 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
                  {"host", meta.host},
                  {"sandbox", sandbox}});
 
+  const json release_of = ReleaseOf(params);
+  // A rehearsal (sandbox, hoist test) or a replay tells nobody.
+  Notifier notifier{config.notify, *store, reporter, run_id, info.name, env_name,
+                    !sandbox && std::string_view(world->mode()) != "replay"};
+  double run_seconds = 0;  // as run_finished reports it
+  // The events after a run ended: what it raised, in order, then its end.
+  auto notify_end = [&](const std::string& status, int code, const std::string& error, const json& steps,
+                        const std::string& hook_error) {
+    if (config.notify.empty()) return;
+    for (const auto& raised : ctx.events) {
+      json ev = RunEvent(raised["event"].get<std::string>(), meta, run_id, release_of, status, code, error,
+                         sys::Monotonic() - started, steps, hook_error);
+      ev["at"] = raised["at"];
+      ev["data"] = json::parse(Mask(raised["data"].dump(-1, ' ', false, json::error_handler_t::replace)), nullptr,
+                               /*allow_exceptions=*/false);
+      if (ev["data"].is_discarded()) ev["data"] = json::object();
+      notifier.Send(ev);
+    }
+    double secs = run_seconds;
+    if (status == "ok") {
+      notifier.Send(RunEvent("run.succeeded", meta, run_id, release_of, status, code, error, secs, steps, hook_error));
+      return;
+    }
+    notifier.Send(RunEvent("run.failed", meta, run_id, release_of, status, code, error, secs, steps, hook_error));
+    if (status == "failed_undo") {
+      notifier.Send(RunEvent("run.undo_failed", meta, run_id, release_of, status, code, error, secs, steps, hook_error));
+    } else if (!steps["undone"].empty()) {
+      notifier.Send(RunEvent("run.undone", meta, run_id, release_of, status, code, error, secs, steps, hook_error));
+    }
+  };
+
   engine::Runner* active_runner = nullptr;
   auto finish = [&](const std::string& status, int code, const std::string& error, json extra) {
     if (active_runner) active_runner->FlushBuffered();
@@ -180,8 +329,9 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     outcome.status = status;
     outcome.error = Mask(error);
     outcome.error_code = extra.is_object() ? extra.value("code", status == "ok" ? "" : status) : "";
+    run_seconds = sys::Monotonic() - started;
     json ev = {{"event", "run_finished"}, {"run_id", run_id}, {"status", status}, {"exit_code", code},
-               {"seconds", sys::Monotonic() - started}};
+               {"seconds", run_seconds}};
     if (!error.empty()) ev["error"] = Mask(error);
     for (auto& [k, v] : extra.items()) ev[k] = v;
     reporter.Emit(ev);
@@ -202,12 +352,14 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     try {
       store->AcquireLease(lease, config.lease_ttl);
     } catch (const engine::LeaseHeldError& e) {
-      return finish("lease_held", kExitLeaseHeld, e.what(),
+      finish("lease_held", kExitLeaseHeld, e.what(),
                     {{"hint", fmt::format("wait for run {} to finish; if it is dead, its lease expires by itself, or "
                                           "run: hoist lock release --env {} --force --reason \"...\"",
                                           e.holder().run_id, env_name)},
                      {"holder", {{"owner", e.holder().owner}, {"host", e.holder().host}, {"pid", e.holder().pid},
                                  {"run_id", e.holder().run_id}, {"reason", e.holder().reason}}}});
+      notify_end("lease_held", kExitLeaseHeld, Mask(e.what()), StepSummary(*store, run_id, nullptr), "");
+      return outcome;
     }
     std::string state_path = config.state_path;
     keeper = std::make_unique<engine::LeaseKeeper>([state_path] { return engine::OpenStateStore(state_path); }, lease,
@@ -224,6 +376,11 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
       }
     }
   };
+
+  if (!config.notify.empty()) {
+    notifier.Send(RunEvent("run.started", meta, run_id, release_of, "running", nullptr, "", 0,
+                           StepSummary(*store, run_id, nullptr)));
+  }
 
   engine::Runner runner(*store, reporter, run_id);
   runner.SetJournalName(config.state_path);
@@ -255,6 +412,44 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   lua_setfield(L, -2, "environments");
   lua_pushvalue(L, params_idx);
   lua_remove(L, params_idx);
+  // A copy of the run object below the call, for the on.failed/on.done hooks.
+  lua_pushvalue(L, -2);
+  lua_insert(L, -4);
+  const int run_obj_idx = lua_gettop(L) - 3;
+
+  // on.failed / on.done: called with the run and its summary after the
+  // steps (and undos); an error in one is reported beside the run's own
+  // outcome and changes nothing of it.
+  auto run_hook = [&](const char* which, const std::string& status, int code, const std::string& error,
+                      const engine::UnwindResult* undo) -> std::string {
+    if (!(std::string_view(which) == "failed" ? info.on_failed : info.on_done)) return "";
+    const std::string hook = std::string("on.") + which;
+    runner.FlushBuffered();
+    json summary = RunEvent(std::string_view(which) == "failed" ? "run.failed" : "run.succeeded", meta, run_id,
+                            release_of, status, code, error, sys::Monotonic() - started,
+                            StepSummary(*store, run_id, undo));
+    std::string hook_error;
+    ctx.hook = hook;
+    try {
+      lua::RawField(L, desc_idx, "on");
+      lua::RawField(L, -1, which);
+      lua_remove(L, -2);
+      lua_pushvalue(L, run_obj_idx);
+      lua::PushJson(L, summary);
+      lua::Call(L, 2, 0);
+      ThrowIfStopped("hook");
+    } catch (const std::exception& e) {
+      hook_error = MaskedWhat(e);
+    }
+    ctx.hook.clear();
+    try {
+      runner.Note("hook", hook, hook_error.empty() ? json{{"ok", true}} : json{{"ok", false}, {"error", hook_error}});
+      runner.FlushBuffered();
+    } catch (const std::exception&) {
+      // The journal's own failure is the run's to report, not the hook's.
+    }
+    return hook_error;
+  };
 
   std::string error, code, traceback;
   bool failed = false;
@@ -280,28 +475,43 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     error = MaskedWhat(e);
     code = "error";
   }
-  if (!failed) {
+  auto end = [&](const std::string& status, int exit_code, json extra, const std::string& hook,
+                 const std::string& hook_error, const engine::UnwindResult* undo) {
     release();
     ctx.runner = nullptr;
     ctx.store = nullptr;
-    return finish("ok", kExitOk, "", result.is_null() ? json::object() : json{{"result", result}});
+    if (!hook_error.empty()) {
+      extra["hook"] = hook;
+      extra["hook_error"] = hook_error;
+    }
+    finish(status, exit_code, error, extra);
+    notify_end(status, exit_code, error, StepSummary(*store, run_id, undo), hook_error);
+    return outcome;
+  };
+  if (!failed) {
+    std::string hook_error = run_hook("done", "ok", kExitOk, "", nullptr);
+    return end("ok", kExitOk, result.is_null() ? json::object() : json{{"result", result}}, "on.done", hook_error,
+               nullptr);
   }
   bool interrupted = code == "interrupted" || Interrupted();
   ClearInterrupt();  // let the undos run; a second Ctrl-C interrupts them
   engine::UnwindResult undo = runner.Unwind();
-  release();
-  ctx.runner = nullptr;
-  ctx.store = nullptr;
   json extra = {{"undone", undo.undone}, {"code", code}};
   if (!traceback.empty()) extra["traceback"] = traceback;
+  std::string status = "failed";
+  int exit_code = kExitFailed;
   if (!undo.ok()) {
     extra["undo_failed_step"] = undo.failed_step;
     extra["undo_error"] = undo.failed_error;
     extra["not_undone"] = undo.not_undone;
-    return finish("failed_undo", kExitUndoFailed, error, extra);
+    status = "failed_undo";
+    exit_code = kExitUndoFailed;
+  } else if (interrupted) {
+    status = "interrupted";
+    exit_code = kExitInterrupted;
   }
-  if (interrupted) return finish("interrupted", kExitInterrupted, error, extra);
-  return finish("failed", kExitFailed, error, extra);
+  std::string hook_error = run_hook("failed", status, exit_code, error, &undo);
+  return end(status, exit_code, extra, "on.failed", hook_error, &undo);
 }
 
 std::unique_ptr<engine::Reporter> MakeReporter(const OutputOptions& o) {

@@ -143,6 +143,25 @@ bk::ReadOnlyBackups RealBackups(lua_State* L, const std::string& real, const std
   return r;
 }
 
+/// Runs create(); when it throws, the run raises backup.failed (for
+/// hoist.lua's notify targets) before the error goes on.
+template <typename F>
+bk::CreateResult CreateOrRaise(lua_State* L, const std::string& database, const std::string& label, F&& create) {
+  try {
+    return create();
+  } catch (const std::exception& e) {
+    auto* he = dynamic_cast<const Error*>(&e);
+    try {
+      RaiseEvent(L, "backup.failed",
+                 {{"database", database}, {"label", label}, {"error", Mask(e.what())},
+                  {"code", he ? he->code() : "error"}});
+    } catch (const std::exception&) {
+      // The backup's own error is what the run reports.
+    }
+    throw;
+  }
+}
+
 /// backup.create(conn, { dir, label, keep, keep_safety, compress, protect, safety, reason,
 ///   format, data_only, schema_only, tables, pg_bin }) -> { path, sha256, size, manifest, pruned, ... }
 int l_create(lua_State* L) {
@@ -173,7 +192,9 @@ int l_create(lua_State* L) {
   o.run_id = RunIdOf(L);
   o.progress = ProgressOf(L);
   double start = sys::Monotonic();
-  bk::CreateResult r = src.sqlite ? bk::CreateSqlite(src.path, o) : bk::CreatePostgres(src.conninfo, src.redacted, o);
+  bk::CreateResult r = CreateOrRaise(L, src.redacted, o.label, [&] {
+    return src.sqlite ? bk::CreateSqlite(src.path, o) : bk::CreatePostgres(src.conninfo, src.redacted, o);
+  });
   RecordWorld(L, "backup", "create " + r.path,
               {{"source", src.redacted}, {"path", r.path}, {"sha256", r.sha256}, {"size", r.size}, {"pruned", r.pruned}},
               sys::Monotonic() - start);
@@ -360,8 +381,9 @@ void EnsureSafetyBackup(lua_State* L, db::Connection& conn, const std::string& w
   const bool sqlite = conn.url().engine == db::Engine::kSqlite;
   if (sqlite) o.format = "custom";  // the format setting is pg_dump's
   double start = sys::Monotonic();
-  bk::CreateResult r = sqlite ? bk::CreateSqlite(conn.url().path, o)
-                              : bk::CreatePostgres(conn.url().conninfo, conn.redacted(), o);
+  bk::CreateResult r = CreateOrRaise(L, conn.redacted(), o.label, [&] {
+    return sqlite ? bk::CreateSqlite(conn.url().path, o) : bk::CreatePostgres(conn.url().conninfo, conn.redacted(), o);
+  });
   RecordWorld(L, "backup", "create " + r.path,
               {{"source", conn.redacted()}, {"path", r.path}, {"sha256", r.sha256}, {"size", r.size},
                {"pruned", r.pruned}, {"safety", true}, {"reason", o.reason}},

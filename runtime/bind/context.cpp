@@ -1,10 +1,13 @@
 #include "bind/context.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "engine/notify.h"
+#include "sys/clock.h"
 
 namespace hoist::bind {
 namespace {
@@ -21,6 +24,20 @@ Context* GetContext(lua_State* L) {
 void SetContext(lua_State* L, Context* ctx) {
   lua_pushlightuserdata(L, ctx);
   lua_setfield(L, LUA_REGISTRYINDEX, kKey);
+}
+
+void RaiseEvent(lua_State* L, const std::string& event, const nlohmann::json& data) {
+  const auto& names = engine::NotifyEventNames();
+  if (event.rfind("run.", 0) == 0 || std::find(names.begin(), names.end(), event) == names.end()) {
+    throw Error("notify", "invalid",
+                fmt::format("unknown event '{}': a run raises switch.done, rollback.done or backup.failed "
+                            "(run.* come from the run itself)",
+                            event));
+  }
+  Context* ctx = GetContext(L);
+  if (!ctx || !ctx->runner) return;
+  ctx->events.push_back({{"event", event}, {"at", sys::NowIso()}, {"data", data}});
+  ctx->runner->Note("notify", "raised " + event, data);
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -61,7 +62,19 @@ struct Context {
   std::map<std::string, nlohmann::json> safety_backups;
   /// Set by `hoist test`: what hoist.sandbox's functions call.
   SandboxHost* sandbox_host = nullptr;
+  /// The events this run raised for hoist.lua's notify targets
+  /// (switch.done, rollback.done, backup.failed: RaiseEvent), in order:
+  /// {event, at, data}. app/run sends them when the run has ended.
+  std::vector<nlohmann::json> events;
+  /// While the playbook's on.failed / on.done hook runs: its name
+  /// ("on.failed"); run:step is refused then (the steps are over).
+  std::string hook;
 };
+
+/// Queues a notify event of the active run (no-op outside one). `event`
+/// must be one of engine::NotifyEventNames() but run.*, which the run
+/// pipeline raises itself; Error{"notify","invalid"} otherwise.
+void RaiseEvent(lua_State* L, const std::string& event, const nlohmann::json& data);
 
 /// The context stored in L's registry, or nullptr.
 Context* GetContext(lua_State* L);

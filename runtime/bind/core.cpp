@@ -48,6 +48,16 @@ int l_record(lua_State* L) {
   return 0;
 }
 
+/// core.event(name, data): a notify event of the running run (switch.done,
+/// rollback.done, backup.failed), sent to hoist.lua's notify targets when
+/// the run ends.
+int l_event(lua_State* L) {
+  std::string name = lua::CheckString(L, 1, "event name");
+  json data = lua_isnoneornil(L, 2) ? json::object() : lua::ToJson(L, 2, /*lenient=*/true);
+  RaiseEvent(L, name, data);
+  return 0;
+}
+
 /// "chunk:line:" of the first Lua frame outside hoist's own stdlib (the
 /// playbook line that called into hoist.nginx), else of the caller.
 std::string PlaybookWhere(lua_State* L) {
@@ -98,6 +108,7 @@ int OpenCore(lua_State* L) {
                           {"playbook", lua::Protect<l_playbook>},
                           {"error", lua::Protect<l_error>},
                           {"record", lua::Protect<l_record>},
+                          {"event", lua::Protect<l_event>},
                           {nullptr, nullptr}};
   luaL_newlib(L, fns);
   lua::SetField(L, "version", HOIST_VERSION);

@@ -37,6 +37,11 @@ struct Ref {
 int l_step(lua_State* L) {
   Context* ctx = GetContext(L);
   if (!ctx || !ctx->runner) throw Error("run", "invalid", "run:step can only be called while a playbook runs");
+  if (!ctx->hook.empty()) {
+    throw Error("run", "invalid",
+                fmt::format("run:step in the {} hook: the run's steps are over; call what the step would do directly",
+                            ctx->hook));
+  }
   std::string name = lua::CheckString(L, 2, "step name");
   lua::CheckFunction(L, 3, "step function");
   engine::StepOptions opts;

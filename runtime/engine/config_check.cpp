@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/strings.h"
+#include "engine/notify.h"
 #include "engine/params.h"
 
 namespace hoist::engine {
@@ -148,12 +149,23 @@ const Spec& Schema() {
                       {"docker_socket", Str()}},
                      "{ database = \"sqlite:data/app.db\" }");
     env.open = true;
+    Spec target = Table({{"url", Str()},
+                         {"format", Str(NotifyFormats())},
+                         {"on", ListOf(Str())},
+                         {"envs", ListOf(Str())},
+                         {"playbooks", ListOf(Str())},
+                         {"timeout", Num(0)},
+                         {"retries", Int(0, 10)},
+                         {"retry_delay", Num(0)},
+                         {"headers", MapOf(Str())}},
+                        "{ url = hoist.secret(\"SLACK_WEBHOOK_URL\"), format = \"slack\", on = { \"run.failed\" } }");
     return Table({{"state", Str()},
                   {"environments", MapOf(env, "{ prod = { database = \"sqlite:data/app.db\" } }")},
                   {"default_env", Str()},
                   {"lease", Table({{"ttl", Num(0)}}, "{ ttl = 60 }")},
                   {"project", Any()},
-                  {"memory_limit_mb", Int(16, 1024 * 1024)}});
+                  {"memory_limit_mb", Int(16, 1024 * 1024)},
+                  {"notify", ListOf(target)}});
   }();
   return schema;
 }
@@ -291,7 +303,12 @@ void CheckConfig(const json& config) {
     if (config.is_array() && config.empty()) return;
     throw Error("config", "invalid", fmt::format("hoist.lua must return a table of settings (got {})", Got(config)));
   }
+  if (config.contains("notify") && config["notify"].is_object() && !config["notify"].empty()) {
+    Bad("notify", "must be a list of targets, e.g. notify = { { url = hoist.secret(\"SLACK_WEBHOOK_URL\"), "
+                  "format = \"slack\", on = { \"run.failed\" } } }");
+  }
   Check(config, Schema(), "");
+  if (config.contains("notify")) CheckNotify(config["notify"]);
 }
 
 }  // namespace hoist::engine

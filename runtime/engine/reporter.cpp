@@ -66,6 +66,8 @@ class HumanReporter final : public Reporter {
       std::fflush(err_);
     } else if (kind == "message") {
       Line(Str(ev, "text"));
+    } else if (kind == "notify") {
+      Notified(ev);
     }
     std::fflush(out_);
   }
@@ -117,12 +119,20 @@ class HumanReporter final : public Reporter {
     double secs = ev.value("seconds", 0.0);
     int code = ev.value("exit_code", 0);
     auto run = ev.value("run_id", 0);
+    // Beside the run's own outcome, never instead of it.
+    auto hook_error = [&] {
+      if (Str(ev, "hook_error").empty()) return;
+      ErrLine(fmt::format("{}error in the {} hook{} (the run's outcome stands): {}", C(kRed), Str(ev, "hook"), C(kReset),
+                          Str(ev, "hook_error")));
+    };
     if (status == "ok") {
       Line(fmt::format("{}✓ done{} in {} — run {}", C(kGreen), C(kReset), FormatDuration(secs), run));
+      hook_error();
       return;
     }
     std::string err = Str(ev, "error");
     if (!err.empty()) ErrLine(fmt::format("{}error:{} {}", C(kRed), C(kReset), err));
+    hook_error();
     if (o_.verbose && !Str(ev, "traceback").empty()) ErrLine(Str(ev, "traceback"));
     if (!Str(ev, "hint").empty()) ErrLine(fmt::format("hint: {}", Str(ev, "hint")));
     if (status == "failed_undo") {
@@ -143,6 +153,22 @@ class HumanReporter final : public Reporter {
       size_t n = ev.value("undone", json::array()).size();
       ErrLine(fmt::format("{}✗ {}{} after {}{} — run {} (exit {})", C(kRed), what, C(kReset), FormatDuration(secs),
                        n ? fmt::format(", {} step(s) undone", n) : "", run, code));
+    }
+  }
+
+  // A delivery that failed is a warning on stderr; one that worked, or a
+  // rehearsal's unsent one, shows with -v.
+  void Notified(const json& ev) {
+    std::string what = fmt::format("{} to {}", Str(ev, "notify_event"), Str(ev, "url"));
+    if (ev.value("delivered", false)) {
+      if (o_.verbose) Line(fmt::format("{}  notified {}{}", C(kDim), what, C(kReset)));
+    } else if (!Str(ev, "skipped").empty()) {
+      if (o_.verbose) Line(fmt::format("{}  not sent (a rehearsal): {}{}", C(kDim), what, C(kReset)));
+    } else {
+      size_t n = ev.value("attempts", json::array()).size();
+      ErrLine(fmt::format("{}warning:{} notification {} not delivered after {} attempt{}: {} (the run's outcome "
+                          "stands; hoist show {} -v has each attempt)",
+                          C(kYellow), C(kReset), what, n, n == 1 ? "" : "s", Str(ev, "error"), ev.value("run_id", 0)));
     }
   }
 

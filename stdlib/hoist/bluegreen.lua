@@ -11,6 +11,7 @@
 -- before and the database as good as before. What each colour runs is
 -- remembered in the state store (run:remember "colours").
 local hoist = require "hoist"
+local core = require "hoist.core"
 local project = require "hoist.project"
 local nginx = require "hoist.nginx"
 local health = require "hoist.health"
@@ -337,6 +338,8 @@ function M.backup(run, label)
     compress = b.compress, safety = true, reason = run.playbook .. " run " .. run.id })
   local v = backup.verify(made.path)
   if not v.ok then
+    core.event("backup.failed", { label = label, path = made.path,
+      error = "verification failed: " .. tostring(v.message), code = "backup_unverified" })
     fail("backup_unverified", fmt("the %s backup %s failed verification: %s; nothing was changed", label, made.path,
       tostring(v.message)))
   end
@@ -645,6 +648,7 @@ function M.rollback(run, opts)
     last.baked = false
     run:remember("last_deploy", last)
   end
+  core.event("rollback.done", { from = live, to = target, release = rel(target), previous_release = rel(live) })
   log.info(fmt("rolled back: traffic is on %s (release %s); %s (release %s) is still running, out of traffic%s%s",
     target, tostring(rel(target) or "not recorded"), live, tostring(rel(live) or "not recorded"),
     down and fmt("; migrated down %s -> %s", tostring(down.from), tostring(down.to)) or "",

@@ -758,6 +758,8 @@ function Site:switch(colour, opts)
   rec.colour, rec.previous, rec.verified = colour, previous, v ~= nil
   rec.seconds = time.monotonic() - t0
   core.record("nginx", fmt("switch %s -> %s", tostring(previous), colour), rec, rec.seconds)
+  -- For hoist.lua's notify targets: traffic moved (an undo's switch back too).
+  if rec.changed then core.event("switch.done", { upstream = self.upstream, from = previous, to = colour }) end
   log.info(fmt("nginx: %s now routes to %s%s (%.0f ms)", self.upstream, colour,
     rec.changed and "" or " (already did)", rec.seconds * 1000))
   return rec

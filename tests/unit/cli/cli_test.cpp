@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <thread>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "db/connection.h"
@@ -825,6 +826,34 @@ return hoist.playbook { name = "usesfs", version = "1.0.0", lock = false,
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("lib/hoist/fs.lua: hoist.fs is one of hoist's native (C++) modules and cannot be replaced by a "
                    "Lua file") != std::string::npos);
+}
+
+TEST_CASE("hoist show counts every world call of a step, reads and sleeps too") {
+  Project p;
+  p.Playbook("look", R"lua(local hoist = require "hoist"
+local fs = require "hoist.fs"
+local time = require "hoist.time"
+return hoist.playbook { name = "look", version = "1.0.0", lock = false,
+  run = function(run)
+    run:step("look", function()
+      fs.list(run.project_root)
+      fs.read(run.project_root .. "/playbooks/look.lua")
+      time.sleep(0.001)
+    end)
+    run:step("nothing", function() return 1 end)
+  end })lua");
+  REQUIRE(p.Run({"look"}).exit_code == 0);
+  int calls = 0;
+  json run = p.Show(1);
+  for (const auto& e : run["events"]) calls += e["kind"] == "call" && e["step"] == 1;
+  CHECK(calls >= 3);  // the list, the read, the sleep (and any clock reads)
+  auto show = p.Run({"show", "1"});
+  REQUIRE(show.exit_code == 0);
+  CHECK(show.out.find("look (") != std::string::npos);
+  CHECK(show.out.find(fmt::format(", {} world calls)", calls)) != std::string::npos);
+  auto nothing = show.out.find("nothing (");
+  REQUIRE(nothing != std::string::npos);
+  CHECK(show.out.find("world call", nothing) == std::string::npos);
 }
 
 }  // TEST_SUITE
