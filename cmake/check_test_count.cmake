@@ -3,6 +3,16 @@
 # doctest cases, and ctest has no entry besides them (so the entries outside
 # `integration` are exactly hoist_unit's cases).
 #   cmake -DBUILD_DIR=<dir> -DCTEST=<ctest> "-DEXES=exe1=label1|exe2=label2" -P check_test_count.cmake
+
+# ctest_entries(<var> [ctest selection args...]): how many entries ctest -N lists.
+function(ctest_entries var)
+  execute_process(COMMAND "${CTEST}" -N ${ARGN} --test-dir "${BUILD_DIR}" OUTPUT_VARIABLE out)
+  if(NOT out MATCHES "Total Tests: ([0-9]+)")
+    message(FATAL_ERROR "cannot read ctest -N ${ARGN}:\n${out}")
+  endif()
+  set(${var} ${CMAKE_MATCH_1} PARENT_SCOPE)
+endfunction()
+
 string(REPLACE "|" ";" EXES "${EXES}")
 set(sum 0)
 foreach(pair IN LISTS EXES)
@@ -19,23 +29,16 @@ foreach(pair IN LISTS EXES)
   endif()
   set(doctest_count ${CMAKE_MATCH_1})
   math(EXPR sum "${sum} + ${doctest_count}")
-  execute_process(COMMAND "${CTEST}" -N -L "^${label}$" --test-dir "${BUILD_DIR}"
-    OUTPUT_VARIABLE out RESULT_VARIABLE rc)
-  if(NOT out MATCHES "Total Tests: ([0-9]+)")
-    message(FATAL_ERROR "cannot read ctest -N -L ${label}:\n${out}")
-  endif()
-  if(NOT CMAKE_MATCH_1 EQUAL doctest_count)
-    message(FATAL_ERROR "${exe} has ${doctest_count} test cases but ctest lists ${CMAKE_MATCH_1} under label "
+  ctest_entries(listed -L "^${label}$")
+  if(NOT listed EQUAL doctest_count)
+    message(FATAL_ERROR "${exe} has ${doctest_count} test cases but ctest lists ${listed} under label "
       "'${label}': a name was split (a ';' in it?) or dropped by discovery")
   endif()
   message(STATUS "${label}: ctest entries = doctest cases = ${doctest_count}")
 endforeach()
-execute_process(COMMAND "${CTEST}" -N --test-dir "${BUILD_DIR}" OUTPUT_VARIABLE out)
-if(NOT out MATCHES "Total Tests: ([0-9]+)")
-  message(FATAL_ERROR "cannot read ctest -N:\n${out}")
-endif()
-if(NOT CMAKE_MATCH_1 EQUAL sum)
-  message(FATAL_ERROR "ctest lists ${CMAKE_MATCH_1} entries but the test executables have ${sum} cases: an entry "
+ctest_entries(listed)
+if(NOT listed EQUAL sum)
+  message(FATAL_ERROR "ctest lists ${listed} entries but the test executables have ${sum} cases: an entry "
     "belongs to no executable's label, or a name was split")
 endif()
 message(STATUS "all: ctest entries = doctest cases = ${sum}")

@@ -154,13 +154,19 @@ TEST_CASE("a registered secret is masked in every format's body") {
   ClearSecrets();
 }
 
+// The failed-run event to rx's /hook with `retries` retries 10 ms apart
+// (doubling); the delays slept are appended to sleeps.
+engine::Delivery DeliverRetrying(Receiver& rx, int retries, std::vector<double>& sleeps) {
+  auto t = Target(rx.server.Url("/hook"));
+  t.retries = retries;
+  t.retry_delay = 0.01;
+  return engine::Deliver(t, engine::NotifyRequest(t, FailedEvent()), [&](double s) { sleeps.push_back(s); });
+}
+
 TEST_CASE("a receiver that answers 500 then 200 gets the event on the second attempt") {
   Receiver rx({500, 200});
-  auto t = Target(rx.server.Url("/hook"));
-  t.retries = 3;
-  t.retry_delay = 0.01;
   std::vector<double> sleeps;
-  auto d = engine::Deliver(t, engine::NotifyRequest(t, FailedEvent()), [&](double s) { sleeps.push_back(s); });
+  auto d = DeliverRetrying(rx, 3, sleeps);
   CHECK(d.delivered);
   CHECK(d.error.empty());
   REQUIRE(d.attempts.size() == 2);
@@ -175,11 +181,8 @@ TEST_CASE("a receiver that answers 500 then 200 gets the event on the second att
 
 TEST_CASE("a receiver that always answers 500 gets retries plus one attempts, delays doubling") {
   Receiver rx({500});
-  auto t = Target(rx.server.Url("/hook"));
-  t.retries = 2;
-  t.retry_delay = 0.01;
   std::vector<double> sleeps;
-  auto d = engine::Deliver(t, engine::NotifyRequest(t, FailedEvent()), [&](double s) { sleeps.push_back(s); });
+  auto d = DeliverRetrying(rx, 2, sleeps);
   CHECK_FALSE(d.delivered);
   CHECK(d.error == "HTTP 500");
   CHECK(d.attempts.size() == 3);
