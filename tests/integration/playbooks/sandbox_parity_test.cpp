@@ -62,9 +62,13 @@ std::string Normalise(std::string name, const std::string& root) {
 }
 
 // The kinds that are world calls a run makes (not its own bookkeeping:
-// log lines, state-store writes, raw clock reads).
+// log lines, state-store writes, raw clock reads, the report `print`
+// writes, the notify events a run raises to send after it ends).
 bool Compared(const std::string& kind) {
-  return kind != "log" && kind != "call" && kind != "state" && kind != "confirm" && kind != "print";  // print: the report, not a world call
+  for (const char* own : {"log", "call", "state", "confirm", "print", "notify"}) {
+    if (kind == own) return false;
+  }
+  return true;
 }
 
 /// "kind name" lines; runs of the same line collapse into one, since
