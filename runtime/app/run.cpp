@@ -166,16 +166,34 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
                  {"host", meta.host},
                  {"sandbox", sandbox}});
 
+  // The lease: one mutating run per environment.
+  engine::Lease lease;
+  std::unique_ptr<engine::LeaseKeeper> keeper;
+  bool leased = false;
+  auto release = [&] {
+    keeper.reset();
+    if (!leased) return;
+    leased = false;
+    try {
+      store->ReleaseLease(lease.env, lease.token);
+    } catch (const std::exception& e) {
+      log::Warn(fmt::format("could not release the lease on '{}' in {} ({}): it expires by itself within {} s",
+                            lease.env, config.state_path, Mask(e.what()), config.lease_ttl));
+    }
+  };
+
   engine::Runner* active_runner = nullptr;
   auto finish = [&](const std::string& status, int code, const std::string& error, json extra) {
     if (active_runner) active_runner->FlushBuffered();
     try {
+      // Under the lease still: a shared store fences this write too.
       store->FinishRun(run_id, status, code, error);
     } catch (const std::exception& e) {
       // The outcome stands (it is reported below); only its record is lost.
       log::Error(fmt::format("run {} ended {} but {} could not record it ({}): the history shows it as running",
-                             run_id, status, config.state_path, Mask(e.what())));
+                             run_id, status, Mask(config.state_path), Mask(e.what())));
     }
+    release();
     outcome.exit_code = code;
     outcome.status = status;
     outcome.error = Mask(error);
@@ -188,9 +206,6 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     return outcome;
   };
 
-  // The lease: one mutating run per environment.
-  engine::Lease lease;
-  std::unique_ptr<engine::LeaseKeeper> keeper;
   if (info.lock) {
     lease.env = env_name;
     lease.owner = meta.operator_name;
@@ -209,21 +224,11 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
                      {"holder", {{"owner", e.holder().owner}, {"host", e.holder().host}, {"pid", e.holder().pid},
                                  {"run_id", e.holder().run_id}, {"reason", e.holder().reason}}}});
     }
+    leased = true;
     std::string state_path = config.state_path;
     keeper = std::make_unique<engine::LeaseKeeper>([state_path] { return engine::OpenStateStore(state_path); }, lease,
                                                    config.lease_ttl);
   }
-  auto release = [&] {
-    keeper.reset();
-    if (info.lock) {
-      try {
-        store->ReleaseLease(lease.env, lease.token);
-      } catch (const std::exception& e) {
-        log::Warn(fmt::format("could not release the lease on '{}' in {} ({}): it expires by itself within {} s",
-                              lease.env, config.state_path, Mask(e.what()), config.lease_ttl));
-      }
-    }
-  };
 
   engine::Runner runner(*store, reporter, run_id);
   runner.SetJournalName(config.state_path);
@@ -281,15 +286,21 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     code = "error";
   }
   if (!failed) {
-    release();
     ctx.runner = nullptr;
     ctx.store = nullptr;
     return finish("ok", kExitOk, "", result.is_null() ? json::object() : json{{"result", result}});
   }
   bool interrupted = code == "interrupted" || Interrupted();
   ClearInterrupt();  // let the undos run; a second Ctrl-C interrupts them
+  if (code == "lease_lost") {
+    // Another run holds the environment now: undoing would act under its
+    // lease. What this run changed is in its journal up to the refusal.
+    ctx.runner = nullptr;
+    ctx.store = nullptr;
+    json extra = {{"code", code}, {"not_undone", runner.PendingUndos()}};
+    return finish("lease_lost", kExitUndoFailed, error, extra);
+  }
   engine::UnwindResult undo = runner.Unwind();
-  release();
   ctx.runner = nullptr;
   ctx.store = nullptr;
   json extra = {{"undone", undo.undone}, {"code", code}};
