@@ -12,6 +12,7 @@
 #include "db/url.h"
 #include "engine/config_check.h"
 #include "engine/params.h"
+#include "engine/state_store_pg.h"
 #include "lua/boundary.h"
 #include "lua/check.h"
 #include "sys/fs.h"
@@ -98,7 +99,18 @@ Config LoadConfig(lua::State& vm, const Project& p) {
     }
   }
   try {
-    if (auto s = lua::OptStringField(L, idx, "state")) c.state_path = fs::path(*s).is_absolute() ? *s : p.root + "/" + *s;
+    if (auto s = lua::OptStringField(L, idx, "state")) {
+      if (engine::IsPostgresState(*s)) {
+        try {
+          db::ParseUrl(*s);  // a malformed URL is a config error, found before anything runs
+        } catch (const Error& e) {
+          throw Error("config", "invalid", "state: " + e.message());
+        }
+        c.state_path = *s;
+      } else {
+        c.state_path = fs::path(*s).is_absolute() ? *s : p.root + "/" + *s;
+      }
+    }
     if (auto d = lua::OptStringField(L, idx, "default_env")) c.default_env = *d;
     lua::RawField(L, idx, "lease");
     if (lua_istable(L, -1)) {

@@ -315,16 +315,34 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     }
   };
 
+  // The lease: one mutating run per environment.
+  engine::Lease lease;
+  std::unique_ptr<engine::LeaseKeeper> keeper;
+  bool leased = false;
+  auto release = [&] {
+    keeper.reset();
+    if (!leased) return;
+    leased = false;
+    try {
+      store->ReleaseLease(lease.env, lease.token);
+    } catch (const std::exception& e) {
+      log::Warn(fmt::format("could not release the lease on '{}' in {} ({}): it expires by itself within {} s",
+                            lease.env, config.state_path, Mask(e.what()), config.lease_ttl));
+    }
+  };
+
   engine::Runner* active_runner = nullptr;
   auto finish = [&](const std::string& status, int code, const std::string& error, json extra) {
     if (active_runner) active_runner->FlushBuffered();
     try {
+      // Under the lease still: a shared store fences this write too.
       store->FinishRun(run_id, status, code, error);
     } catch (const std::exception& e) {
       // The outcome stands (it is reported below); only its record is lost.
       log::Error(fmt::format("run {} ended {} but {} could not record it ({}): the history shows it as running",
-                             run_id, status, config.state_path, Mask(e.what())));
+                             run_id, status, Mask(config.state_path), Mask(e.what())));
     }
+    release();
     outcome.exit_code = code;
     outcome.status = status;
     outcome.error = Mask(error);
@@ -338,9 +356,6 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     return outcome;
   };
 
-  // The lease: one mutating run per environment.
-  engine::Lease lease;
-  std::unique_ptr<engine::LeaseKeeper> keeper;
   if (info.lock) {
     lease.env = env_name;
     lease.owner = meta.operator_name;
@@ -361,21 +376,11 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
       notify_end("lease_held", kExitLeaseHeld, Mask(e.what()), StepSummary(*store, run_id, nullptr), "");
       return outcome;
     }
+    leased = true;
     std::string state_path = config.state_path;
     keeper = std::make_unique<engine::LeaseKeeper>([state_path] { return engine::OpenStateStore(state_path); }, lease,
                                                    config.lease_ttl);
   }
-  auto release = [&] {
-    keeper.reset();
-    if (info.lock) {
-      try {
-        store->ReleaseLease(lease.env, lease.token);
-      } catch (const std::exception& e) {
-        log::Warn(fmt::format("could not release the lease on '{}' in {} ({}): it expires by itself within {} s",
-                              lease.env, config.state_path, Mask(e.what()), config.lease_ttl));
-      }
-    }
-  };
 
   if (!config.notify.empty()) {
     notifier.Send(RunEvent("run.started", meta, run_id, release_of, "running", nullptr, "", 0,
@@ -477,7 +482,6 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   }
   auto end = [&](const std::string& status, int exit_code, json extra, const std::string& hook,
                  const std::string& hook_error, const engine::UnwindResult* undo) {
-    release();
     ctx.runner = nullptr;
     ctx.store = nullptr;
     if (!hook_error.empty()) {
@@ -495,6 +499,12 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   }
   bool interrupted = code == "interrupted" || Interrupted();
   ClearInterrupt();  // let the undos run; a second Ctrl-C interrupts them
+  if (code == "lease_lost") {
+    // Another run holds the environment now: undoing would act under its
+    // lease. What this run changed is in its journal up to the refusal.
+    json extra = {{"code", code}, {"not_undone", runner.PendingUndos()}};
+    return end("lease_lost", kExitUndoFailed, extra, "", "", nullptr);
+  }
   engine::UnwindResult undo = runner.Unwind();
   json extra = {{"undone", undo.undone}, {"code", code}};
   if (!traceback.empty()) extra["traceback"] = traceback;

@@ -26,6 +26,7 @@
 #include "app/run.h"
 #include "app/run_page.h"
 #include "app/sandbox.h"
+#include "app/state.h"
 #include "app/test_runner.h"
 #include "cli/docgen.h"
 #include "core/error.h"
@@ -64,6 +65,7 @@ constexpr Command kCommands[] = {
     {"history", "List recent runs from the journal"},
     {"show", "Show one run: steps, undos, world calls"},
     {"lock", "Inspect or force-release an environment's deploy lease"},
+    {"state", "Move the journal and facts into PostgreSQL (state migrate --to postgresql://...)"},
     {"hosts", "Reach every host of an environment over ssh: what runs there, or why not"},
     {"playbook", "Export a canned playbook for customising"},
     {"migrate", "Migration status of a database (migrate status --db URL --dir DIR)"},
@@ -278,6 +280,16 @@ int CmdMigrateStatus(const Globals& g, const std::string& url, const std::string
   return kExitOk;
 }
 
+int CmdStateMigrate(const Globals& g, const hoist::app::StateMigrateOptions& o) {
+  auto report = hoist::app::MigrateState(OpenProject(g), o);
+  if (g.json) {
+    PrintJsonLine(report.json);
+  } else {
+    fmt::print("{}", Mask(report.text));
+  }
+  return kExitOk;
+}
+
 int CmdExport(const Globals& g, const std::string& name, const std::string& output, bool force) {
   fmt::print("{}", hoist::app::ExportPlaybook(OpenProject(g), name, output, force));
   return kExitOk;
@@ -388,6 +400,14 @@ int Main(int argc, char** argv) {
   release->add_option("--env", env, "Environment");
   release->add_flag("--force", force, "Required: you know the holder is gone");
   release->add_option("--reason", reason, "Required: recorded in the journal");
+  auto* state = sub["state"];
+  state->require_subcommand(1);
+  hoist::app::StateMigrateOptions state_opts;
+  auto* state_migrate = state->add_subcommand("migrate", "Copy the SQLite journal and facts into a PostgreSQL state store");
+  state_migrate->add_option("--to", state_opts.to, "The PostgreSQL state store (postgresql://...)")->required();
+  state_migrate->add_option("--from", state_opts.from, "The SQLite state file (default: the project's)");
+  state_migrate->add_flag("--renumber", state_opts.renumber,
+                          "Give the copied runs new ids when the target has other runs with theirs");
   auto* pb = sub["playbook"];
   pb->require_subcommand(1);
   auto* exp = pb->add_subcommand("export", "Write a canned playbook into playbooks/ for customising");
@@ -465,6 +485,7 @@ int Main(int argc, char** argv) {
     if (*lock->get_subcommand("status")) return CmdLockStatus(g);
     if (*release) return CmdLockRelease(g, env, force, reason);
     if (*exp) return CmdExport(g, name, output, force);
+    if (*state_migrate) return CmdStateMigrate(g, state_opts);
     if (*mig_status) return CmdMigrateStatus(g, db_url, migrations_dir);
     if (*sub["replay"]) {
       if (!ParseRunId("replay", replay_id, &replay_opts.run_id)) return kExitUsage;

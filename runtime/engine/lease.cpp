@@ -40,12 +40,13 @@ void LeaseKeeper::Loop() {
       if (!store) store = open_store_();
       ok = store->Heartbeat(lease_.env, lease_.token, ttl_);
     } catch (const std::exception& e) {
+      store.reset();  // a shared store's connection may be gone: a new one next beat
       log::Warn(fmt::format("lease heartbeat failed (will retry): {}", e.what()));
     }
     lock.lock();
     if (!ok && !lost_) {
       lost_ = true;
-      log::Warn(fmt::format("the lease on environment '{}' was released by someone else (hoist lock release)",
+      log::Warn(fmt::format("the lease on environment '{}' was released by someone else (hoist lock release) or expired",
                             lease_.env));
     }
   }

@@ -33,6 +33,7 @@ Runner::Runner(StateStore& store, Reporter& reporter, int64_t run_id)
     : store_(store), reporter_(reporter), run_id_(run_id) {}
 
 void Runner::ThrowJournal() {
+  if (lease_lost_) throw Error("state", "lease_lost", journal_error_ + "; the run stops here, its undos not run");
   throw Error("journal", "failed",
               fmt::format("cannot write the journal in {}: {}; the run stops here (records it could not store "
                           "are on stderr); free space or fix the state store, then check `hoist lock status`",
@@ -45,6 +46,9 @@ void Runner::Journal(const char* what, const json& record, bool strict, F&& writ
     try {
       write();
       return;
+    } catch (const Error& e) {
+      lease_lost_ = e.code() == "lease_lost";
+      journal_error_ = Mask(lease_lost_ ? e.message() : e.what());
     } catch (const std::exception& e) {
       journal_error_ = Mask(e.what());
     }
@@ -185,6 +189,12 @@ void Runner::FlushBuffered() {
   // Recorded world calls are for replay: losing them never stops a run
   // (the step records above them do).
   Journal("calls", {{"count", batch.size()}}, false, [&] { store_.Events(run_id_, batch); });
+}
+
+std::vector<std::string> Runner::PendingUndos() const {
+  std::vector<std::string> out;
+  for (auto it = undo_stack_.rbegin(); it != undo_stack_.rend(); ++it) out.push_back(it->name);
+  return out;
 }
 
 UnwindResult Runner::Unwind() {

@@ -56,6 +56,8 @@ class Runner {
   /// fails (later ones could make things worse, e.g. stopping the colour
   /// that still serves traffic).
   UnwindResult Unwind();
+  /// The registered undos' names, newest first (what Unwind would run).
+  std::vector<std::string> PendingUndos() const;
 
   /// Replaces the wait between retries (a sandbox skips it on its virtual clock).
   void SetSleep(std::function<void(double)> sleep) { sleep_ = std::move(sleep); }
@@ -65,6 +67,8 @@ class Runner {
   /// The first failure to write the journal ("" while it works). After one,
   /// the run stops at its next record (Error{"journal", "failed"}), undos
   /// still run, and records that could not be stored go to stderr as JSON.
+  /// A write refused because the run lost its lease (a shared store's
+  /// fencing) ends it with Error{"state", "lease_lost"} instead.
   const std::string& journal_error() const { return journal_error_; }
   std::optional<int64_t> CurrentStep() const;
   /// The innermost running step's name ("" outside steps).
@@ -107,6 +111,7 @@ class Runner {
   std::vector<StateStore::PendingEvent> buffered_;
   std::string journal_name_ = "the state store";
   std::string journal_error_;
+  bool lease_lost_ = false;
 };
 
 }  // namespace hoist::engine

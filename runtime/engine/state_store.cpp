@@ -17,6 +17,8 @@
 #include "core/log.h"
 #include "core/secrets.h"
 #include "db/sqlite.h"
+#include "engine/state_rows.h"
+#include "engine/state_store_pg.h"
 #include "sys/clock.h"
 
 namespace hoist::engine {
@@ -51,15 +53,6 @@ CREATE TABLE IF NOT EXISTS kv (
   PRIMARY KEY (env, key));
 )sql";
 
-std::string Dump(const json& j) {
-  return Mask(j.dump(-1, ' ', false, json::error_handler_t::replace));
-}
-
-json Parse(const std::string& s) {
-  if (s.empty()) return nullptr;
-  return json::parse(s, nullptr, false);
-}
-
 // A state file or hoist's state dir that group or others can read: set
 // to `mode` (0 = only warn), saying so once.
 void Tighten(const std::string& path, mode_t mode, const char* what) {
@@ -89,43 +82,15 @@ void EnsurePrivateDir(const std::string& dir) {
   }
 }
 
-Lease ReadLease(db::Stmt& s) {
-  Lease l;
-  l.env = s.Text(0);
-  l.owner = s.Text(1);
-  l.host = s.Text(2);
-  l.pid = s.Int(3);
-  l.run_id = s.Int(4);
-  l.reason = s.Text(5);
-  l.token = s.Text(6);
-  l.started_at = s.Double(7);
-  l.heartbeat_at = s.Double(8);
-  l.expires_at = s.Double(9);
-  return l;
-}
-
-constexpr const char* kLeaseCols =
-    "env, owner, host, pid, run_id, reason, token, started_at, heartbeat_at, expires_at";
-
-json KvRow(db::Stmt& s) {
-  json j = {{"value", Parse(s.Text(0))}, {"updated_at", s.Text(2)}};
-  j["run_id"] = s.IsNull(1) ? json(nullptr) : json(s.Int(1));
-  return j;
-}
+using rows::kLeaseCols;
+using rows::MaskedJson;
 
 json AllFacts(db::Sqlite& db, const std::string& env) {
-  auto s = db.Prepare("SELECT value, run_id, updated_at, key FROM kv WHERE env = ? ORDER BY key");
+  auto s = db.Prepare(fmt::format("SELECT {}, key FROM kv WHERE env = ? ORDER BY key", rows::kFactCols));
   s.Bind(1, env);
   json out = json::object();
-  while (s.Step()) out[s.Text(3)] = KvRow(s);
+  while (s.Step()) out[s.Text(3)] = rows::FactRow(s);
   return out;
-}
-
-void RefusePostgres(const std::string& location) {
-  if (location.rfind("postgres://", 0) == 0 || location.rfind("postgresql://", 0) == 0) {
-    throw Error("state", "unsupported",
-                "a PostgreSQL state store is not available in this version; use a file path for state");
-  }
 }
 
 class SqliteStateStore final : public StateStore {
@@ -206,8 +171,7 @@ class SqliteStateStore final : public StateStore {
       auto up = db_.Prepare(
           "UPDATE runs SET status = 'abandoned', ended_at = ?, error = ? WHERE id = ? AND status = 'running'");
       up.Bind(1, sys::NowIso())
-          .Bind(2, fmt::format("its process (pid {}) is gone on {}: the run was killed; found by {}@{}", pid, by.host,
-                               by.operator_name, by.host))
+          .Bind(2, rows::KilledReason(pid, by.host, by.operator_name, by.host))
           .Bind(3, id)
           .Run();
     }
@@ -219,7 +183,7 @@ class SqliteStateStore final : public StateStore {
         "INSERT INTO runs(playbook, version, origin, source_sha256, source, params, operator, host, env, "
         "hoist_version, sandbox, started_at, status, pid) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,'running',?)");
     s.Bind(1, m.playbook).Bind(2, m.version).Bind(3, m.origin).Bind(4, m.source_sha256).Bind(5, Mask(m.source));
-    s.Bind(6, Dump(m.params)).Bind(7, m.operator_name).Bind(8, m.host).Bind(9, m.env).Bind(10, m.hoist_version);
+    s.Bind(6, MaskedJson(m.params)).Bind(7, m.operator_name).Bind(8, m.host).Bind(9, m.env).Bind(10, m.hoist_version);
     s.Bind(11, static_cast<int64_t>(m.sandbox ? 1 : 0)).Bind(12, sys::NowIso());
     s.Bind(13, static_cast<int64_t>(getpid()));
     s.Run();
@@ -263,7 +227,7 @@ class SqliteStateStore final : public StateStore {
     if (result.is_null()) {
       s.BindNull(3);
     } else {
-      s.Bind(3, Dump(result));
+      s.Bind(3, MaskedJson(result));
     }
     if (error.empty()) {
       s.BindNull(4);
@@ -282,14 +246,12 @@ class SqliteStateStore final : public StateStore {
     }
     auto& s = *event_insert_;
     s.Bind(1, run).Bind(2, ++event_seq_).Bind(3, step).Bind(4, sys::NowIso()).Bind(5, kind).Bind(6, Mask(name));
-    s.Bind(7, Dump(data)).Bind(8, seconds);
+    s.Bind(7, MaskedJson(data)).Bind(8, seconds);
     s.Run();
   }
 
   std::vector<json> History(const std::optional<std::string>& env, int limit) override {
-    std::string sql =
-        "SELECT id, playbook, version, env, status, exit_code, operator, host, started_at, ended_at, error, sandbox "
-        "FROM runs";
+    std::string sql = fmt::format("SELECT {} FROM runs", rows::kRunCols);
     if (env) sql += " WHERE env = ?";
     sql += " ORDER BY id DESC LIMIT ?";
     auto s = db_.Prepare(sql);
@@ -297,48 +259,24 @@ class SqliteStateStore final : public StateStore {
     if (env) s.Bind(i++, *env);
     s.Bind(i, static_cast<int64_t>(limit));
     std::vector<json> out;
-    while (s.Step()) out.push_back(RunRow(s));
+    while (s.Step()) out.push_back(rows::RunRow(s));
     return out;
   }
 
   std::optional<json> GetRun(int64_t id) override {
-    auto s = db_.Prepare(
-        "SELECT id, playbook, version, env, status, exit_code, operator, host, started_at, ended_at, error, sandbox, "
-        "origin, source_sha256, params, hoist_version, source FROM runs WHERE id = ?");
+    auto s = db_.Prepare(fmt::format("SELECT {}, {} FROM runs WHERE id = ?", rows::kRunCols, rows::kRunDetailCols));
     s.Bind(1, id);
     if (!s.Step()) return std::nullopt;
-    json run = RunRow(s);
-    run["origin"] = s.Text(12);
-    run["source_sha256"] = s.Text(13);
-    run["params"] = Parse(s.Text(14));
-    run["hoist_version"] = s.Text(15);
-    run["source"] = s.Text(16);
+    json run = rows::RunDetailRow(s);
     json steps = json::array();
-    auto st = db_.Prepare(
-        "SELECT seq, parent_seq, name, kind, status, attempts, started_at, ended_at, seconds, result, error "
-        "FROM steps WHERE run_id = ? ORDER BY seq");
+    auto st = db_.Prepare(fmt::format("SELECT {} FROM steps WHERE run_id = ? ORDER BY seq", rows::kStepCols));
     st.Bind(1, id);
-    while (st.Step()) {
-      json j = {{"seq", st.Int(0)},       {"name", st.Text(2)},       {"kind", st.Text(3)},
-                {"status", st.Text(4)},   {"started_at", st.Text(6)}, {"seconds", st.Double(8)}};
-      j["parent"] = st.IsNull(1) ? json(nullptr) : json(st.Int(1));
-      j["attempts"] = st.IsNull(5) ? json(nullptr) : json(st.Int(5));
-      j["ended_at"] = st.IsNull(7) ? json(nullptr) : json(st.Text(7));
-      j["result"] = st.IsNull(9) ? json(nullptr) : Parse(st.Text(9));
-      j["error"] = st.IsNull(10) ? json(nullptr) : json(st.Text(10));
-      steps.push_back(std::move(j));
-    }
+    while (st.Step()) steps.push_back(rows::StepRow(st));
     run["steps"] = std::move(steps);
     json events = json::array();
-    auto ev = db_.Prepare(
-        "SELECT seq, step_seq, at, kind, name, data, seconds FROM events WHERE run_id = ? ORDER BY seq");
+    auto ev = db_.Prepare(fmt::format("SELECT {} FROM events WHERE run_id = ? ORDER BY seq", rows::kEventCols));
     ev.Bind(1, id);
-    while (ev.Step()) {
-      json j = {{"seq", ev.Int(0)}, {"at", ev.Text(2)}, {"kind", ev.Text(3)}, {"name", ev.Text(4)},
-                {"data", Parse(ev.Text(5))}, {"seconds", ev.Double(6)}};
-      j["step"] = ev.IsNull(1) ? json(nullptr) : json(ev.Int(1));
-      events.push_back(std::move(j));
-    }
+    while (ev.Step()) events.push_back(rows::EventRow(ev));
     run["events"] = std::move(events);
     return run;
   }
@@ -349,7 +287,7 @@ class SqliteStateStore final : public StateStore {
     auto sel = db_.Prepare(fmt::format("SELECT {} FROM leases WHERE env = ?", kLeaseCols));
     sel.Bind(1, want.env);
     if (sel.Step()) {
-      Lease cur = ReadLease(sel);
+      Lease cur = rows::LeaseRow(sel);
       // A holder on this host whose process is gone is provably dead: no
       // need to wait out its TTL (a pid reused since keeps it waiting).
       bool gone = cur.token != want.token && HolderGoneHere(cur);
@@ -359,13 +297,7 @@ class SqliteStateStore final : public StateStore {
       if (cur.token != want.token && cur.run_id > 0) {
         auto up = db_.Prepare(
             "UPDATE runs SET status = 'abandoned', ended_at = ?, error = ? WHERE id = ? AND status = 'running'");
-        std::string why =
-            cur.expires_at > now
-                ? fmt::format("its process (pid {}) is gone on {}: the run was killed; taken over by {}@{} at {}",
-                              cur.pid, cur.host, want.owner, want.host, sys::IsoUtc(now))
-                : fmt::format("lease expired at {}: the run stopped heart-beating (killed or host down); taken over "
-                              "by {}@{}",
-                              sys::IsoUtc(cur.expires_at), want.owner, want.host);
+        std::string why = rows::TakeoverReason(cur, want, cur.expires_at <= now);
         up.Bind(1, sys::IsoUtc(std::min(now, cur.expires_at))).Bind(2, why).Bind(3, cur.run_id).Run();
       }
     }
@@ -392,15 +324,14 @@ class SqliteStateStore final : public StateStore {
     auto sel = db_.Prepare(fmt::format("SELECT {} FROM leases WHERE env = ?", kLeaseCols));
     sel.Bind(1, env);
     std::optional<Lease> cur;
-    if (sel.Step()) cur = ReadLease(sel);
+    if (sel.Step()) cur = rows::LeaseRow(sel);
     db_.Prepare("DELETE FROM leases WHERE env = ?").Bind(1, env).Run();
     if (cur && cur->run_id > 0) {
       // As a takeover after expiry does: the run would stay "running" forever.
       auto up = db_.Prepare(
           "UPDATE runs SET status = 'abandoned', ended_at = ?, error = ? WHERE id = ? AND status = 'running'");
       up.Bind(1, sys::IsoUtc(sys::NowEpoch()))
-          .Bind(2, Mask(fmt::format("its lease was released with --force by {}{}", by.empty() ? "an operator" : by,
-                                    reason.empty() ? "" : ": " + reason)))
+          .Bind(2, rows::ForceReleasedReason(by, reason))
           .Bind(3, cur->run_id)
           .Run();
     }
@@ -412,7 +343,7 @@ class SqliteStateStore final : public StateStore {
     auto s = db_.Prepare("INSERT OR REPLACE INTO kv(env, key, value, run_id, updated_at) VALUES(?,?,?,?,?)");
     // Exactly as given: run:remember refuses values holding a secret, and a
     // masked copy would be recalled corrupted.
-    s.Bind(1, env).Bind(2, key).Bind(3, value.dump(-1, ' ', false, json::error_handler_t::replace));
+    s.Bind(1, env).Bind(2, key).Bind(3, rows::ExactJson(value));
     if (run > 0) {
       s.Bind(4, run);
     } else {
@@ -422,10 +353,10 @@ class SqliteStateStore final : public StateStore {
   }
 
   std::optional<json> Recall(const std::string& env, const std::string& key) override {
-    auto s = db_.Prepare("SELECT value, run_id, updated_at FROM kv WHERE env = ? AND key = ?");
+    auto s = db_.Prepare(fmt::format("SELECT {} FROM kv WHERE env = ? AND key = ?", rows::kFactCols));
     s.Bind(1, env).Bind(2, key);
     if (!s.Step()) return std::nullopt;
-    return KvRow(s);
+    return rows::FactRow(s);
   }
 
   json RecallAll(const std::string& env) override { return AllFacts(db_, env); }
@@ -434,7 +365,7 @@ class SqliteStateStore final : public StateStore {
     db::Transaction tx(db_, true);
     auto s = db_.Prepare("INSERT OR REPLACE INTO kv(env, key, value, run_id, updated_at) VALUES(?,?,?,?,?)");
     for (const auto& [key, row] : facts.items()) {
-      s.Bind(1, env).Bind(2, key).Bind(3, row.value("value", json()).dump(-1, ' ', false, json::error_handler_t::replace));
+      s.Bind(1, env).Bind(2, key).Bind(3, rows::ExactJson(row.value("value", json())));
       if (row.contains("run_id") && row["run_id"].is_number_integer()) {
         s.Bind(4, row["run_id"].get<int64_t>());
       } else {
@@ -448,7 +379,7 @@ class SqliteStateStore final : public StateStore {
   std::vector<Lease> Leases() override {
     auto s = db_.Prepare(fmt::format("SELECT {} FROM leases ORDER BY env", kLeaseCols));
     std::vector<Lease> out;
-    while (s.Step()) out.push_back(ReadLease(s));
+    while (s.Step()) out.push_back(rows::LeaseRow(s));
     return out;
   }
 
@@ -473,16 +404,6 @@ class SqliteStateStore final : public StateStore {
     } catch (const Error& e) {
       throw Error("state", "failed", e.message());
     }
-  }
-
-  static json RunRow(db::Stmt& s) {
-    json j = {{"id", s.Int(0)},         {"playbook", s.Text(1)}, {"version", s.Text(2)},
-              {"env", s.Text(3)},       {"status", s.Text(4)},   {"operator", s.Text(6)},
-              {"host", s.Text(7)},      {"started_at", s.Text(8)}, {"sandbox", s.Int(11) != 0}};
-    j["exit_code"] = s.IsNull(5) ? json(nullptr) : json(s.Int(5));
-    j["ended_at"] = s.IsNull(9) ? json(nullptr) : json(s.Text(9));
-    j["error"] = s.IsNull(10) ? json(nullptr) : json(s.Text(10));
-    return j;
   }
 
   db::Sqlite db_;
@@ -528,12 +449,12 @@ std::string HeldMessage(const Lease& h) {
 LeaseHeldError::LeaseHeldError(Lease holder) : Error("lease", "lease_held", HeldMessage(holder)), holder_(std::move(holder)) {}
 
 std::unique_ptr<StateStore> OpenStateStore(const std::string& location) {
-  RefusePostgres(location);
+  if (IsPostgresState(location)) return OpenPgStateStore(location);
   return std::make_unique<SqliteStateStore>(location);
 }
 
 json ReadFacts(const std::string& location, const std::string& env) {
-  RefusePostgres(location);
+  if (IsPostgresState(location)) return ReadPgFacts(location, env);
   struct stat st {};
   if (::stat(location.c_str(), &st) != 0) return json::object();
   try {

@@ -1,6 +1,6 @@
 // The state store: the run journal (runs, steps, events) and the
-// per-environment deploy lease. SQLite file now (.hoist/state.db); the
-// interface is what a PostgreSQL store for several hosts implements later.
+// per-environment deploy lease. A SQLite file (.hoist/state.db) for one
+// machine, or PostgreSQL shared by several operators (state_store_pg.h).
 #pragma once
 
 #include <cstdint>
@@ -119,7 +119,7 @@ class StateStore {
 };
 
 /// Opens the store at `location`: a file path (created 0600, its directory
-/// 0700) or, later, a postgres:// URL. Throws Error{"state",...}.
+/// 0700) or a postgres:// / postgresql:// URL. Throws Error{"state",...}.
 std::unique_ptr<StateStore> OpenStateStore(const std::string& location);
 
 /// RecallAll(env) of the store at `location`, read-only: nothing is created

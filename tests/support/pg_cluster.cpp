@@ -215,15 +215,33 @@ std::string PgCluster::CreateOwnedDatabase(const std::string& prefix) {
   return name;
 }
 
+namespace {
+
+sys::ProcessResult RunPsql(const std::string& bin, const std::string& dir, int port, const std::string& sql,
+                           const std::string& db) {
+  return Run({bin + "/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", dir, "-p", std::to_string(port),
+              "-U", PgCluster::kUser, "-d", db, "-c", sql});
+}
+
+std::string Chomp(std::string out) {
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+}  // namespace
+
 std::string PgCluster::Psql(const std::string& sql, const std::string& db) const {
-  auto r = Run({bin_ + "/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", dir_, "-p",
-                std::to_string(port_), "-U", kUser, "-d", db, "-c", sql});
+  auto r = RunPsql(bin_, dir_, port_, sql, db);
   INFO("psql: " << sql);
   INFO(r.err);
   REQUIRE(r.ok());
-  std::string out = r.out;
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  return out;
+  return Chomp(r.out);
+}
+
+std::optional<std::string> PgCluster::TryPsql(const std::string& sql, const std::string& db) const {
+  auto r = RunPsql(bin_, dir_, port_, sql, db);
+  if (!r.ok()) return std::nullopt;
+  return Chomp(r.out);
 }
 
 }  // namespace hoist::test

@@ -5,6 +5,7 @@
 // when the test process dies, by a watchdog child.
 #pragma once
 
+#include <optional>
 #include <string>
 
 namespace hoist::test {
@@ -44,6 +45,9 @@ class PgCluster {
   /// Runs SQL through psql as the superuser over the socket; returns
   /// stdout (unaligned, tuples only). Fails the test on an error.
   std::string Psql(const std::string& sql, const std::string& db = "postgres") const;
+  /// The same, nullopt on an error (polling for a table that a process
+  /// under test has not created yet).
+  std::optional<std::string> TryPsql(const std::string& sql, const std::string& db = "postgres") const;
 
  private:
   PgCluster() = default;

@@ -221,9 +221,12 @@ TEST_CASE("a sandbox's store starts from the real one's facts, read without crea
   CHECK_FALSE(sandbox->Recall("staging", "last_deploy"));
 }
 
-TEST_CASE("a postgres state URL is refused clearly for now") {
-  auto e = test::CatchError([] { OpenStateStore("postgres://db/hoist"); });
-  CHECK(e.code() == "unsupported");
+TEST_CASE("a malformed postgres state URL is one state error with its password masked") {
+  auto e = test::CatchError([] { OpenStateStore("postgresql://ops:Sekr3t-pw-91@db1:99999/hoist"); });
+  CHECK(e.area() == "state");
+  CHECK(e.code() == "invalid");
+  CHECK(e.message().find("Sekr3t-pw-91") == std::string::npos);
+  CHECK(e.message().find("invalid database URL \"postgresql://ops:***@db1:99999/hoist\"") != std::string::npos);
 }
 
 }  // TEST_SUITE
