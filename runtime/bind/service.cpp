@@ -68,16 +68,31 @@ void PushStopResult(lua_State* L, const sys::StopResult& r) {
   lua::SetFieldNumber(L, "seconds", r.seconds);
 }
 
+/// A port that answers while the service is down belongs to another
+/// process (one an earlier run lost track of, another app): a start on top
+/// of it would take that process's answers for the new release's.
+void CheckPortFree(engine::World& world, const Service& s) {
+  if (s.spec.port <= 0 || world.ServiceStatusOf(s.spec).alive) return;
+  if (!world.TcpConnect(s.spec.host, s.spec.port, milliseconds(500)).ok) return;
+  const std::string who = s.spec.name.empty() ? s.spec.argv[0] : s.spec.name;
+  throw Error("service", "conflict",
+              fmt::format("service {}: port {}:{} already accepts connections, but {} is not running (no live pid "
+                          "in {}): another process holds the port. Find it with `ss -ltnp 'sport = :{}'`, stop it, "
+                          "then run again",
+                          who, s.spec.host, s.spec.port, who, s.spec.pid_file, s.spec.port));
+}
+
 /// Starts and, with wait > 0 and a port, waits until the port accepts
 /// connections; raises when the process exits first (with its log's tail).
 pid_t Start(lua_State* L, Service& s, double wait) {
   engine::World& world = WorldOf(L);
   double t0 = world.Monotonic();
+  const std::string who = s.spec.name.empty() ? s.spec.argv[0] : s.spec.name;
+  CheckPortFree(world, s);
   pid_t pid = world.StartService(s.spec);
   auto seconds = [&] { return world.Monotonic() - t0; };
   json data = SpecJson(s);
   data["pid"] = pid;
-  const std::string who = s.spec.name.empty() ? s.spec.argv[0] : s.spec.name;
   if (wait > 0 && s.spec.port > 0) {
     for (;;) {
       if (world.TcpConnect(s.spec.host, s.spec.port, milliseconds(500)).ok) break;
@@ -150,6 +165,14 @@ int l_restart(lua_State* L) {
   lua::SetField(L, "pid", static_cast<lua_Integer>(pid));
   PushStopResult(L, stopped);
   lua_setfield(L, -2, "stopped");
+  return 1;
+}
+
+/// svc:check_port() -> true, or raises service/conflict when the port
+/// answers while the service is down (what start would refuse).
+int l_check_port(lua_State* L) {
+  CheckPortFree(WorldOf(L), CheckService(L, 1));
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -239,6 +262,7 @@ void RegisterMeta(lua_State* L) {
                                 {"stop", lua::Protect<l_stop>},
                                 {"restart", lua::Protect<l_restart>},
                                 {"status", lua::Protect<l_status>},
+                                {"check_port", lua::Protect<l_check_port>},
                                 {nullptr, nullptr}};
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "methods");

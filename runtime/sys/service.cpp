@@ -1,11 +1,15 @@
 // Detached start by double fork: the intermediate child forks the service
 // and exits at once, so the service is re-parented to init (never our
-// zombie); the service calls setsid() to lead its own session and group. A close-on-exec pipe carries back the service's
-// pid and, if exec failed, the failing stage and errno.
+// zombie); the service calls setsid() to lead its own session and group. A
+// close-on-exec pipe carries back the service's pid and, if exec failed, the
+// failing stage and errno. The service execs only after its pid file names
+// it (a "go" byte on a socket pair): a hoist killed in between leaves no
+// process it does not track — the service reads EOF and exits unexecuted.
 #include "sys/service.h"
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +17,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "core/error.h"
@@ -143,7 +148,12 @@ pid_t StartService(const ServiceSpec& spec) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) Fail("failed", std::string("pipe: ") + std::strerror(errno));
   Fd rd(AboveStdio(fds[0])), wr(AboveStdio(fds[1]));
-  if (null_fd.get() < 0 || rd.get() < 0 || wr.get() < 0) Fail("failed", "cannot prepare descriptors");
+  int go_fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go_fds) != 0)
+    Fail("failed", std::string("socketpair: ") + std::strerror(errno));
+  Fd go_send(AboveStdio(go_fds[0])), go_wait(AboveStdio(go_fds[1]));
+  if (null_fd.get() < 0 || rd.get() < 0 || wr.get() < 0 || go_send.get() < 0 || go_wait.get() < 0)
+    Fail("failed", "cannot prepare descriptors");
   const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
 
   pid_t mid = ::fork();
@@ -159,6 +169,7 @@ pid_t StartService(const ServiceSpec& spec) {
       Report(wr.get(), kPid, svc);
       ::_exit(0);
     }
+    ::close(go_send.get());  // so that our parent's death reads as EOF below
     ::setsid();  // its own session and process group: stop() signals the group
     if (::dup2(null_fd.get(), 0) < 0 || ::dup2(log_fd.get(), 1) < 0 || ::dup2(log_fd.get(), 2) < 0) {
       Report(wr.get(), kStdio, errno);
@@ -170,41 +181,57 @@ pid_t StartService(const ServiceSpec& spec) {
     }
     ResetSignals();
     CloseOthersOnExec();
+    char go = 0;
+    ssize_t got;
+    do {
+      got = ::read(go_wait.get(), &go, 1);
+    } while (got < 0 && errno == EINTR);
+    if (got != 1) ::_exit(1);  // no pid file names us: never run
     ::execve(program.c_str(), argv.data(), envp.data());
     Report(wr.get(), kExec, errno);
     ::_exit(127);
   }
   wr.Reset();
+  go_wait.Reset();
   int status = 0;
   while (::waitpid(mid, &status, 0) < 0 && errno == EINTR) {
   }
   pid_t pid = 0;
   Msg err{0, 0};
+  std::optional<Error> pid_file_error;
   for (;;) {
     Msg m;
     ssize_t n = ::read(rd.get(), &m, sizeof m);
     if (n < 0 && errno == EINTR) continue;
-    if (n != static_cast<ssize_t>(sizeof m)) break;  // EOF: exec succeeded
-    if (m.kind == kPid) {
-      pid = m.value;
-    } else {
+    if (n != static_cast<ssize_t>(sizeof m)) break;  // EOF: exec succeeded (or the service gave up)
+    if (m.kind != kPid) {
       err = m;
+      continue;
+    }
+    pid = m.value;
+    try {
+      WriteAtomic(spec.pid_file, std::to_string(pid) + "\n", 0644);
+    } catch (const Error& e) {
+      pid_file_error = e;
+      go_send.Reset();  // EOF: the service exits without running
+      continue;
+    }
+    const char go = 1;
+    while (::send(go_send.get(), &go, 1, MSG_NOSIGNAL) < 0 && errno == EINTR) {
     }
   }
+  if (pid_file_error) {
+    Fail(pid_file_error->code(), "service " + who + ": could not write its pid file, so it was not started: " +
+                                     pid_file_error->message());
+  }
   if (err.kind != 0) {
+    if (pid > 0) RemovePidFileIfOurs(spec.pid_file, pid);
     const char* stage = err.kind == kExec ? "cannot execute " : err.kind == kCwd ? "cannot enter " : "cannot start ";
     std::string what = err.kind == kExec ? program : err.kind == kCwd ? spec.cwd : who;
     Fail(err.value == ENOENT ? "not_found" : "failed",
          "service " + who + ": " + stage + what + ": " + std::strerror(err.value));
   }
   if (pid <= 0) Fail("failed", "service " + who + ": the starter process died before reporting a pid");
-  try {
-    WriteAtomic(spec.pid_file, std::to_string(pid) + "\n", 0644);
-  } catch (const Error& e) {
-    ::kill(-pid, SIGKILL);
-    Fail(e.code(), "service " + who + ": started pid " + std::to_string(pid) +
-                       " but could not write its pid file (so it was killed): " + e.message());
-  }
   return pid;
 }
 

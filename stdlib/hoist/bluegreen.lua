@@ -187,8 +187,22 @@ function Container:status()
     state = alive and "running" or "down", container = info.Id }
 end
 
+--- Raises service/conflict when the colour's port answers while its
+-- container is down (with host networking, another process holds it), as
+-- proc.service's check_port does for a process.
+function Container:check_port()
+  if self:status().alive then return true end
+  if require("hoist.traffic").tcp(self.host, self.port, 0.5).ok then
+    error(hoist.error("service", "conflict", fmt("container %s: port %s:%d already accepts connections, but %s is "
+      .. "not running: another process holds the port. Find it with `ss -ltnp 'sport = :%d'`, stop it, then run "
+      .. "again", self.name, self.host, self.port, self.name, self.port)), 0)
+  end
+  return true
+end
+
 function Container:start(opts)
   local d = M.docker(self.cfg)
+  self:check_port()
   if d:exists(self.name) then
     if self:status().alive then
       fail("conflict", fmt("container %s is already running (stop it first)", self.name))
@@ -412,6 +426,10 @@ function M.deploy(run, opts)
   else
     log.info(fmt("deploying release %s to %s; nginx routes to %s, where nothing runs yet", release, idle, live))
   end
+
+  -- Before anything changes: a port the idle colour would start on that
+  -- answers while nothing of ours runs there is another process's.
+  M.service(cfg, idle, ""):check_port()
 
   local b = run:step("backup", function() return M.backup(run, "predeploy") end)
 

@@ -338,7 +338,8 @@ TEST_SUITE("chaos") {
       REQUIRE(next.exit_code == 0);
       std::string traffic = rig.Traffic();
       CAPTURE(traffic);
-      CHECK(traffic.rfind("release " + release + " (", 0) == 0);
+      // The message leads with what nginx served: the deploy's output above can be long.
+      CHECK_MESSAGE(traffic.rfind("release " + release + " (", 0) == 0, "nginx served: " << traffic);
       // nginx serves what the include names.
       std::string conf = rig.UpstreamConf();
       std::string colour = traffic.find("(blue)") != std::string::npos ? "blue" : "green";

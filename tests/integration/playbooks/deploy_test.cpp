@@ -106,7 +106,7 @@ TEST_SUITE("playbooks/deploy") {
     CHECK(rig.Traffic() == "release 2 (blue)");
 
     auto d = rig.Hoist({"describe", "deploy"});
-    CHECK(d.out.find("deploy 1.2.1") != std::string::npos);
+    CHECK(d.out.find("deploy 1.3.0") != std::string::npos);
     CHECK(d.out.find("-e version=<string>") != std::string::npos);
     CHECK(d.out.find("health gate") != std::string::npos);
   }
@@ -183,6 +183,36 @@ TEST_SUITE("playbooks/deploy") {
     CHECK(rig.Direct("blue") == "release 2 (blue)");
     CHECK(rig.UpstreamConf().find(green) != std::string::npos);
     CHECK(rig.State("SELECT count(*) FROM steps WHERE name LIKE 'repair include: green -> blue%'") == "1");
+  }
+
+  TEST_CASE("a process no run tracks holds the idle colour's port: the deploy refuses before starting, traffic stays") {
+    BlueGreenRig rig;
+    rig.HoistOk({"deploy", "-e", "version=1"});
+    REQUIRE(rig.Traffic() == "release 1 (green)");
+    std::string conf = rig.UpstreamConf();
+    // What an app started by some other hand (or lost by an older hoist
+    // killed mid-start) looks like: blue's port answers healthy, as release
+    // 9, with no pid file. Taking its answers for release 2's would switch
+    // traffic to it.
+    ColourServer squatter("blue", rig.Port("blue"));
+    squatter.SetRoute("/api/health", {200, R"({"status":"ok","version":"9"})"});
+    auto r = rig.Hoist({"deploy", "-e", "version=2"});
+    INFO(Describe(r));
+    CHECK(r.exit_code == 1);
+    const std::string port = std::to_string(rig.Port("blue"));
+    CHECK(r.err.find("port 127.0.0.1:" + port + " already accepts connections, but app-blue is not running") !=
+          std::string::npos);
+    CHECK(r.err.find("ss -ltnp 'sport = :" + port + "'") != std::string::npos);
+    // Refused before the backup and the expand migrations: nothing to undo.
+    CHECK(rig.Db("SELECT max(version) FROM hoist_schema_migrations WHERE success") == "1");
+    CHECK(rig.State("SELECT count(*) FROM steps WHERE run_id = (SELECT max(id) FROM runs)") == "0");
+    CHECK(rig.Traffic() == "release 1 (green)");
+    CHECK(rig.UpstreamConf() == conf);
+    CHECK_FALSE(rig.Running("blue"));
+    // Once the port is free the same deploy goes through.
+    squatter.Stop();
+    rig.HoistOk({"deploy", "-e", "version=2"});
+    CHECK(rig.Traffic() == "release 2 (blue)");
   }
 
   TEST_CASE("the idle colour never becomes healthy: it is stopped, traffic stays, expand migrations are kept") {

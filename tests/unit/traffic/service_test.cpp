@@ -4,6 +4,7 @@
 #include "sys/service.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,6 +46,18 @@ sys::ServiceSpec Backend(const TempDir& dir, const std::string& colour, int port
   s.pid_file = dir / (colour + ".pid");
   s.log_file = dir / (colour + ".log");
   return s;
+}
+
+/// How many processes have `needle` in their command line.
+int ProcessesMentioning(const std::string& needle) {
+  int n = 0;
+  for (const auto& p : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = p.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = ReadAll(p.path() / "cmdline");
+    if (cmdline.find(needle) != std::string::npos) ++n;
+  }
+  return n;
 }
 
 /// Stops whatever a test left running.
@@ -188,6 +201,56 @@ TEST_SUITE("traffic/service") {
     e = CatchError([&] { sys::StartService(missing); });
     CHECK(e.code() == "not_found");
     CHECK_FALSE(std::filesystem::exists(missing.pid_file));
+  }
+
+  TEST_CASE("a service whose pid file cannot be written never runs") {
+    // The service execs only once its pid file names it: a start that
+    // cannot record the pid (or a hoist killed before it could) leaves no
+    // process nobody tracks.
+    TempDir dir("svc");
+    sys::ServiceSpec s;
+    s.name = "blue";
+    s.argv = {"/bin/sh", "-c", "touch " + (dir / "ran") + "; sleep 30"};
+    std::filesystem::create_directories(dir / "pid-is-a-dir");
+    s.pid_file = dir / "pid-is-a-dir";
+    // Every forked child holds a copy of this pipe's write end until it
+    // execs (close-on-exec) or exits: EOF on the read end means the would-be
+    // service has done one or the other.
+    int sync[2];
+    REQUIRE(::pipe2(sync, O_CLOEXEC) == 0);
+    Error e = CatchError([&] { sys::StartService(s); });
+    ::close(sync[1]);
+    char c;
+    while (::read(sync[0], &c, 1) > 0) {
+    }
+    ::close(sync[0]);
+    CHECK(e.area() == "service");
+    CHECK(e.message().find("service blue: could not write its pid file, so it was not started: ") == 0);
+    // Had it exec'd, its shell would be waiting in `sleep 30` now.
+    CHECK(ProcessesMentioning(dir.path) == 0);
+    CHECK_FALSE(std::filesystem::exists(dir / "ran"));
+  }
+
+  TEST_CASE("proc.service start refuses a port another process already answers") {
+    TempDir dir("svc");
+    int port = FreePort();
+    auto squatter = Backend(dir, "squatter", port);
+    Cleanup cleanup{{squatter}};
+    sys::StartService(squatter);
+    REQUIRE(Eventually([&] { return sys::TcpConnect("127.0.0.1", port, milliseconds(200)).ok; }, milliseconds(5000)));
+    std::string lua = "local service = require 'hoist.service'\n"
+                      "local svc = service{ name = 'blue', argv = { '/bin/sh', '-c', 'touch " + (dir / "ran") +
+                      "; sleep 30' }, port = " + std::to_string(port) + ", pid_file = " + LuaStr(dir / "blue.pid") + " }\n"
+                      "svc:start{ wait = 5 }\n";
+    auto e = LuaError(lua);
+    CHECK(e.area() == "service");
+    CHECK(e.code() == "conflict");
+    CHECK(e.message() == "service blue: port 127.0.0.1:" + std::to_string(port) +
+                             " already accepts connections, but blue is not running (no live pid in " +
+                             (dir / "blue.pid") + "): another process holds the port. Find it with `ss -ltnp "
+                             "'sport = :" + std::to_string(port) + "'`, stop it, then run again");
+    CHECK_FALSE(std::filesystem::exists(dir / "blue.pid"));
+    CHECK_FALSE(std::filesystem::exists(dir / "ran"));
   }
 
   TEST_CASE("the service gets its env and cwd, and none of our descriptors") {
