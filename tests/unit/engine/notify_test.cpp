@@ -222,7 +222,9 @@ TEST_CASE("a receiver that never answers is given up on after the timeout") {
   CHECK_FALSE(d.delivered);
   CHECK(d.attempts.size() == 2);
   CHECK(d.error.find("timed out") != std::string::npos);
-  CHECK(took >= 0.6);
+  // Both attempts waited out their 0.3 s (libcurl's timer may end a
+  // millisecond early, so not exactly 0.6); one attempt alone would be 0.3.
+  CHECK(took >= 0.55);
   CHECK(took < 3.0);
 }
 
