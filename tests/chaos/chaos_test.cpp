@@ -50,8 +50,8 @@ int Rounds() {
 
 /// Starts `hoist args` in dir (output to dir/.chaos.log), kills it with
 /// SIGKILL after `after` seconds unless it ended first. Returns its exit
-/// status: 128 + 9 when killed.
-int RunAndKill(const std::string& dir, std::vector<std::string> args, double after,
+/// status (128 + 9 when killed) and, in *seconds, how long it ran.
+int RunAndKill(double* seconds, const std::string& dir, std::vector<std::string> args, double after,
                const std::map<std::string, std::string>& extra_env = {}) {
   std::vector<std::string> argv_s = {HOIST_BINARY};
   for (auto& a : args) argv_s.push_back(std::move(a));
@@ -78,18 +78,57 @@ int RunAndKill(const std::string& dir, std::vector<std::string> args, double aft
   fs::current_path(cwd);
   posix_spawn_file_actions_destroy(&fa);
   REQUIRE(rc == 0);
+  const double t0 = sys::Monotonic();
   auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(after);
   int status = 0;
   while (true) {
     pid_t w = ::waitpid(pid, &status, WNOHANG);
-    if (w == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (std::chrono::steady_clock::now() >= until) break;
+    if (w == pid) break;
+    if (std::chrono::steady_clock::now() >= until) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
     std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, &status, 0);
+  *seconds = sys::Monotonic() - t0;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+/// Kill times drawn over a run's duration, measured beforehand. The load of
+/// a shared machine changes under a test: a run that ends before its kill
+/// time shows runs got faster, so later times are drawn from that shorter
+/// run (a failed one says nothing of a whole run's length); and rounds go on (up to three times as many) until at least half
+/// of them really killed, so a faster machine cannot turn the test into
+/// rounds that end on their own.
+class KillTimes {
+ public:
+  KillTimes(uint64_t seed, double took) : rng_(seed), took_(took) {}
+
+  bool More() const { return round_ < Rounds() || (killed_ * 2 < Rounds() && round_ < 3 * Rounds()); }
+  int round() const { return round_; }
+  int killed() const { return killed_; }
+  double Next() { return std::uniform_real_distribution<double>(0, took_)(rng_); }
+
+  /// Runs `hoist args` killed after `at` seconds (from Next()); returns its exit status.
+  int Run(double at, const std::string& dir, std::vector<std::string> args,
+          const std::map<std::string, std::string>& env = {}) {
+    double seconds = 0;
+    int rc = RunAndKill(&seconds, dir, std::move(args), at, env);
+    ++round_;
+    if (rc == 128 + SIGKILL) {
+      ++killed_;
+    } else if (rc == 0) {
+      took_ = std::min(took_, seconds);  // a whole run, faster than measured
+    }
+    return rc;
+  }
+
+ private:
+  std::mt19937_64 rng_;
+  double took_;
+  int round_ = 0, killed_ = 0;
+};
 
 /// Seconds an uninterrupted `hoist args` takes (and asserts it succeeds).
 double Timed(const std::string& dir, const std::vector<std::string>& args) {
@@ -135,8 +174,9 @@ void CheckBackupsDir(const std::string& dir) {
 }
 
 /// No run is left "running"; killed ones are "abandoned".
-void CheckHistory(const std::string& dir, int killed) {
-  MESSAGE("killed " << killed << " of " << Rounds() << " runs");
+void CheckHistory(const std::string& dir, const KillTimes& kills) {
+  const int killed = kills.killed();
+  MESSAGE("killed " << killed << " of " << kills.round() << " runs");
   // Kill times spread over the whole run: most rounds must really kill.
   CHECK(killed * 2 >= Rounds());
   auto r = RunHoist(dir, {"history", "--json", "--limit", "1000"});
@@ -178,17 +218,13 @@ void Populate(const std::string& path, int mb, const std::string& table = "notes
 TEST_SUITE("chaos") {
   TEST_CASE("chaos: backup killed at random points: every backup under a final name verifies, the next one succeeds") {
     INFO("seed " << Seed());
-    std::mt19937_64 rng(Seed());
     SqliteProject p;
     Populate(p.db(), 48);
-    double took = Fastest(p.dir.path, {"backup"});
-    std::uniform_real_distribution<double> when(0, took);
-    int killed = 0;
-    for (int i = 0; i < Rounds(); ++i) {
-      double at = when(rng);
+    KillTimes kills(Seed(), Fastest(p.dir.path, {"backup"}));
+    while (kills.More()) {
+      double at = kills.Next();
       CAPTURE(at);
-      int rc = RunAndKill(p.dir.path, {"backup"}, at);
-      if (rc == 128 + SIGKILL) ++killed;
+      kills.Run(at, p.dir.path, {"backup"});
       CheckBackupsDir(p.dir / "backups");
       auto c = Sqlite(p.db());
       CHECK(Scalar(*c, "PRAGMA integrity_check") == "ok");
@@ -197,12 +233,11 @@ TEST_SUITE("chaos") {
     INFO(last.out << last.err);
     CHECK(last.exit_code == 0);
     CheckBackupsDir(p.dir / "backups");
-    CheckHistory(p.dir.path, killed);
+    CheckHistory(p.dir.path, kills);
   }
 
   TEST_CASE("chaos: restore killed at random points: the database is entirely the old or entirely the backup") {
     INFO("seed " << Seed());
-    std::mt19937_64 rng(Seed() + 1);
     SqliteProject p;
     Populate(p.db(), 16);
     auto b = RunHoist(p.dir.path, {"backup", "-e", "label=base"});
@@ -224,16 +259,13 @@ TEST_SUITE("chaos") {
       c->Exec("VACUUM INTO '" + pristine + "'");
       c->Close();
     }
-    double took = Fastest(p.dir.path, {"restore", "-e", "backup=latest", "-e", "label=base", "--yes"});
-    std::uniform_real_distribution<double> when(0, took);
-    int killed = 0;
-    for (int i = 0; i < Rounds(); ++i) {
+    KillTimes kills(Seed() + 1, Fastest(p.dir.path, {"restore", "-e", "backup=latest", "-e", "label=base", "--yes"}));
+    while (kills.More()) {
       for (const char* ext : {"", "-wal", "-shm"}) fs::remove(p.db() + ext);
       fs::copy_file(pristine, p.db());
-      double at = when(rng);
+      double at = kills.Next();
       CAPTURE(at);
-      int rc = RunAndKill(p.dir.path, {"restore", "-e", "backup=latest", "-e", "label=base", "--yes"}, at);
-      if (rc == 128 + SIGKILL) ++killed;
+      kills.Run(at, p.dir.path, {"restore", "-e", "backup=latest", "-e", "label=base", "--yes"});
       auto c = Sqlite(p.db());
       CHECK(Scalar(*c, "PRAGMA integrity_check") == "ok");
       std::string rows = Scalar(*c, "SELECT count(*) FROM notes");
@@ -247,12 +279,11 @@ TEST_SUITE("chaos") {
     INFO(last.out << last.err);
     CHECK(last.exit_code == 0);
     CHECK(Scalar(*Sqlite(p.db()), "SELECT count(*) FROM notes") == base_rows);
-    CheckHistory(p.dir.path, killed);
+    CheckHistory(p.dir.path, kills);
   }
 
   TEST_CASE("chaos: migrate up killed at random points: the schema is exactly what the tracking table says") {
     INFO("seed " << Seed());
-    std::mt19937_64 rng(Seed() + 2);
     SqliteProject p;
     const int kMigrations = 6;
     for (int v = 1; v <= kMigrations; ++v) {
@@ -280,14 +311,12 @@ TEST_SUITE("chaos") {
       reset();
       took = std::min(took, Timed(p.dir.path, {"migrate", "-e", "action=up"}));
     }
-    std::uniform_real_distribution<double> when(0, took);
-    int killed = 0;
-    for (int i = 0; i < Rounds(); ++i) {
+    KillTimes kills(Seed() + 2, took);
+    while (kills.More()) {
       reset();
-      double at = when(rng);
+      double at = kills.Next();
       CAPTURE(at);
-      int rc = RunAndKill(p.dir.path, {"migrate", "-e", "action=up"}, at);
-      if (rc == 128 + SIGKILL) ++killed;
+      kills.Run(at, p.dir.path, {"migrate", "-e", "action=up"});
       auto c = Sqlite(p.db());
       CHECK(Scalar(*c, "PRAGMA integrity_check") == "ok");
       bool tracked = Scalar(*c, "SELECT count(*) FROM sqlite_master WHERE name = 'hoist_schema_migrations'") == "1";
@@ -311,27 +340,24 @@ TEST_SUITE("chaos") {
     CHECK(sys::Monotonic() - t0 < 20);
     CHECK(Scalar(*Sqlite(p.db()), "SELECT count(*) FROM hoist_schema_migrations WHERE success") ==
           std::to_string(kMigrations));
-    CheckHistory(p.dir.path, killed);
+    CheckHistory(p.dir.path, kills);
   }
 
   TEST_CASE("chaos: deploy killed at random points (switch included): the next deploy succeeds and nginx serves what the include names") {
     INFO("seed " << Seed());
-    std::mt19937_64 rng(Seed() + 3);
     BlueGreenRig rig;
     rig.HoistOk({"deploy", "-e", "version=1"});
     double t0 = sys::Monotonic();
     rig.HoistOk({"deploy", "-e", "version=2"});
-    double took = sys::Monotonic() - t0;
-    std::uniform_real_distribution<double> when(0, took * 1.1);
-    int killed = 0;
+    // A little past the run's end: a kill after the last step too.
+    KillTimes kills(Seed() + 3, (sys::Monotonic() - t0) * 1.1);
     const std::vector<std::string> releases = {"3", "2"};
-    for (int i = 0; i < Rounds(); ++i) {
-      const std::string& release = releases[static_cast<size_t>(i) % releases.size()];
-      double at = when(rng);
+    while (kills.More()) {
+      const std::string& release = releases[static_cast<size_t>(kills.round()) % releases.size()];
+      double at = kills.Next();
       CAPTURE(at);
       CAPTURE(release);
-      int rc = RunAndKill(rig.root(), {"deploy", "-e", "version=" + release}, at, rig.env());
-      if (rc == 128 + SIGKILL) ++killed;
+      kills.Run(at, rig.root(), {"deploy", "-e", "version=" + release}, rig.env());
       // Whatever the kill left, the next deploy must bring the release live.
       auto next = rig.Hoist({"deploy", "-e", "version=" + release});
       INFO(Describe(next));
@@ -349,7 +375,7 @@ TEST_SUITE("chaos") {
       CHECK(rig.Db("PRAGMA integrity_check") == "ok");
     }
     CheckBackupsDir(rig.path(".hoist/backups"));
-    CheckHistory(rig.root(), killed);
+    CheckHistory(rig.root(), kills);
   }
 }
 
