@@ -339,8 +339,16 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
       store->FinishRun(run_id, status, code, error);
     } catch (const std::exception& e) {
       // The outcome stands (it is reported below); only its record is lost.
-      log::Error(fmt::format("run {} ended {} but {} could not record it ({}): the history shows it as running",
-                             run_id, status, Mask(config.state_path), Mask(e.what())));
+      if (status == "lease_lost") {
+        // Refused by the fence, as expected: whoever took or released the
+        // lease marked this run abandoned, with who and why.
+        log::Warn(fmt::format("run {} lost its lease, so its end is not recorded: {} shows it as abandoned "
+                              "(hoist show {} says by whom)",
+                              run_id, Mask(config.state_path), run_id));
+      } else {
+        log::Error(fmt::format("run {} ended {} but {} could not record it ({}): the history shows it as running",
+                               run_id, status, Mask(config.state_path), Mask(e.what())));
+      }
     }
     release();
     outcome.exit_code = code;

@@ -217,6 +217,11 @@ TEST_CASE("a run whose lease was force-released and taken by another cannot writ
   CHECK(err.find("the lease on environment 'prod' is no longer run 1's") != std::string::npos);
   CHECK(err.find("held by bob@") != std::string::npos);
   CHECK(err.find("hoist lock status") != std::string::npos);
+  // Its end cannot be written (fenced): the log says what the history shows instead.
+  const std::string said = ra.out + ra.err;
+  CHECK(said.find("run 1 lost its lease, so its end is not recorded: ") != std::string::npos);
+  CHECK(said.find(" shows it as abandoned (hoist show 1 says by whom)") != std::string::npos);
+  CHECK(said.find("shows it as running") == std::string::npos);
   // Nothing of run 1 landed after the release: its "wait" step is as it
   // was, no "after" step or fact, and the force-release's verdict stands.
   CHECK(s.Sql("SELECT status FROM hoist.steps WHERE run_id = 1 AND name = 'wait'") == "running");
