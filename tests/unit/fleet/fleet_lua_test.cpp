@@ -1,11 +1,13 @@
 // hoist.fleet through the real VM: the batch arithmetic of serial, the
 // tolerance of max_fail, what each on_fail rule decides, the batch driver
-// (run:step per batch, rollbacks, per-host statuses) on a recording run.
+// (run:step per batch, rollbacks, per-host statuses) on a recording run,
+// hoist.project's fleet accessor and the `fleet` keys of hoist.lua.
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
 
+#include "engine/config_check.h"
 #include "support/lua_eval.h"
 
 namespace hoist::test {
@@ -396,6 +398,57 @@ TEST_SUITE("fleet/run_batches") {
           "fleet.serial must be a percentage from 1% to 100% (got \"0%\"), e.g. serial = \"25%\"");
     CHECK(FleetError("fleet.run_batches({}, { 'a' }, {}, nil)") ==
           "fleet.run_batches: per_host_fn must be a function(host, batch)");
+  }
+}
+
+TEST_SUITE("fleet/config") {
+  json Env(const std::string& fleet) {
+    return RunLua("local project = require 'hoist.project'\n"
+                  "return project.fleet({ env = { name = 'prod', fleet = " + fleet + " } })");
+  }
+
+  TEST_CASE("hoist.project's fleet: the defaults, and the keys as given") {
+    CHECK(Env("nil") == json::parse(R"({"serial":1,"max_fail":0,"on_fail":"halt"})"));
+    CHECK(Env("{ serial = { 1, '50%', '100%' }, max_fail = '10%', on_fail = 'rollback_all' }") ==
+          json::parse(R"({"serial":[1,"50%","100%"],"max_fail":"10%","on_fail":"rollback_all"})"));
+  }
+
+  TEST_CASE("hoist.project's fleet: a bad key is a config error naming it in hoist.lua") {
+    auto e = LuaError("local project = require 'hoist.project'\n"
+                      "return project.fleet({ env = { name = 'prod', fleet = { serial = '150%' } } })");
+    CHECK(e.area() == "config");
+    CHECK(e.message() == "hoist.lua: environments.prod.fleet.serial must be a percentage from 1% to 100% (got \"150%\"),"
+                         " e.g. serial = \"25%\"");
+  }
+
+  std::string ConfigError(const std::string& fleet) {
+    json config = json::parse(R"({"environments":{"prod":{"fleet":)" + fleet + "}}}");
+    try {
+      engine::CheckConfig(config);
+    } catch (const Error& e) {
+      return e.message();
+    }
+    return "";
+  }
+
+  TEST_CASE("hoist.lua's fleet keys are checked with the rest of the config") {
+    CHECK(ConfigError(R"({"serial":1,"max_fail":0,"on_fail":"halt"})") == "");
+    CHECK(ConfigError(R"({"serial":[1,"50%","100%"],"max_fail":"10%","on_fail":"rollback_batch"})") == "");
+    CHECK(ConfigError(R"({"serial":"25%","max_fail":"0%"})") == "");
+    CHECK(ConfigError(R"({"seriel":1})") == "hoist.lua: environments.prod.fleet.seriel: unknown key (did you mean "
+                                            "'serial'?); fleet takes: serial, max_fail, on_fail");
+    CHECK(ConfigError(R"({"serial":0})") == "hoist.lua: environments.prod.fleet.serial must be an integer at least 1");
+    CHECK(ConfigError(R"({"serial":"0%"})") == "hoist.lua: environments.prod.fleet.serial must be a percentage from 1% "
+                                              "to 100% (\"25%\"), an integer or a list, e.g. serial = { 1, \"50%\", \"100%\" }");
+    CHECK(ConfigError(R"({"serial":[1,"150%"]})") == "hoist.lua: environments.prod.fleet.serial[2] must be a percentage "
+                                                    "from 1% to 100% (\"25%\") or an integer, e.g. serial[2] = \"50%\"");
+    CHECK(ConfigError(R"({"max_fail":"101%"})") == "hoist.lua: environments.prod.fleet.max_fail must be a percentage "
+                                                  "from 0% to 100% (\"25%\") or an integer, e.g. max_fail = \"10%\"");
+    CHECK(ConfigError(R"({"max_fail":-1})") == "hoist.lua: environments.prod.fleet.max_fail must be an integer at least 0");
+    CHECK(ConfigError(R"({"on_fail":"rollback"})") == "hoist.lua: environments.prod.fleet.on_fail must be one of "
+                                                      "\"halt\", \"rollback_batch\", \"rollback_all\"");
+    CHECK(ConfigError(R"(3)") == "hoist.lua: environments.prod.fleet must be a table (got an integer), e.g. fleet = "
+                                 "{ serial = 1, max_fail = 0, on_fail = \"halt\" }");
   }
 }
 
