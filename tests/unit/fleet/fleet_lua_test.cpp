@@ -381,6 +381,42 @@ TEST_SUITE("fleet/run_batches") {
     CHECK(r["outcome"]["rollback_errors"][0]["host"] == "web2");
   }
 
+  // docs/fleet.md, "Worked examples": the statuses it lists, exactly.
+  json Worked(const std::string& hosts, const std::string& rules, const std::string& fails) {
+    return Fleet(std::string(kRecordingRun) + "local status = fleet.run_batches(run, " + hosts + ", " + rules +
+                 ", host_fn(" + fails + "), rollback_fn())\nreturn { status = plain(status), calls = calls }");
+  }
+
+  TEST_CASE("the worked examples of docs/fleet.md, 3 hosts and 10 hosts") {
+    const std::string three = "{ 'web1', 'web2', 'web3' }";
+    for (const char* rule : {"halt", "rollback_batch"}) {
+      CAPTURE(rule);
+      CHECK(Worked(three, std::string("{ on_fail = '") + rule + "' }", "{ web2 = true }")["status"] ==
+            json::parse(R"({"web1":"done 1","web2":"failed 2","web3":"skipped 3"})"));
+    }
+    CHECK(Worked(three, "{ on_fail = 'rollback_all' }", "{ web2 = true }")["status"] ==
+          json::parse(R"({"web1":"rolled_back 1","web2":"failed 2","web3":"skipped 3"})"));
+
+    const std::string ten = Hosts(10), rules = "serial = { 1, '50%', '100%' }, max_fail = '25%'";
+    json one = Worked(ten, "{ " + rules + ", on_fail = 'halt' }", "{ h03 = true }");
+    CHECK(one["status"] == json::parse(R"({"h01":"done 1","h02":"done 2","h03":"failed 2","h04":"done 2",
+      "h05":"done 2","h06":"done 2","h07":"done 3","h08":"done 3","h09":"done 3","h10":"done 3"})"));
+    json halt = Worked(ten, "{ " + rules + ", on_fail = 'halt' }", "{ h03 = true, h05 = true }");
+    CHECK(halt["status"] == json::parse(R"({"h01":"done 1","h02":"done 2","h03":"failed 2","h04":"done 2",
+      "h05":"failed 2","h06":"done 2","h07":"skipped 3","h08":"skipped 3","h09":"skipped 3","h10":"skipped 3"})"));
+    json batch = Worked(ten, "{ " + rules + ", on_fail = 'rollback_batch' }", "{ h03 = true, h05 = true }");
+    CHECK(batch["status"] == json::parse(R"({"h01":"done 1","h02":"rolled_back 2","h03":"failed 2",
+      "h04":"rolled_back 2","h05":"failed 2","h06":"rolled_back 2","h07":"skipped 3","h08":"skipped 3",
+      "h09":"skipped 3","h10":"skipped 3"})"));
+    std::vector<std::string> calls = batch["calls"];
+    CHECK(std::vector<std::string>(calls.end() - 3, calls.end()) == S{"rollback h06", "rollback h04", "rollback h02"});
+    json all = Worked(ten, "{ " + rules + ", on_fail = 'rollback_all' }", "{ h03 = true, h05 = true }");
+    CHECK(all["status"]["h01"] == "rolled_back 1");
+    calls = all["calls"].get<std::vector<std::string>>();
+    CHECK(std::vector<std::string>(calls.end() - 4, calls.end()) ==
+          S{"rollback h06", "rollback h04", "rollback h02", "rollback h01"});
+  }
+
   TEST_CASE("Ctrl-C in a host's work stops the run, it is not a failed host") {
     auto e = LuaError(std::string("local fleet = require 'hoist.fleet'\n") + kRecordingRun +
                       "fleet.run_batches(run, { 'a', 'b' }, {}, function(h) if h == 'a' then "
