@@ -34,6 +34,9 @@ struct Spec {
   double min = -std::numeric_limits<double>::infinity();
   double max = std::numeric_limits<double>::infinity();
   std::string example;                // shown with a type error
+  bool percent = false;               // a string must be "P%", P a whole number in [pct_min, pct_max]
+  int pct_min = 0;
+  int pct_max = 100;
 };
 
 Spec Str(std::vector<std::string> values = {}) { return Spec{.types = kStr, .values = std::move(values)}; }
@@ -50,8 +53,15 @@ Spec ListOf(Spec s) { return Spec{.types = kList, .item = std::make_shared<const
 Spec MapOf(Spec s, std::string example = "") {
   return Spec{.types = kMap, .item = std::make_shared<const Spec>(std::move(s)), .example = std::move(example)};
 }
+// "25%": a whole percentage from min to max (fleet.serial, fleet.max_fail).
+Spec Percent(int min, int max = 100) { return Spec{.types = kStr, .percent = true, .pct_min = min, .pct_max = max}; }
 Spec Or(Spec a, const Spec& b) {
   a.types |= b.types;
+  if (b.percent) {
+    a.percent = true;
+    a.pct_min = b.pct_min;
+    a.pct_max = b.pct_max;
+  }
   for (const auto& f : b.fields) a.fields.push_back(f);
   if (!a.item) a.item = b.item;
   if (a.example.empty()) a.example = b.example;
@@ -138,7 +148,19 @@ const Spec& Schema() {
                        {"roles", ListOf(Str())},
                        {"max_channels", Int(1, 64)}},
                       "{ ssh = \"deploy@web1.internal\", roles = { \"app\" } }");
+    // The fleet deploy's batches and failure rule (hoist.fleet, docs/fleet.md).
+    Spec serial_size = Or(Int(1), Percent(1));
+    serial_size.example = "\"50%\"";
+    Spec serial = Or(serial_size, ListOf(serial_size));
+    serial.example = "{ 1, \"50%\", \"100%\" }";
+    Spec max_fail = Or(Int(0), Percent(0));
+    max_fail.example = "\"10%\"";
+    Spec fleet = Table({{"serial", serial},
+                        {"max_fail", max_fail},
+                        {"on_fail", Str({"halt", "rollback_batch", "rollback_all"})}},
+                       "{ serial = 1, max_fail = 0, on_fail = \"halt\" }");
     Spec env = Table({{"database", Str()},
+                      {"fleet", fleet},
                       {"hosts", MapOf(host, "{ web1 = { ssh = \"deploy@web1.internal\", roles = { \"app\" } } }")},
                       {"migrations", Str()},
                       {"backups", backups},
@@ -170,6 +192,21 @@ const Spec& Schema() {
   return schema;
 }
 
+// "25%" (spaces around allowed, as hoist.fleet reads it) with P in [min, max].
+bool IsPercent(const std::string& v, int min, int max) {
+  size_t i = 0, n = v.size();
+  while (i < n && v[i] == ' ') ++i;
+  size_t digits = i;
+  long p = 0;
+  while (i < n && std::isdigit(static_cast<unsigned char>(v[i])) && i - digits < 4) p = p * 10 + (v[i++] - '0');
+  if (i == digits) return false;
+  while (i < n && v[i] == ' ') ++i;
+  if (i == n || v[i] != '%') return false;
+  ++i;
+  while (i < n && v[i] == ' ') ++i;
+  return i == n && p >= min && p <= max;
+}
+
 bool IsName(const std::string& k) {
   if (k.empty() || std::isdigit(static_cast<unsigned char>(k[0]))) return false;
   for (char c : k) {
@@ -195,7 +232,8 @@ std::string Got(const json& v) {
 
 std::string Expected(const Spec& s) {
   std::vector<std::string> parts;
-  if (s.types & kStr) parts.push_back(s.values.empty() ? "a string" : "one of \"" + fmt::format("{}", fmt::join(s.values, "\", \"")) + "\"");
+  if (s.percent) parts.push_back(fmt::format("a percentage from {}% to {}% (\"25%\")", s.pct_min, s.pct_max));
+  else if (s.types & kStr) parts.push_back(s.values.empty() ? "a string" : "one of \"" + fmt::format("{}", fmt::join(s.values, "\", \"")) + "\"");
   if (s.types & kNum) parts.push_back("a number");
   else if (s.types & kInt) parts.push_back("an integer");
   if (s.types & kBool) parts.push_back("true/false");
@@ -232,6 +270,10 @@ void Check(const json& v, const Spec& s, const std::string& path) {
     if (!s.values.empty() && std::find(s.values.begin(), s.values.end(), v.get<std::string>()) == s.values.end()) {
       // The value itself is not echoed: it may be a secret.
       Bad(path, fmt::format("must be one of \"{}\"", fmt::join(s.values, "\", \"")));
+    }
+    if (s.percent && !IsPercent(v.get<std::string>(), s.pct_min, s.pct_max)) {
+      Bad(path, fmt::format("must be {}{}", Expected(s),
+                            s.example.empty() ? "" : ", e.g. " + path.substr(path.rfind('.') + 1) + " = " + s.example));
     }
     return;
   }

@@ -151,6 +151,20 @@ function M.migrations(run)
   return M.path(run, run.env.migrations or "migrations", "migrations")
 end
 
+--- The fleet deploy's batch and failure rules (key `fleet`): `{ serial,
+-- max_fail, on_fail }` checked by hoist.fleet, with its defaults (serial = 1,
+-- max_fail = 0, on_fail = "halt"). The arithmetic: docs/fleet.md.
+-- @return { serial, max_fail, on_fail }
+-- @raise config/invalid naming the key in hoist.lua, with an example
+function M.fleet(run)
+  local fleet = require "hoist.fleet"
+  local ok, rules = pcall(fleet.rules, run.env.fleet, key_path(run, "fleet"))
+  if ok then return rules end
+  if type(rules) ~= "table" or rules.area ~= "fleet" then error(rules, 0) end
+  local msg = tostring(rules.message):gsub("^fleet: ", "")
+  error(hoist.error("config", rules.code, "hoist.lua: " .. msg, { where = "" }))
+end
+
 --- Backup settings: `backups = "dir"` or `{ dir, keep, keep_safety, compress, format }`.
 -- Defaults: dir ".hoist/backups", keep 10, keep_safety 0 (every safety
 -- backup is kept), no compression.
