@@ -58,7 +58,7 @@ void AgentConnection::ThrowClosed(const std::string& doing) {
                           host_, doing, why.empty() ? "" : " (" + Mask(why) + ")"));
 }
 
-void AgentConnection::Hello() {
+void AgentConnection::Hello(std::chrono::milliseconds timeout) {
   std::lock_guard lock(mu_);
   try {
     agent::WriteFrame(write_fd_, agent::Hello(hoist_version_), "the agent on host " + host_);
@@ -66,7 +66,21 @@ void AgentConnection::Hello() {
     if (e.code() == "closed") ThrowClosed("before the hello");
     throw;
   }
-  auto hello = reader_.Read();
+  // A host whose login hangs (a shell waiting for input, a stuck mount)
+  // must not hang the run: the agent answers its hello at once.
+  std::optional<Message> hello;
+  try {
+    hello = reader_.Read(timeout);
+  } catch (const Error& e) {
+    if (e.code() == "closed") ThrowClosed("before answering the hello");
+    if (e.code() == "timeout") {
+      throw Error("agent", "timeout",
+                  fmt::format("host {}: the agent did not answer its hello within {} s; run the agent there by hand "
+                              "(ssh HOST <agent path> agent --stdio < /dev/null) to see what it waits for",
+                              host_, std::chrono::duration<double>(timeout).count()));
+    }
+    throw;
+  }
   if (!hello) ThrowClosed("before answering the hello");
   agent::CheckHello(*hello, hoist_version_, host_, /*we_are_agent=*/false);
   agent_hello_ = hello->head;
@@ -96,7 +110,13 @@ json AgentConnection::Call(const std::string& method, json args, Message& req, M
                             "step (update hoist on both ends)",
                             host_, answer->head.value("id", json()).dump(), id));
   }
-  if (answer->head.contains("error")) throw agent::ErrorFrom(answer->head["error"]);
+  if (answer->head.contains("error")) {
+    // The area and code are the local call's; the message says where.
+    Error e = agent::ErrorFrom(answer->head["error"]);
+    std::string where = "host " + host_ + ": ";
+    if (e.message().rfind(where, 0) == 0) throw e;
+    throw Error(e.area(), e.code(), where + e.message());
+  }
   json ok = answer->head.value("ok", json());
   if (resp) *resp = std::move(*answer);
   return ok;

@@ -31,10 +31,12 @@ class AgentConnection {
                   std::string hoist_version = HOIST_VERSION);
 
   /// The hello exchange. Error{"agent","version_mismatch"} when the agent
-  /// is another protocol or hoist version; "closed" when it ended first.
-  void Hello();
+  /// is another protocol or hoist version; "closed" when it ended first;
+  /// "timeout" when it did not answer within timeout.
+  void Hello(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   /// One call: its result's "ok" value (resp holds the answer's blobs).
-  /// Throws the agent's error as a hoist::Error with its area and code;
+  /// Throws the agent's error as a hoist::Error with its area and code,
+  /// its message prefixed "host <name>: ";
   /// Error{"agent","closed"} (naming the host, with ssh's last words) when
   /// the agent went away.
   nlohmann::json Call(const std::string& method, nlohmann::json args, net::agent::Message& req,

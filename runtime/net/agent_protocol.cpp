@@ -1,5 +1,6 @@
 #include "net/agent_protocol.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -138,10 +139,22 @@ std::optional<Message> Decoder::Next() {
   return m;
 }
 
-std::optional<Message> FrameReader::Read() {
+std::optional<Message> FrameReader::Read(std::chrono::milliseconds timeout) {
   char buf[64 * 1024];
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     if (auto m = decoder_.Next()) return m;
+    if (timeout.count() > 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd p{fd_, POLLIN, 0};
+      int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0) {
+        throw Error("agent", "timeout",
+                    fmt::format("{} did not answer within {} s", decoder_.peer(),
+                                std::chrono::duration<double>(timeout).count()));
+      }
+    }
     ssize_t n = ::read(fd_, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {

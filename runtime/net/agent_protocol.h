@@ -11,6 +11,7 @@
 // that both ends share.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -79,8 +80,9 @@ class FrameReader {
  public:
   FrameReader(int fd, std::string peer, size_t max_frame = kMaxFrame) : fd_(fd), decoder_(std::move(peer), max_frame) {}
   /// The next frame; nullopt at EOF between frames. Error{"agent","closed"}
-  /// at EOF in the middle of a frame; Decoder's errors.
-  std::optional<Message> Read();
+  /// at EOF in the middle of a frame; Decoder's errors. With a timeout
+  /// (> 0): Error{"agent","timeout"} when no whole frame came within it.
+  std::optional<Message> Read(std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
  private:
   int fd_;

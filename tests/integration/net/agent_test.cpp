@@ -198,7 +198,7 @@ TEST_SUITE("net/agent") {
     Error remote = CatchError([&] { world->ReadFile(h.dir + "/missing"); });
     CHECK(remote.area() == "fs");
     CHECK(remote.code() == "not_found");
-    CHECK(remote.message() == local.message());
+    CHECK(remote.message() == "host web1: " + local.message());
     Error proc = CatchError([&] { world->RunProcess({.argv = {"no-such-program-hoist"}}); });
     CHECK(proc.area() == "proc");
     CHECK(proc.code() == "not_found");

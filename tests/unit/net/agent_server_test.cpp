@@ -18,6 +18,7 @@
 #include "engine/remote_world.h"
 #include "support/support.h"
 #include "sys/fs.h"
+#include "unit/net/test_server.h"
 
 namespace hoist::test {
 namespace {
@@ -113,22 +114,43 @@ TEST_SUITE("net/agent server") {
     Error remote = CatchError([&] { a.world->ReadFile(dir / "missing"); });
     CHECK(remote.area() == local.area());
     CHECK(remote.code() == "not_found");
-    CHECK(remote.message() == local.message());
+    CHECK(remote.message() == "host web1: " + local.message());
     Error proc = CatchError([&] { a.world->RunProcess({.argv = {"no-such-program-hoist"}}); });
     CHECK(proc.area() == "proc");
     CHECK(proc.code() == "not_found");
-    CHECK(proc.message() == "no such program: no-such-program-hoist (searched PATH)");
+    CHECK(proc.message() == "host web1: no such program: no-such-program-hoist (searched PATH)");
     Error svc = CatchError([&] { a.world->StartService({.name = "blue", .argv = {"sleep", "1"}}); });
     CHECK(svc.area() == "service");
     CHECK(svc.code() == "invalid");
     Error relative = CatchError([&] { a.world->ReadFile("relative/path"); });
     CHECK(relative.code() == "invalid");
     CHECK(relative.message() ==
-          "ReadFile: \"relative/path\" must be an absolute path on the host (the agent's working directory is not "
+          "host web1: ReadFile: \"relative/path\" must be an absolute path on the host (the agent's working directory is not "
           "the project's)");
     // The conversation goes on after an error.
     a.world->WriteAtomic(dir / "after", "x", 0600);
     CHECK(a.world->ReadFile(dir / "after") == "x");
+  }
+
+  TEST_CASE("HTTP through the agent reaches a unix socket on its host, and a transport failure is data") {
+    TempDir dir("agent");
+    std::string sock = dir / "api.sock";
+    TestServer server([](const ServedRequest& r) { return HttpAnswer(201, "unix " + r.target + " " + r.body); }, sock);
+    PipeAgent a;
+    net::HttpRequest req;
+    req.method = "POST";
+    req.url = "http://localhost/containers/create";
+    req.body = std::string("{\"x\":\"\xff\"}");
+    req.unix_socket = sock;
+    auto resp = a.world->Http(req);
+    CHECK(resp.status == 201);
+    CHECK(resp.body == "unix /containers/create " + req.body);
+    net::HttpRequest missing;
+    missing.url = "http://localhost/_ping";
+    missing.unix_socket = dir / "nobody.sock";
+    auto err = a.world->Http(missing);
+    CHECK(err.error_code == "connect_failed");
+    CHECK(err.error == "cannot connect: No such file or directory");
   }
 
   TEST_CASE("an unknown method is an error naming it, and the agent keeps serving") {
@@ -163,6 +185,19 @@ TEST_SUITE("net/agent server") {
                            " (protocol 1), this is hoist 0.0.9 (protocol 1)") == 0);
     ::close(to_agent[0]);
     ::close(from_agent[0]);
+  }
+
+  TEST_CASE("an agent that never answers its hello is a timeout naming the host, not a hang") {
+    int to_agent[2], from_agent[2];
+    REQUIRE(::pipe2(to_agent, O_CLOEXEC) == 0);
+    REQUIRE(::pipe2(from_agent, O_CLOEXEC) == 0);
+    engine::AgentConnection conn("web1", from_agent[0], to_agent[1]);
+    Error e = CatchError([&] { conn.Hello(std::chrono::milliseconds(200)); });
+    CHECK(e.code() == "timeout");
+    CHECK(e.message() ==
+          "host web1: the agent did not answer its hello within 0.2 s; run the agent there by hand (ssh HOST <agent "
+          "path> agent --stdio < /dev/null) to see what it waits for");
+    for (int fd : {to_agent[0], to_agent[1], from_agent[0], from_agent[1]}) ::close(fd);
   }
 
   TEST_CASE("a service started through the agent runs on its host and stops through it") {
