@@ -2,12 +2,18 @@
 
 #include <unistd.h>
 
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "db/backup.h"
 #include "db/connection.h"
@@ -172,10 +178,68 @@ int ServeAgent(int in_fd, int out_fd, World& world, const AgentServerOptions& op
       return 2;
     }
     agent::WriteFrame(out_fd, answer, peer);
-    while (auto req = reader.Read()) {
+  } catch (const Error& e) {
+    log::Error(fmt::format("hoist agent on {}: {}", host, e.what()));
+    return 2;
+  }
+
+  // Frames are read on a thread of their own, so a cancel (the other side's
+  // Ctrl-C) or the other side going away reaches the call that is running:
+  // it stops as on a local Ctrl-C (core/interrupt), its answer says so.
+  std::mutex mu;
+  std::condition_variable ready;
+  std::deque<Message> inbox;
+  bool ended = false;
+  std::optional<Error> failure;
+  json running;  // the id of the call in progress, null between calls
+  bool cancelled = false;
+  std::thread read_thread([&] {
+    for (;;) {
+      std::optional<Message> m;
+      try {
+        m = reader.Read();
+      } catch (const Error& e) {
+        std::lock_guard lock(mu);
+        failure = e;
+      }
+      std::lock_guard lock(mu);
+      if (!m) {
+        ended = true;
+        if (!running.is_null()) {
+          cancelled = true;
+          RequestInterrupt();  // nobody waits for the answer any more
+        }
+        ready.notify_all();
+        return;
+      }
+      if (m->head.value("type", "") == "cancel") {
+        if (!running.is_null() && m->head.value("id", json()) == running) {
+          cancelled = true;
+          RequestInterrupt();
+        }
+        continue;
+      }
+      inbox.push_back(std::move(*m));
+      ready.notify_all();
+    }
+  });
+
+  int code = 0;
+  try {
+    for (;;) {
+      Message req;
+      {
+        std::unique_lock lock(mu);
+        ready.wait(lock, [&] { return !inbox.empty() || ended; });
+        if (inbox.empty()) break;
+        req = std::move(inbox.front());
+        inbox.pop_front();
+        running = req.head.value("id", json());
+        if (running.is_null()) running = 0;
+      }
       Message resp;
-      resp.head = {{"type", "result"}, {"id", req->head.value("id", json())}};
-      std::string method = req->head.value("method", "");
+      resp.head = {{"type", "result"}, {"id", req.head.value("id", json())}};
+      std::string method = req.head.value("method", "");
       try {
         auto it = handlers.find(method);
         if (it == handlers.end()) {
@@ -184,13 +248,25 @@ int ServeAgent(int in_fd, int out_fd, World& world, const AgentServerOptions& op
                                   "another version",
                                   host, options.hoist_version, method));
         }
-        resp.head["ok"] = it->second(req->head.value("args", json::object()), *req, resp);
+        // The caller's step deadline, so a timeout stops the work here too.
+        std::optional<DeadlineScope> deadline;
+        if (req.head.contains("deadline_ms") && req.head["deadline_ms"].is_number()) {
+          deadline.emplace(std::chrono::milliseconds(std::max<int64_t>(1, req.head["deadline_ms"].get<int64_t>())));
+        }
+        resp.head["ok"] = it->second(req.head.value("args", json::object()), req, resp);
       } catch (const Error& e) {
         resp.blobs.clear();
         resp.head["error"] = agent::ErrorJson(e);
       } catch (const std::exception& e) {
         resp.blobs.clear();
         resp.head["error"] = {{"area", "agent"}, {"code", "failed"}, {"message", fmt::format("host {}: {}", host, e.what())}};
+      }
+      {
+        std::lock_guard lock(mu);
+        running = nullptr;
+        if (cancelled) ClearInterrupt();  // stopped that call, not the agent
+        cancelled = false;
+        if (ended) break;  // nobody to answer
       }
       try {
         agent::WriteFrame(out_fd, resp, peer);
@@ -202,11 +278,18 @@ int ServeAgent(int in_fd, int out_fd, World& world, const AgentServerOptions& op
         agent::WriteFrame(out_fd, err, peer);
       }
     }
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     log::Error(fmt::format("hoist agent on {}: {}", host, e.what()));
+    code = 2;
+  }
+  // The reader ends at EOF: the other side closes its end when it is done.
+  read_thread.join();
+  std::lock_guard lock(mu);
+  if (failure) {
+    log::Error(fmt::format("hoist agent on {}: {}", host, failure->what()));
     return 2;
   }
-  return 0;
+  return code;
 }
 
 }  // namespace hoist::engine

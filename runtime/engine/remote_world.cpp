@@ -1,10 +1,14 @@
 #include "engine/remote_world.h"
 
+#include <poll.h>
+
+#include <cerrno>
 #include <sstream>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/secrets.h"
 #include "core/strings.h"
 #include "engine/world.h"
@@ -46,6 +50,7 @@ AgentConnection::AgentConnection(std::string host, int read_fd, int write_fd, st
                                  std::string hoist_version)
     : host_(std::move(host)),
       write_fd_(write_fd),
+      read_fd_(read_fd),
       reader_(read_fd, "the agent on host " + host_),
       diagnostics_(std::move(diagnostics)),
       hoist_version_(std::move(hoist_version)) {}
@@ -90,11 +95,36 @@ json AgentConnection::Call(const std::string& method, json args, Message& req, M
   std::lock_guard lock(mu_);
   int64_t id = next_id_++;
   req.head = {{"type", "call"}, {"id", id}, {"method", method}, {"args", std::move(args)}};
+  // The step's deadline travels with the call: the agent stops the work
+  // there when it passes, as a local call would.
+  if (Clock::time_point deadline = CurrentDeadline(); deadline != Clock::time_point::max()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    req.head["deadline_ms"] = std::max<int64_t>(1, left);
+  }
   try {
     agent::WriteFrame(write_fd_, req, "the agent on host " + host_);
   } catch (const Error& e) {
     if (e.code() == "closed") ThrowClosed("before " + method);
     throw;
+  }
+  // Ctrl-C here reaches the call there: one cancel frame, then the agent's
+  // answer (an interrupted process, an "interrupted" error) as usual.
+  bool cancel_sent = false;
+  for (;;) {
+    pollfd p{read_fd_, POLLIN, 0};
+    int ready = ::poll(&p, 1, 50);
+    if (ready > 0) break;
+    if (ready < 0 && errno != EINTR) break;
+    if (!cancel_sent && Interrupted()) {
+      Message cancel;
+      cancel.head = {{"type", "cancel"}, {"id", id}};
+      try {
+        agent::WriteFrame(write_fd_, cancel, "the agent on host " + host_);
+      } catch (const Error&) {
+        // Gone already: the read below says so.
+      }
+      cancel_sent = true;
+    }
   }
   std::optional<Message> answer;
   try {

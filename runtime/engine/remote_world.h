@@ -23,6 +23,9 @@ namespace hoist::engine {
 
 /// The client side of one agent conversation over two file descriptors
 /// (which the caller keeps open). Calls are serialised: one in flight.
+/// Each call carries the thread's step deadline (core/interrupt) and a
+/// Ctrl-C while it waits sends the agent a cancel: the work there stops
+/// as a local call would.
 class AgentConnection {
  public:
   /// host names the other end in messages. diagnostics (optional) says why
@@ -51,6 +54,7 @@ class AgentConnection {
   [[noreturn]] void ThrowClosed(const std::string& doing);
   std::string host_;
   int write_fd_;
+  int read_fd_;
   net::agent::FrameReader reader_;
   std::function<std::string()> diagnostics_;
   std::string hoist_version_;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "engine/recorded_world.h"
 #include "engine/remote_world.h"
 #include "net/agent_upload.h"
@@ -189,7 +190,7 @@ TEST_SUITE("net/agent") {
     CHECK(lab.Logins("web1") == 1);
   }
 
-  TEST_CASE("an error on the remote host keeps its area and code, and the agent's channel holds a slot") {
+  TEST_CASE("an error on the remote host keeps its area and code, Ctrl-C reaches it, and the agent's channel holds a slot") {
     SshLab lab({"web1"});
     net::SshHost web1(Spec(lab, "web1", /*max_channels=*/2), lab.dir() + "/ctl");
     auto world = engine::ConnectRemoteWorld(web1, Upload());
@@ -202,6 +203,19 @@ TEST_SUITE("net/agent") {
     Error proc = CatchError([&] { world->RunProcess({.argv = {"no-such-program-hoist"}}); });
     CHECK(proc.area() == "proc");
     CHECK(proc.code() == "not_found");
+
+    // Ctrl-C here stops the process there (a cancel frame), and the
+    // conversation goes on.
+    std::thread ctrl_c([] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      RequestInterrupt();
+    });
+    auto r = world->RunProcess({.argv = {"sleep", "20"}});
+    ctrl_c.join();
+    ClearInterrupt();
+    CHECK(r.interrupted);
+    CHECK(r.seconds < 10);
+    CHECK(world->RunProcess({.argv = {"echo", "after"}}).out == "after\n");
 
     // Two slots: the agent holds one, so one command at a time remains.
     net::ChannelSlot other = web1.TakeSlot();

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "db/connection.h"
 #include "engine/recorded_world.h"
 #include "engine/remote_world.h"
@@ -151,6 +152,18 @@ TEST_SUITE("net/agent server") {
     auto err = a.world->Http(missing);
     CHECK(err.error_code == "connect_failed");
     CHECK(err.error == "cannot connect: No such file or directory");
+  }
+
+  TEST_CASE("the caller's step deadline stops a process on the agent's host") {
+    PipeAgent a;
+    sys::ProcessResult r;
+    {
+      DeadlineScope step(std::chrono::milliseconds(300));
+      r = a.world->RunProcess({.argv = {"sleep", "10"}});
+    }
+    CHECK(r.timed_out);
+    CHECK(r.seconds < 5);
+    CHECK(a.world->RunProcess({.argv = {"true"}}).exit_code == 0);  // the next call has no deadline
   }
 
   TEST_CASE("an unknown method is an error naming it, and the agent keeps serving") {
