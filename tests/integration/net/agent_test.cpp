@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "db/connection.h"
 #include "engine/recorded_world.h"
 #include "engine/remote_world.h"
 #include "net/agent_upload.h"
@@ -188,6 +189,24 @@ TEST_SUITE("net/agent") {
     CHECK(calls[4].op == "StartService");
     CHECK(calls[4].response["ok"] == pid);
     CHECK(lab.Logins("web1") == 1);
+
+    // Where the SQLite file lives: a backup, its verify and an integrity
+    // check made there (db/backup's own functions, run by the agent).
+    {
+      db::OpenOptions o;
+      o.create = true;
+      auto c = db::Open("sqlite://" + h.dir + "/app.db", o);
+      c->Exec("CREATE TABLE t (x INTEGER)");
+      c->Exec("INSERT INTO t VALUES (42)");
+    }
+    json b = remote->BackupSqlite(h.dir + "/app.db", h.dir + "/backups", {{"label", "pre-deploy"}});
+    CHECK(sys::StatPath(b["path"]).exists);
+    CHECK(remote->VerifyBackup(b["path"])["ok"] == true);
+    CHECK(remote->IntegrityCheck(h.dir + "/app.db")["ok"] == true);
+    FlipByte(b["path"], 200);
+    json damaged = remote->VerifyBackup(b["path"]);
+    CHECK(damaged["ok"] == false);
+    CHECK(damaged["checksum_ok"] == false);
   }
 
   TEST_CASE("an error on the remote host keeps its area and code, Ctrl-C reaches it, and the agent's channel holds a slot") {

@@ -256,6 +256,39 @@ TEST_SUITE("net/agent server") {
     CHECK(missing.code() == "not_found");
   }
 
+  TEST_CASE("hoist agent --stdio, the real binary, answers over its stdin and stdout only, and ends at EOF") {
+    TempDir dir("agent");
+    sys::Coprocess agent({.argv = {HOIST_BINARY, "agent", "--stdio"}});
+    {
+      auto conn = std::make_unique<engine::AgentConnection>("web1", agent.stdout_fd(), agent.stdin_fd(),
+                                                            [&] { return agent.StderrTail(); });
+      conn->Hello();
+      CHECK(conn->agent_hello()["hoist"] == HOIST_VERSION);
+      CHECK(conn->agent_hello()["pid"] == agent.pid());
+      engine::RemoteWorld w(std::move(conn));
+      // A child's output comes back in the answer, never on the agent's stdout.
+      auto r = w.RunProcess({.argv = {"sh", "-c", "echo out; echo err >&2"}});
+      CHECK(r.out == "out\n");
+      CHECK(r.err == "err\n");
+      w.WriteAtomic(dir / "f", "x", 0600);
+      CHECK(ReadAll(dir / "f") == "x");
+    }
+    agent.CloseStdin();
+    auto r = agent.Wait();
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.empty());
+
+    auto no_flag = RunHoist(dir.path, {"agent"});
+    CHECK(no_flag.exit_code == 2);
+    CHECK(no_flag.err ==
+          "hoist: agent: give --stdio (hoist starts its agent over ssh as `hoist agent --stdio`; docs/fleet.md)\n");
+    // Something that is not a frame: exit 2, the reason on stderr, nothing on stdout.
+    auto garbage = RunHoist(dir.path, {"agent", "--stdio"}, {}, std::string("hello?\n"));
+    CHECK(garbage.exit_code == 2);
+    CHECK(garbage.out.empty());
+    CHECK(garbage.err.find("sent bytes that are not an agent frame: \"hello?\\x0a\"") != std::string::npos);
+  }
+
   TEST_CASE("a recording of a remote world journals its host, and a replay for that host matches it") {
     TempDir dir("agent");
     PipeAgent a;
