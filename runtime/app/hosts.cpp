@@ -13,6 +13,7 @@
 #include "core/secrets.h"
 #include "core/strings.h"
 #include "lua/check.h"
+#include "net/agent_upload.h"
 #include "net/ssh.h"
 #include "sys/clock.h"
 #include "sys/process.h"
@@ -50,13 +51,15 @@ HostCheck Check(const HostConfig& h, const std::string& control_dir) {
                      : ssh->Run(argv, {.timeout = std::chrono::seconds(20)});
     };
     c.system = FirstLine(exec({"uname", "-srm"}).out);
-    sys::ProcessResult v;
-    try {
-      v = exec({"hoist", "--version"});
-    } catch (const Error& e) {
-      if (e.code() != "not_found") throw;  // the local host without hoist on PATH
+    if (h.local) {
+      c.hoist_version = HOIST_VERSION;  // this very hoist: no agent needed
+    } else {
+      // The agent hoist would run there: this binary's versioned path under
+      // the ssh user's cache dir (net/agent_upload.h), not whatever is on PATH.
+      net::AgentInstall a = net::ProbeAgent(*ssh);
+      c.agent_path = a.path;
+      c.hoist_version = a.version;
     }
-    if (v.exit_code == 0) c.hoist_version = FirstLine(v.out);
     c.ok = true;
   } catch (const Error& e) {
     c.error = Mask(e.what());
@@ -146,7 +149,9 @@ std::string HostsText(const std::string& env, const std::vector<HostCheck>& chec
     std::string via = c.host.local ? "local" : c.host.ssh;
     if (c.ok) {
       out += fmt::format("  {:<{}}  ok    {}{}: {}, {} ({})\n", c.host.name, width, via, roles, c.system,
-                         c.hoist_version.empty() ? "hoist not installed" : c.hoist_version,
+                         c.host.local          ? "hoist " + c.hoist_version
+                         : c.hoist_version.empty() ? std::string("agent not uploaded yet (hoist uploads it when it first needs the host)")
+                                                   : "agent hoist " + c.hoist_version,
                          fmt::format("{:.2f}s", c.seconds));
     } else {
       out += fmt::format("  {:<{}}  FAIL  {}{}: {}\n", c.host.name, width, via, roles, c.error);
@@ -163,6 +168,7 @@ json HostsJson(const std::string& env, const std::vector<HostCheck>& checks) {
     if (c.ok) {
       h["system"] = c.system;
       h["hoist_version"] = c.hoist_version.empty() ? json(nullptr) : json(c.hoist_version);
+      if (!c.host.local) h["agent_path"] = c.agent_path;
     } else {
       h["error"] = c.error;
       h["code"] = c.code;

@@ -34,7 +34,10 @@ struct HostCheck {
   std::string error;          ///< why it cannot be reached / used, masked
   std::string code;           ///< the error's code (unknown_host_key, unreachable, ...)
   std::string system;         ///< uname -srm there
-  std::string hoist_version;  ///< "" when hoist is not installed there
+  /// The local host: this hoist's version. Another host: the version of
+  /// the agent at agent_path ("" when it is not uploaded yet).
+  std::string hoist_version;
+  std::string agent_path;     ///< where this hoist keeps its agent there
   double seconds = 0;
 };
 

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "app/agent.h"
 #include "app/hosts.h"
 #include "app/inspect.h"
 #include "app/modules.h"
@@ -75,6 +76,8 @@ constexpr Command kCommands[] = {
     {"completions", "Print a shell completion script: hoist completions bash|zsh"},
     // The package build runs it (CMakeLists.txt): hoist(1) from this table.
     {"man", "Print the hoist(1) man page (roff)", true},
+    // Started by another hoist over ssh (docs/fleet.md), not by people.
+    {"agent", "Serve world calls for a hoist on another host: hoist agent --stdio (docs/fleet.md)", true},
 };
 
 void Err(const std::string& msg) { fmt::print(stderr, "hoist: {}\n", Mask(msg)); }
@@ -437,6 +440,9 @@ int Main(int argc, char** argv) {
   std::string shell;
   sub["completions"]->add_option("shell", shell, "bash or zsh")->required();
 
+  bool agent_stdio = false;
+  sub["agent"]->add_flag("--stdio", agent_stdio, "Speak the agent protocol on stdin and stdout (required)");
+
   int early = -1;
   std::vector<std::string> args;
   try {
@@ -462,6 +468,13 @@ int Main(int argc, char** argv) {
   log::Setup(g.verbose > 0 ? log::Level::kDebug : g.quiet ? log::Level::kWarn : log::Level::kInfo, g.json);
 
   try {
+    if (*sub["agent"]) {
+      if (!agent_stdio) {
+        Err("agent: give --stdio (hoist starts its agent over ssh as `hoist agent --stdio`; docs/fleet.md)");
+        return kExitUsage;
+      }
+      return hoist::app::RunAgentStdio();
+    }
     if (*sub["init"]) return RunInit(g.project_dir, init_flags);
     if (*sub["run"]) return CmdRun(g, playbook, sets, params_file, env, yes, reason, sandbox_flags);
     if (*sub["list"]) return CmdList(g);

@@ -108,7 +108,10 @@ std::string Describe(const std::string& op, const json& call) {
 // ---- recording ----------------------------------------------------------
 
 template <typename F>
-auto RecordingWorld::Call(const std::string& op, const json& call, F&& f) {
+auto RecordingWorld::Call(const std::string& op, json call, F&& f) {
+  // A call on another host carries its name, so one journal holds every
+  // host's calls; local calls stay as older journals have them.
+  if (std::string h = inner_.host(); h != "local") call["host"] = h;
   try {
     auto result = f();
     json ok;
@@ -231,7 +234,8 @@ std::string Divergence::Text() const {
                      step.empty() ? "" : " (in step \"" + step + "\")", expected, actual);
 }
 
-json ReplayWorld::Next(const std::string& op, const json& call) {
+json ReplayWorld::Next(const std::string& op, json call) {
+  if (host_ != "local") call["host"] = host_;
   if (divergence_) throw Error("replay", "diverged", "the replay already diverged: " + divergence_->Text());
   std::string actual = Describe(op, call);
   if (next_ >= calls_.size()) {

@@ -50,10 +50,12 @@ class RecordingWorld : public World {
   double Now() override;
   void Sleep(double seconds, bool stoppable) override;
   const char* mode() const override { return inner_.mode(); }
+  std::string host() const override { return inner_.host(); }
 
  private:
+  /// Journals the call (with "host" when the inner world is not local).
   template <typename F>
-  auto Call(const std::string& op, const nlohmann::json& call, F&& f);
+  auto Call(const std::string& op, nlohmann::json call, F&& f);
   World& inner_;
   CallSink sink_;
 };
@@ -79,7 +81,10 @@ struct Divergence {
 
 class ReplayWorld : public World {
  public:
-  explicit ReplayWorld(std::vector<RecordedCall> calls) : calls_(std::move(calls)) {}
+  /// host: the host the replayed calls were made on; calls journaled
+  /// without one (every call of an older journal) are "local".
+  explicit ReplayWorld(std::vector<RecordedCall> calls, std::string host = "local")
+      : calls_(std::move(calls)), host_(std::move(host)) {}
 
   sys::ProcessResult RunProcess(const sys::ProcessSpec& spec) override;
   net::HttpResponse Http(const net::HttpRequest& request) override;
@@ -105,6 +110,7 @@ class ReplayWorld : public World {
   double Now() override;
   void Sleep(double seconds, bool stoppable) override;
   const char* mode() const override { return "replay"; }
+  std::string host() const override { return host_; }
 
   /// The first divergence: a call that differs, or calls left over at the end.
   std::optional<Divergence> Finish() const;
@@ -114,8 +120,9 @@ class ReplayWorld : public World {
  private:
   /// The recorded response's "ok" value for this call; throws the recorded
   /// error, or Error{"replay","diverged"} when the call differs.
-  nlohmann::json Next(const std::string& op, const nlohmann::json& call);
+  nlohmann::json Next(const std::string& op, nlohmann::json call);
   std::vector<RecordedCall> calls_;
+  std::string host_;
   size_t next_ = 0;
   std::optional<Divergence> divergence_;
 };

@@ -69,6 +69,10 @@ class World {
 
   /// "real", "sandbox" or "replay": recorded with each world call.
   virtual const char* mode() const = 0;
+  /// The host this world acts on: "local" for this machine (real and
+  /// simulated worlds), a hoist.lua host name for a RemoteWorld. Journaled
+  /// with each call that is not local.
+  virtual std::string host() const { return "local"; }
 
   /// For a simulated world: how to name the step each change is made in
   /// (the run sets it; nullptr clears it). Other worlds record no changes.

@@ -177,26 +177,9 @@ void SshHost::Connect() {
 sys::ProcessResult SshHost::Run(const std::vector<std::string>& argv, const sys::ProcessSpec& io) {
   if (argv.empty()) throw Error("ssh", "invalid", fmt::format("host {}: an empty command", spec_.name));
   if (!connected_ || !MasterAlive()) Connect();
-  {
-    std::unique_lock lock(mu_);
-    slot_free_.wait(lock, [&] { return in_flight_ < spec_.max_channels; });
-    ++in_flight_;
-  }
-  struct Slot {
-    SshHost* h;
-    ~Slot() {
-      std::lock_guard lock(h->mu_);
-      --h->in_flight_;
-      h->slot_free_.notify_one();
-    }
-  } slot{this};
-
-  std::string command;
-  for (const auto& a : argv) command += (command.empty() ? "" : " ") + ShellQuote(a);
+  ChannelSlot slot = TakeSlot();
   sys::ProcessSpec p = io;
-  p.argv = BaseArgv();
-  // ControlMaster=no: a channel of the master; never a second master.
-  p.argv.insert(p.argv.end(), {"-o", "ControlMaster=no", "-T", "--", spec_.target, command});
+  p.argv = ChannelArgv(argv);
   p.env.clear();
   p.cwd.clear();
   sys::ProcessResult r = sys::RunProcess(p);
@@ -206,6 +189,39 @@ sys::ProcessResult SshHost::Run(const std::vector<std::string>& argv, const sys:
   if (ssh_failed) connected_ = false;
   if (ssh_failed) ThrowSshFailure("running " + argv[0], r);
   return r;
+}
+
+ChannelSlot& ChannelSlot::operator=(ChannelSlot&& o) noexcept {
+  if (this != &o) {
+    Release();
+    host_ = o.host_;
+    o.host_ = nullptr;
+  }
+  return *this;
+}
+
+void ChannelSlot::Release() {
+  if (!host_) return;
+  std::lock_guard lock(host_->mu_);
+  --host_->in_flight_;
+  host_->slot_free_.notify_one();
+  host_ = nullptr;
+}
+
+ChannelSlot SshHost::TakeSlot() {
+  std::unique_lock lock(mu_);
+  slot_free_.wait(lock, [&] { return in_flight_ < spec_.max_channels; });
+  ++in_flight_;
+  return ChannelSlot(this);
+}
+
+std::vector<std::string> SshHost::ChannelArgv(const std::vector<std::string>& argv) const {
+  std::string command;
+  for (const auto& a : argv) command += (command.empty() ? "" : " ") + ShellQuote(a);
+  std::vector<std::string> out = BaseArgv();
+  // ControlMaster=no: a channel of the master; never a second master.
+  out.insert(out.end(), {"-o", "ControlMaster=no", "-T", "--", spec_.target, command});
+  return out;
 }
 
 void SshHost::Close() {

@@ -32,6 +32,27 @@ struct SshHostSpec {
   std::chrono::seconds persist{60};
 };
 
+class SshHost;
+
+/// One of a host's channel slots, held for as long as this object lives
+/// (movable). A long-lived channel (the agent's) holds one for its whole
+/// life, so it counts against max_channels like any command.
+class ChannelSlot {
+ public:
+  ChannelSlot() = default;
+  explicit ChannelSlot(SshHost* host) : host_(host) {}
+  ChannelSlot(ChannelSlot&& o) noexcept : host_(o.host_) { o.host_ = nullptr; }
+  ChannelSlot& operator=(ChannelSlot&& o) noexcept;
+  ChannelSlot(const ChannelSlot&) = delete;
+  ChannelSlot& operator=(const ChannelSlot&) = delete;
+  ~ChannelSlot() { Release(); }
+  void Release();
+  bool held() const { return host_ != nullptr; }
+
+ private:
+  SshHost* host_ = nullptr;
+};
+
 /// A host reached over one ControlMaster. Thread-safe: commands from
 /// several threads share the master, at most max_channels at a time.
 class SshHost {
@@ -57,6 +78,15 @@ class SshHost {
   /// as Connect does.
   sys::ProcessResult Run(const std::vector<std::string>& argv, const sys::ProcessSpec& io = {});
 
+  /// Waits for a free channel slot and holds it (see ChannelSlot).
+  ChannelSlot TakeSlot();
+  /// The full ssh argv that runs argv on the host as one channel of the
+  /// master (never a second master): BaseArgv, ControlMaster=no, -T, and
+  /// argv quoted into the one remote command line (ShellQuote each). For a
+  /// long-lived channel kept by the caller (sys::Coprocess); Connect first
+  /// and hold a TakeSlot() for the channel's lifetime.
+  std::vector<std::string> ChannelArgv(const std::vector<std::string>& argv) const;
+
   /// Stops the master; later commands reconnect.
   void Close();
 
@@ -65,6 +95,7 @@ class SshHost {
   std::vector<std::string> BaseArgv() const;
 
  private:
+  friend class ChannelSlot;
   bool MasterAlive() const;
   [[noreturn]] void ThrowSshFailure(const std::string& doing, const sys::ProcessResult& r) const;
 

@@ -484,6 +484,177 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   return result;
 }
 
+void WriteAllTo(int fd, std::string_view data, const std::string& what) {
+  SigpipeGuard guard;
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, 1000);
+      continue;
+    }
+    if (n < 0 && errno == EPIPE) {
+      guard.NoteEpipe();
+      throw Error("proc", "closed", what + ": the other end closed");
+    }
+    ThrowFailed(what, n < 0 ? errno : EIO);
+  }
+}
+
+struct Coprocess::Pipes {
+  Fd in, out, err;
+};
+
+Coprocess::Coprocess(const CoprocessSpec& spec) : pipes_(std::make_unique<Pipes>()), max_stderr_(spec.max_stderr) {
+  if (spec.argv.empty()) throw Error("proc", "invalid", "empty argv");
+  if (spec.argv[0].empty()) throw Error("proc", "invalid", "empty program name");
+  for (const auto& arg : spec.argv)
+    if (arg.find('\0') != std::string::npos) throw Error("proc", "invalid", "argument contains a NUL byte");
+  if (!spec.cwd.empty()) {
+    struct stat st;
+    if (::stat(spec.cwd.c_str(), &st) != 0) ThrowFailed("cannot run in " + spec.cwd, errno);
+    if (!S_ISDIR(st.st_mode)) ThrowFailed("cannot run in " + spec.cwd, ENOTDIR);
+  }
+  std::string program = ResolveProgramIn(spec.argv[0], spec.cwd, spec.env, "proc");
+  std::vector<std::string> argv_strings = spec.argv;
+  std::vector<std::string> env_strings = ChildEnv(spec.env, spec.inherit_env, "proc");
+  std::vector<char*> argv = CStrings(argv_strings);
+  std::vector<char*> envp = CStrings(env_strings);
+
+  FileActions actions;
+  SpawnAttr attr;
+  attr.Configure();
+  Pipe in = MakePipe(), out = MakePipe(), err = MakePipe();
+  actions.Dup2(in.read.get(), STDIN_FILENO);
+  actions.Dup2(out.write.get(), STDOUT_FILENO);
+  actions.Dup2(err.write.get(), STDERR_FILENO);
+  actions.CloseFrom(3);
+  if (!spec.cwd.empty()) actions.Chdir(spec.cwd);
+  if (int rc = ::posix_spawn(&pid_, program.c_str(), actions.get(), attr.get(), argv.data(), envp.data())) {
+    if (rc == ENOENT || rc == EACCES || rc == ENOEXEC || rc == ENOTDIR)
+      throw Error("proc", "not_found", "cannot execute " + program + ": " + std::strerror(rc));
+    ThrowFailed("cannot run " + program, rc);
+  }
+  pipes_->in = std::move(in.write);
+  pipes_->out = std::move(out.read);
+  pipes_->err = std::move(err.read);
+  // The child's ends close here: EOF on stdout/stderr then means the child
+  // (and whatever it left holding them) is gone.
+  in.read.Reset();
+  out.write.Reset();
+  err.write.Reset();
+  int err_fd = pipes_->err.get();
+  err_thread_ = std::thread([this, err_fd] {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::read(err_fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      std::lock_guard lock(err_mu_);
+      err_tail_.append(buf, static_cast<size_t>(n));
+      if (err_tail_.size() > max_stderr_) err_tail_.erase(0, err_tail_.size() - max_stderr_);
+    }
+  });
+}
+
+Coprocess::~Coprocess() {
+  try {
+    Wait();
+  } catch (...) {
+    ::kill(-pid_, SIGKILL);
+    int status;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (err_thread_.joinable()) err_thread_.join();
+  }
+}
+
+int Coprocess::stdin_fd() const { return pipes_->in.get(); }
+int Coprocess::stdout_fd() const { return pipes_->out.get(); }
+
+void Coprocess::Write(std::string_view data) {
+  if (!pipes_->in) throw Error("proc", "closed", "the child's input is already closed");
+  WriteAllTo(pipes_->in.get(), data, "writing to " + std::to_string(pid_));
+}
+
+size_t Coprocess::Read(char* buf, size_t n) {
+  if (!pipes_->out) return 0;
+  for (;;) {
+    ssize_t got = ::read(pipes_->out.get(), buf, n);
+    if (got >= 0) return static_cast<size_t>(got);
+    if (errno == EINTR) continue;
+    ThrowFailed("reading from " + std::to_string(pid_), errno);
+  }
+}
+
+void Coprocess::CloseStdin() { pipes_->in.Reset(); }
+
+std::string Coprocess::StderrTail() const {
+  std::lock_guard lock(err_mu_);
+  return err_tail_;
+}
+
+bool Coprocess::Running() const {
+  if (result_) return false;
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) < 0) return false;
+  return info.si_pid == 0;
+}
+
+void Coprocess::Kill() {
+  if (!result_) ::kill(-pid_, SIGKILL);
+}
+
+ProcessResult Coprocess::Wait(std::chrono::milliseconds grace) {
+  if (result_) return *result_;
+  CloseStdin();
+  auto start = Clock::now();
+  Fd pidfd(::pidfd_open(pid_, 0));
+  bool killed = false;
+  for (;;) {
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
+      if (errno == EINTR) continue;
+      break;  // ECHILD: reaped behind our back
+    }
+    if (info.si_pid != 0) break;
+    auto now = Clock::now();
+    if (!killed && now - start >= grace) {
+      ::kill(-pid_, SIGKILL);
+      killed = true;
+    }
+    int ms = killed ? 50 : std::clamp(MillisUntil(now, start + grace), 1, 50);
+    if (pidfd) {
+      pollfd p{pidfd.get(), POLLIN, 0};
+      ::poll(&p, 1, ms);
+    } else {
+      ::usleep(5000);
+    }
+  }
+  // Whatever the leader left in its group (and holding stderr) goes too.
+  ::kill(-pid_, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0) {
+    if (errno != EINTR) break;
+  }
+  pipes_->out.Reset();
+  if (err_thread_.joinable()) err_thread_.join();
+  pipes_->err.Reset();
+  ProcessResult r;
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  r.err = StderrTail();
+  r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  result_ = r;
+  return r;
+}
+
 ProcessSpec ShellSpec(const std::string& command) {
   ProcessSpec spec;
   spec.argv = {"/bin/sh", "-c", command};

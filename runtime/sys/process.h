@@ -3,11 +3,17 @@
 // timeout or Ctrl-C can take down everything it started.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstddef>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 namespace hoist::sys {
@@ -70,6 +76,74 @@ std::string ResolveProgramIn(const std::string& name, const std::string& cwd,
 /// A child's environment: the inherited one (minus the names vars sets)
 /// when inherit, plus vars. Error{area,"invalid"} for a bad name or a NUL.
 std::vector<std::string> ChildEnv(const std::map<std::string, std::string>& vars, bool inherit, const std::string& area);
+
+/// Writes all of data to a pipe or file descriptor, retrying on EINTR and
+/// short writes (a non-blocking fd is waited for with poll). SIGPIPE is
+/// blocked for the calling thread meanwhile, so a reader that went away is
+/// Error{"proc","closed", "<what>: the other end closed"}, never a signal
+/// that kills hoist. Other failures: Error{"proc","failed", "<what>: <strerror>"}.
+void WriteAllTo(int fd, std::string_view data, const std::string& what);
+
+struct CoprocessSpec {
+  /// Never a shell: argv[0] is resolved as RunProcess does.
+  std::vector<std::string> argv{};
+  std::map<std::string, std::string> env{};
+  bool inherit_env = true;
+  std::string cwd{};
+  /// The last this many bytes of the child's stderr are kept (StderrTail).
+  size_t max_stderr = 64 << 10;
+};
+
+/// A child kept running for a request/response conversation: its stdin and
+/// stdout stay open pipes (close-on-exec on our side, so no other child
+/// inherits them), its stderr is drained by a thread of its own into a
+/// bounded tail (a chatty child can never block on a full stderr pipe).
+/// The child runs in its own process group. The destructor closes stdin,
+/// gives the child 2 s to exit, then kills its group and reaps it.
+class Coprocess {
+ public:
+  /// Spawns spec.argv. Throws as RunProcess does: {"proc","invalid"},
+  /// {"proc","not_found"}, {"proc","failed"}.
+  explicit Coprocess(const CoprocessSpec& spec);
+  ~Coprocess();
+  Coprocess(const Coprocess&) = delete;
+  Coprocess& operator=(const Coprocess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  /// Our ends of the child's stdin (write) and stdout (read); -1 once closed.
+  int stdin_fd() const;
+  int stdout_fd() const;
+
+  /// All of data to the child's stdin (WriteAllTo's errors: "closed" when
+  /// the child no longer reads).
+  void Write(std::string_view data);
+  /// Up to n bytes of the child's stdout, blocking until some arrive;
+  /// 0 at EOF. EINTR is retried.
+  size_t Read(char* buf, size_t n);
+  /// Ends the child's input (it sees EOF).
+  void CloseStdin();
+  /// The last max_stderr bytes the child wrote to stderr so far.
+  std::string StderrTail() const;
+
+  /// Closes stdin, waits up to grace for the child to exit, then SIGKILLs
+  /// its group; reaps it. exit_code/signal as in ProcessResult, err = the
+  /// stderr tail. Idempotent: a second call returns the same result.
+  ProcessResult Wait(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+  /// SIGKILL to the child's group now (then Wait reaps it).
+  void Kill();
+  /// True while the child has not exited.
+  bool Running() const;
+
+ private:
+  struct Pipes;
+  pid_t pid_ = 0;
+  std::unique_ptr<Pipes> pipes_;
+  mutable std::mutex err_mu_;
+  std::string err_tail_;
+  size_t max_stderr_;
+  std::thread err_thread_;
+  std::optional<ProcessResult> result_;
+};
 
 /// The explicit opt-in to a shell: argv {"/bin/sh", "-c", command}.
 ProcessSpec ShellSpec(const std::string& command);

@@ -123,7 +123,10 @@ SshLab::SshLab(std::vector<std::string> names, int max_sessions) : max_sessions_
     h.netns = "hoist-" + std::to_string(::getpid()) + "-" + name;
     h.address = "10.231." + std::to_string(n) + ".2";
     h.dir = dir_ / ("host-" + name);
+    h.home = h.dir + "/home";
+    h.cache = h.home + "/.cache";
     fs::create_directories(h.dir);
+    fs::create_directories(h.cache);
     std::string veth = "hl" + std::to_string(::getpid() % 100000) + "n" + std::to_string(n);
     std::string gw = "10.231." + std::to_string(n) + ".1";
     bool up = Ok({"ip", "netns", "add", h.netns}, &why) &&
@@ -181,7 +184,8 @@ void SshLab::StartSshd(const std::string& name) {
                 "/sshd.pid\nAuthorizedKeysFile " + dir_ / "client/authorized_keys" +
                 "\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
                 "UsePAM no\nStrictModes no\nMaxSessions " +
-                std::to_string(max_sessions_) + "\nMaxStartups 100\nLogLevel INFO\n");
+                std::to_string(max_sessions_) + "\nMaxStartups 100\nLogLevel INFO\n" +
+                "SetEnv HOME=" + h.home + " XDG_CACHE_HOME=" + h.cache + "\n");
   std::string log = h.dir + "/sshd.log";
   pid_t pid = ::fork();
   if (pid == 0) {

@@ -22,6 +22,9 @@ class SshLab {
     std::string netns;    ///< "hoist-<pid>-web1"
     std::string address;  ///< "10.231.<n>.2", where its sshd listens
     std::string dir;      ///< its sshd's files
+    /// Its own HOME and XDG_CACHE_HOME (sshd SetEnv): namespaces share the
+    /// filesystem, so each host's "~/.cache/hoist" is a directory of its own.
+    std::string home, cache;
     int sshd_pid = 0;
   };
 
@@ -39,6 +42,9 @@ class SshLab {
   const std::string& dir() const { return dir_.path; }
   /// "root@10.231.<n>.2".
   std::string Target(const std::string& name) const;
+
+  /// The host's XDG_CACHE_HOME, where hoist keeps its agent binary.
+  const std::string& CacheDir(const std::string& name) const { return host(name).cache; }
 
   /// How many logins the host's sshd accepted so far (from its log).
   int Logins(const std::string& name) const;

@@ -326,6 +326,50 @@ TEST_SUITE("sys/process") {
     CHECK(pgid == pid);
     CHECK(pgid != ::getpgrp());
   }
+
+TEST_CASE("a coprocess answers line by line over its pipes, keeps a bounded stderr tail and is reaped") {
+  Coprocess c({.argv = {"sh", "-c", "while read l; do echo \"got $l\"; echo \"log $l\" >&2; done; exit 4"},
+               .max_stderr = 8});
+  auto ask = [&](const std::string& line) {
+    c.Write(line + "\n");
+    std::string out;
+    char ch;
+    while (out.empty() || out.back() != '\n') {
+      REQUIRE(c.Read(&ch, 1) == 1);
+      out += ch;
+    }
+    return out;
+  };
+  CHECK(ask("one") == "got one\n");
+  CHECK(ask("two") == "got two\n");
+  CHECK(c.Running());
+  auto r = c.Wait();
+  CHECK(r.exit_code == 4);
+  CHECK(r.err == "log two\n");  // the last 8 bytes only
+  CHECK_FALSE(c.Running());
+  CHECK(ProcessGone(c.pid()));
+  CHECK(c.Wait().exit_code == 4);
+}
+
+TEST_CASE("writing to a coprocess that stopped reading is closed, not SIGPIPE, and its fds are close-on-exec") {
+  Coprocess c({.argv = {"true"}});
+  CHECK((::fcntl(c.stdin_fd(), F_GETFD) & FD_CLOEXEC) != 0);
+  CHECK((::fcntl(c.stdout_fd(), F_GETFD) & FD_CLOEXEC) != 0);
+  char ch;
+  CHECK(c.Read(&ch, 1) == 0);  // it exited: EOF
+  Error e = test::CatchError([&] { for (int i = 0; i < 100; ++i) c.Write(std::string(65536, 'x')); });
+  CHECK(e.code() == "closed");
+  CHECK(c.Wait().exit_code == 0);
+  CHECK(test::CatchError([&] { Coprocess({.argv = {"no-such-program-hoist"}}); }).code() == "not_found");
+}
+
+TEST_CASE("a coprocess that ignores the end of its input is killed after the grace") {
+  Coprocess c({.argv = {"sh", "-c", "trap '' TERM; exec sleep 30"}});
+  auto r = c.Wait(milliseconds(200));
+  CHECK(r.signal == SIGKILL);
+  CHECK(r.seconds < 5);
+}
+
 }
 
 }  // namespace hoist::sys
