@@ -4,7 +4,7 @@ local bluegreen = require "hoist.bluegreen"
 
 return hoist.playbook {
   name = "deploy",
-  version = "1.3.0",
+  version = "1.4.0",
   summary = "Blue/green deploy: verified backup, expand migrations, start idle colour, health gate, switch, bake",
   description = [[
 Takes the environment's lease, then:

@@ -4,7 +4,7 @@ local bluegreen = require "hoist.bluegreen"
 
 return hoist.playbook {
   name = "rollback",
-  version = "1.0.1",
+  version = "1.1.0",
   summary = "Switch traffic back to the standby colour after checking its health (no database change by default)",
   description = [[
 States what it will do, checks that the standby colour runs and is healthy,

@@ -6,7 +6,7 @@ local fmt, concat = string.format, table.concat
 
 return hoist.playbook {
   name = "status",
-  version = "1.2.0",
+  version = "1.3.0",
   summary = "Active colour, release per colour, schema version, last backup, lease, last runs (read-only)",
   lock = false,
   run = function(run)
@@ -19,6 +19,22 @@ return hoist.playbook {
       local e = s.colours[c]
       say("  %-6s %-5s release %-8s %s%s", c, e.live and "LIVE" or "", tostring(e.release or "-"), e.state,
         e.pid and fmt(" (pid %d, %s)", e.pid, e.address) or fmt(" (%s)", e.address))
+    end
+    if s.hosts then
+      say("hosts:")
+      for _, h in ipairs(s.hosts) do
+        if h.error then
+          say("  %-10s UNREACHABLE: %s", h.name, h.error)
+        else
+          local parts = {}
+          for _, c in ipairs(bluegreen.config(run).colours) do
+            local e = h.colours[c]
+            parts[#parts + 1] = fmt("%s%s release %s %s%s", c, e.live and " (LIVE)" or "", tostring(e.release or "-"),
+              e.state, e.pid and fmt(" (pid %d)", e.pid) or "")
+          end
+          say("  %-10s %s", h.name, concat(parts, "; "))
+        end
+      end
     end
     if s.schema.error then
       say("schema: %s", s.schema.error)

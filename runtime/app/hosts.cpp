@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "engine/remote_world.h"
 #include "core/secrets.h"
 #include "core/strings.h"
 #include "lua/check.h"
@@ -78,9 +80,12 @@ std::vector<HostConfig> EnvironmentHosts(const Project& project, const std::stri
   std::string name = PushEnvironment(L, lua_gettop(L), c, env);
   if (env_name) *env_name = name;
   int env_idx = lua_gettop(L);
+  if (lua::RawField(L, env_idx, "hosts") != LUA_TTABLE) return {};
+  return ParseHosts(lua::ToJson(L, -1), name, project.root);
+}
+
+std::vector<HostConfig> ParseHosts(const json& hosts, const std::string& name, const std::string& project_root) {
   std::vector<HostConfig> out;
-  if (lua::RawField(L, env_idx, "hosts") != LUA_TTABLE) return out;
-  json hosts = lua::ToJson(L, -1);
   if (!hosts.is_object()) return out;
   for (auto& [key, spec] : hosts.items()) {
     std::string where = fmt::format("hoist.lua: environments.{}.hosts.{}", name, key);
@@ -98,7 +103,7 @@ std::vector<HostConfig> EnvironmentHosts(const Project& project, const std::stri
     if (ssh.is_string()) h.ssh = ssh.get<std::string>();
     h.port = spec.value("port", 0);
     h.ssh_config = spec.value("ssh_config", "");
-    if (!h.ssh_config.empty() && h.ssh_config[0] != '/') h.ssh_config = project.root + "/" + h.ssh_config;
+    if (!h.ssh_config.empty() && h.ssh_config[0] != '/') h.ssh_config = project_root + "/" + h.ssh_config;
     h.max_channels = spec.value("max_channels", 8);
     if (spec.contains("roles")) h.roles = spec["roles"].get<std::vector<std::string>>();
     if (!h.local && h.ssh.empty()) {
@@ -106,10 +111,93 @@ std::vector<HostConfig> EnvironmentHosts(const Project& project, const std::stri
                   where + ".ssh must be \"user@host\" (or an ~/.ssh/config alias), or false for this machine");
     }
     if (!h.ssh.empty() && h.ssh[0] == '-') throw Error("config", "invalid", where + ".ssh must not start with '-'");
+    h.address = spec.value("address", "");
+    if (h.address.empty()) h.address = h.local ? "127.0.0.1" : h.ssh.substr(h.ssh.find('@') + 1);
     out.push_back(std::move(h));
   }
   std::sort(out.begin(), out.end(), [](const HostConfig& a, const HostConfig& b) { return a.name < b.name; });
   return out;
+}
+
+json HostsForPlaybooks(const std::vector<HostConfig>& hosts) {
+  json out = json::array();
+  for (const auto& h : hosts) {
+    out.push_back({{"name", h.name}, {"ssh", h.local ? json(false) : json(h.ssh)}, {"address", h.address},
+                   {"roles", h.roles}, {"local", h.local}});
+  }
+  return out;
+}
+
+struct HostWorlds::Entry {
+  std::mutex mu;  // one connection attempt per host; other hosts connect meanwhile
+  bool tried = false;
+  std::optional<Error> error;
+  std::unique_ptr<net::SshHost> ssh;
+  std::unique_ptr<engine::World> remote;
+  std::unique_ptr<engine::RecordingWorld> recorded;
+  engine::World* world = nullptr;
+};
+
+HostWorlds::HostWorlds(std::vector<HostConfig> hosts, engine::World& local, engine::CallSink journal,
+                       std::function<engine::World*(const std::string&)> simulated)
+    : hosts_(std::move(hosts)), local_(local), journal_(std::move(journal)), simulated_(std::move(simulated)) {}
+
+HostWorlds::~HostWorlds() {
+  for (auto& [name, e] : entries_) {
+    // The journal first, then the agent, then its master.
+    e->recorded.reset();
+    e->remote.reset();
+    e->ssh.reset();
+  }
+}
+
+engine::World& HostWorlds::Get(const std::string& name) {
+  const HostConfig* cfg = nullptr;
+  for (const auto& h : hosts_) {
+    if (h.name == name) cfg = &h;
+  }
+  if (!cfg) throw Error("hosts", "unknown", fmt::format("no host \"{}\" in this environment", name));
+  Entry* e;
+  {
+    std::lock_guard lock(mu_);
+    auto& slot = entries_[name];
+    if (!slot) slot = std::make_unique<Entry>();
+    e = slot.get();
+  }
+  std::lock_guard lock(e->mu);
+  if (e->world) return *e->world;
+  if (e->error) throw *e->error;
+  if (cfg->local && !simulated_) return local_;
+  try {
+    engine::World* inner;
+    if (simulated_) {
+      inner = simulated_(name);
+      if (!inner) throw Error("hosts", "invalid", fmt::format("host {}: no simulated world stands for it", name));
+    } else {
+      net::SshHostSpec s;
+      s.name = cfg->name;
+      s.target = cfg->ssh;
+      s.port = cfg->port;
+      s.config_file = cfg->ssh_config;
+      s.max_channels = cfg->max_channels;
+      e->ssh = std::make_unique<net::SshHost>(s, SshControlDir());
+      e->ssh->Connect();
+      e->remote = engine::ConnectRemoteWorld(*e->ssh);
+      inner = e->remote.get();
+    }
+    if (std::string_view(inner->mode()) == "replay") {
+      e->world = inner;
+    } else {
+      e->recorded = std::make_unique<engine::RecordingWorld>(*inner, journal_);
+      e->world = e->recorded.get();
+    }
+  } catch (const Error& err) {
+    e->error = Error(err.area(), err.code(), Mask(err.message()));
+    e->remote.reset();
+    e->ssh.reset();
+    throw *e->error;
+  }
+  return *e->world;
 }
 
 std::string SshControlDir() {

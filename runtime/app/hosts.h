@@ -4,12 +4,18 @@
 // and what to do.
 #pragma once
 
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "app/project.h"
+#include "engine/recorded_world.h"
+#include "engine/world.h"
 
 namespace hoist::app {
 
@@ -21,12 +27,50 @@ struct HostConfig {
   std::string ssh_config;  ///< an ssh_config file instead of ~/.ssh/config (absolute)
   std::vector<std::string> roles;
   int max_channels = 8;
+  /// Where the other hosts reach it (an LB's upstream): `address`, else
+  /// the host part of ssh ("web1.internal"); 127.0.0.1 for the local host.
+  std::string address;
 };
 
 /// The environment's hosts, sorted by name. Error{"config","invalid"}
 /// naming the key for a host that is neither `ssh = "..."` nor `ssh = false`,
 /// or whose name cannot name a host (letters, digits, '_', '-').
 std::vector<HostConfig> EnvironmentHosts(const Project& project, const std::string& env, std::string* env_name);
+/// The same from the environment's `hosts` table (as JSON); null: none.
+std::vector<HostConfig> ParseHosts(const nlohmann::json& hosts, const std::string& env, const std::string& project_root);
+/// What playbooks see of them (run:hosts): [{name, ssh, address, roles, local}].
+nlohmann::json HostsForPlaybooks(const std::vector<HostConfig>& hosts);
+
+/// The worlds acting on an environment's hosts during one run. A host is
+/// reached when first used (its ssh master, the agent uploaded if missing
+/// or another version, the agent started) and kept until the run ends; a
+/// host that could not be reached keeps failing with the same error (no
+/// second wait on a dead host). The local host (ssh = false) is the run's
+/// own world. Every call is journaled through `journal` with its host.
+/// Get may be called from several threads at once (run:each).
+class HostWorlds {
+ public:
+  /// simulated (sandbox, replay): the world standing for a host instead of
+  /// reaching it (owned by the caller); calls are journaled unless it is a replay.
+  HostWorlds(std::vector<HostConfig> hosts, engine::World& local, engine::CallSink journal,
+             std::function<engine::World*(const std::string& host)> simulated = {});
+  ~HostWorlds();
+  HostWorlds(const HostWorlds&) = delete;
+  HostWorlds& operator=(const HostWorlds&) = delete;
+
+  /// Error{"hosts","unknown"} for a name that is no host; the host's
+  /// connection error (ssh's, the upload's, the agent's; naming the host).
+  engine::World& Get(const std::string& name);
+
+ private:
+  struct Entry;
+  std::vector<HostConfig> hosts_;
+  engine::World& local_;
+  engine::CallSink journal_;
+  std::function<engine::World*(const std::string&)> simulated_;
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Entry>> entries_;
+};
 
 struct HostCheck {
   HostConfig host;

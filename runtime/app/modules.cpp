@@ -12,6 +12,7 @@ void InstallNativeModules() {
       {"hoist.fs", bind::OpenFs},           {"hoist.db", bind::OpenDb},           {"hoist.service", bind::OpenService},
       {"hoist.traffic", bind::OpenTraffic}, {"hoist.http", bind::OpenHttp},       {"hoist.docker", bind::OpenDocker},
       {"hoist.backup", bind::OpenBackup},   {"hoist.migrate", bind::OpenMigrate}, {"hoist.sandbox", bind::OpenSandbox},
+      {"hoist.hosts", bind::OpenHosts},
   };
   lua::SetNativeModules(kModules);
 }

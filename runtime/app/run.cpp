@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "app/hosts.h"
 #include "bind/context.h"
 #include "bind/run.h"
 #include "core/error.h"
@@ -181,15 +182,17 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
   Context ctx;
   // Every world call and its answer is journaled, so `hoist replay` can
   // feed the same answers back (a replay itself is not re-recorded).
+  engine::CallSink journal = [&ctx](const std::string& op, const json& call, const json& response) {
+    if (ctx.runner) ctx.runner->NoteBuffered("call", op, {{"call", call}, {"response", response}});
+  };
   std::unique_ptr<engine::RecordingWorld> recorder;
   if (std::string_view(world->mode()) != "replay") {
-    recorder = std::make_unique<engine::RecordingWorld>(
-        *world, [&ctx](const std::string& op, const json& call, const json& response) {
-          if (ctx.runner) ctx.runner->NoteBuffered("call", op, {{"call", call}, {"response", response}});
-        });
+    recorder = std::make_unique<engine::RecordingWorld>(*world, journal);
     world = recorder.get();
   }
   ctx.world = world;
+  // Declared before the VM: playbook objects may reach a host until it closes.
+  std::unique_ptr<HostWorlds> host_worlds;
   ctx.sandbox_dir = options.sandbox_dir;
   ctx.db_redirects = options.db_redirects;
   ctx.reporter = &reporter;
@@ -224,6 +227,13 @@ RunOutcome RunPlaybook(const Project& project, const RunOptions& options, engine
     lua::RawField(L, env_idx, "backups");
     ctx.env_backups = lua::ToJson(L, -1, true);
     lua_pop(L, 1);
+    lua::RawField(L, env_idx, "hosts");
+    std::vector<HostConfig> hosts = ParseHosts(lua::ToJson(L, -1, true), env_name, project.root);
+    lua_pop(L, 1);
+    ctx.hosts = HostsForPlaybooks(hosts);
+    host_worlds = std::make_unique<HostWorlds>(
+        std::move(hosts), *world, journal, options.host_world);
+    ctx.host_world = [hw = host_worlds.get()](const std::string& name) -> engine::World& { return hw->Get(name); };
     if (!options.sandbox_database.empty()) {
       // The playbook sees the copy wherever it reads env.database.
       lua::PushString(L, options.sandbox_database);

@@ -4,6 +4,7 @@
 // failure, finish the record.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,6 +29,9 @@ struct RunOptions {
 
   // Sandbox wiring (app/sandbox.h fills these; empty = a real run).
   engine::World* world = nullptr;            ///< null = the real world
+  /// The world standing for each of the environment's hosts (a sandbox's
+  /// simulated ones, a replay's); null = reach the real hosts over ssh.
+  std::function<engine::World*(const std::string& host)> host_world;
   std::string state_path;                    ///< journal here instead of hoist.lua's state
   std::string sandbox_dir;                   ///< marks a sandbox run (Context::sandbox_dir)
   std::string sandbox_database;              ///< replaces the environment's `database`

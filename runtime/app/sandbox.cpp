@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -339,6 +341,18 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
   // world, when it brought one, is simulated too).
   auto* sim = dynamic_cast<engine::SimWorld*>(world);
   run.world = world;
+  // Another host of the environment is simulated too, on its own: nothing
+  // of it is on this disk to seed from, so it starts empty.
+  std::mutex host_sims_mu;
+  std::map<std::string, std::unique_ptr<engine::SimWorld>> host_sims;
+  if (!run.host_world && sim) {
+    run.host_world = [&](const std::string& host) -> engine::World* {
+      std::lock_guard lock(host_sims_mu);
+      auto& w = host_sims[host];
+      if (!w) w = std::make_unique<engine::SimWorld>(engine::SimOptions{.seed_from_disk = false, .host = host});
+      return w.get();
+    };
+  }
 
   if (options.foreign_lease) {
     auto store = engine::OpenStateStore(run.state_path);
@@ -353,6 +367,13 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
     if (auto j = store->GetRun(res.outcome.run_id)) res.journal = *j;
   }
   if (sim) res.changes = sim->changes();
+  for (const auto& [host, w] : host_sims) {
+    for (auto c : w->changes()) {
+      c.what = host + ": " + c.what;
+      c.detail["host"] = host;
+      res.changes.push_back(std::move(c));
+    }
+  }
 
   if (!res.copy_url.empty()) {
     Snapshot after;
@@ -559,7 +580,15 @@ ReplayOutcome Replay(const Project& project, const json& run, const std::string&
   std::string file = tmp + "/" + run.value("playbook", "playbook") + ".lua";
   sys::WriteAtomic(file, source, 0600);
   auto calls = engine::RecordedCalls(run);
-  engine::ReplayWorld world(calls);
+  // One replay world per host: each answers its host's calls in order
+  // (hosts worked at once interleave in the journal, never within a host).
+  std::map<std::string, std::vector<engine::RecordedCall>> by_host;
+  for (const auto& c : calls) by_host[c.call.value("host", "local")].push_back(c);
+  engine::ReplayWorld world(by_host["local"]);
+  std::map<std::string, std::unique_ptr<engine::ReplayWorld>> host_worlds;
+  for (auto& [host, host_calls] : by_host) {
+    if (host != "local") host_worlds[host] = std::make_unique<engine::ReplayWorld>(host_calls, host);
+  }
   SandboxOptions so;
   so.run.playbook = file;
   so.run.env = run.value("env", "");
@@ -569,11 +598,24 @@ ReplayOutcome Replay(const Project& project, const json& run, const std::string&
   so.run.facts = RecalledFacts(run);
   so.db.url = db_url;
   so.world = &world;
+  std::mutex host_worlds_mu;
+  so.run.host_world = [&](const std::string& host) -> engine::World* {
+    std::lock_guard lock(host_worlds_mu);
+    auto& w = host_worlds[host];
+    // A host the recording never reached: its first call diverges.
+    if (!w) w = std::make_unique<engine::ReplayWorld>(std::vector<engine::RecordedCall>{}, host);
+    return w.get();
+  };
   so.keep_copy_as = keep_copy_as;
   ReplayOutcome out;
   auto quiet = engine::MakeNullReporter();
   out.sandbox = RunSandbox(project, so, *quiet);
   out.divergence = world.Finish();
+  for (const auto& [host, w] : host_worlds) {
+    if (out.divergence) break;
+    out.divergence = w->Finish();
+    if (out.divergence) out.divergence->step += (out.divergence->step.empty() ? "host " : " on host ") + host;
+  }
   if (!out.divergence) out.divergence = engine::CompareDbOutcomes(run, out.sandbox.journal);
   out.recorded_status = run.value("status", "");
   out.calls = calls.size();

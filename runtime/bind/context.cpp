@@ -95,12 +95,20 @@ void SetLoadingPlaybook(lua_State* L, bool on) {
   lua_rawset(L, LUA_REGISTRYINDEX);
 }
 
+namespace {
+thread_local engine::World* t_host_world = nullptr;
+}
+
+HostScope::HostScope(engine::World* world) : saved_(t_host_world) { t_host_world = world; }
+HostScope::~HostScope() { t_host_world = saved_; }
+
 engine::World& WorldOf(lua_State* L) {
   if (Loading(L)) {
     // Top-level code runs on hoist list, describe and a params error too,
     // unjournaled: nothing of the world may be touched before run().
     throw Error("playbook", "load_time", CurrentFunctionName(L) + " at load time: move it into run");
   }
+  if (t_host_world) return *t_host_world;
   if (Context* ctx = GetContext(L); ctx && ctx->world) return *ctx->world;
   static auto real = engine::MakeRealWorld();
   return *real;

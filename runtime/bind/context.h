@@ -6,7 +6,9 @@
 #include <lua.hpp>
 
 #include <exception>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <type_traits>
@@ -69,6 +71,28 @@ struct Context {
   /// While the playbook's on.failed / on.done hook runs: its name
   /// ("on.failed"); run:step is refused then (the steps are over).
   std::string hook;
+  /// The environment's hosts (hoist.lua `hosts`) as playbooks see them, in
+  /// name order: [{name, ssh, address, roles, local}]. Empty: no hosts.
+  nlohmann::json hosts = nlohmann::json::array();
+  /// The world acting on a host of `hosts`: connected on first use and
+  /// journaled like the run's own world. Callable from any thread (run:each
+  /// calls it without the turn). Throws that host's connection error.
+  std::function<engine::World&(const std::string& host)> host_world;
+  /// The turn at the VM while run:each works hosts at once (core/turn.h).
+  std::mutex turn;
+};
+
+/// RAII: world calls of this thread act on `world` (a host's) for its
+/// lifetime (hosts.on, run:each); nests.
+class HostScope {
+ public:
+  explicit HostScope(engine::World* world);
+  ~HostScope();
+  HostScope(const HostScope&) = delete;
+  HostScope& operator=(const HostScope&) = delete;
+
+ private:
+  engine::World* saved_;
 };
 
 /// Queues a notify event of the active run (no-op outside one). `event`
@@ -80,7 +104,8 @@ void RaiseEvent(lua_State* L, const std::string& event, const nlohmann::json& da
 Context* GetContext(lua_State* L);
 void SetContext(lua_State* L, Context* ctx);
 
-/// The world for this state; a real world when no context is set. While a
+/// The world for this state: the host's inside a HostScope, else the
+/// run's; a real world when no context is set. While a
 /// playbook's description loads (SetLoadingPlaybook), throws
 /// Error{"playbook","load_time","proc.run at load time: move it into run"}.
 engine::World& WorldOf(lua_State* L);

@@ -21,5 +21,6 @@ int OpenDocker(lua_State* L);  // hoist.docker
 int OpenBackup(lua_State* L);  // hoist.backup
 int OpenMigrate(lua_State* L);  // hoist.migrate
 int OpenSandbox(lua_State* L);  // hoist.sandbox (internal to hoist.testing)
+int OpenHosts(lua_State* L);    // hoist.hosts (also run:hosts, run:on, run:each)
 
 }  // namespace hoist::bind

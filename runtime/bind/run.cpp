@@ -8,8 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include "bind/context.h"
+#include "bind/hosts.h"
 #include "core/error.h"
 #include "core/secrets.h"
+#include "core/turn.h"
 #include "engine/lease.h"
 #include "engine/runner.h"
 #include "engine/state_store.h"
@@ -44,6 +46,13 @@ int l_step(lua_State* L) {
   }
   std::string name = lua::CheckString(L, 2, "step name");
   lua::CheckFunction(L, 3, "step function");
+  if (TakingTurns()) {
+    // Hosts worked at once share one step stack: their steps would interleave.
+    throw Error("run", "invalid",
+                fmt::format("run:step(\"{}\") inside run:each: the hosts run at once inside the caller's step; "
+                            "return what each host did (run:each journals every host's world calls)",
+                            name));
+  }
   engine::StepOptions opts;
   std::shared_ptr<Ref> undo_fn;
   if (!lua_isnoneornil(L, 4)) {
@@ -207,6 +216,11 @@ int l_lease(lua_State* L) {
   return 1;
 }
 
+int l_hosts(lua_State* L) { return HostsList(L, 2); }
+int l_host(lua_State* L) { return HostsGet(L, 2); }
+int l_on(lua_State* L) { return HostsOn(L, 2); }
+int l_each(lua_State* L) { return HostsEach(L, 2); }
+
 }  // namespace
 
 void PushRunObject(lua_State* L, int64_t run_id, const std::string& playbook, const std::string& version, int env_idx,
@@ -240,6 +254,14 @@ void PushRunObject(lua_State* L, int64_t run_id, const std::string& playbook, co
     lua_setfield(L, -2, "history");
     lua_pushcfunction(L, lua::Protect<l_lease>);
     lua_setfield(L, -2, "lease");
+    lua_pushcfunction(L, lua::Protect<l_hosts>);
+    lua_setfield(L, -2, "hosts");
+    lua_pushcfunction(L, lua::Protect<l_host>);
+    lua_setfield(L, -2, "host");
+    lua_pushcfunction(L, lua::Protect<l_on>);
+    lua_setfield(L, -2, "on");
+    lua_pushcfunction(L, lua::Protect<l_each>);
+    lua_setfield(L, -2, "each");
     lua_setfield(L, -2, "__index");
   }
   lua_setmetatable(L, -2);

@@ -146,7 +146,8 @@ const Spec& Schema() {
                        {"port", Int(1, 65535)},
                        {"ssh_config", Str()},
                        {"roles", ListOf(Str())},
-                       {"max_channels", Int(1, 64)}},
+                       {"max_channels", Int(1, 64)},
+                       {"address", Str()}},
                       "{ ssh = \"deploy@web1.internal\", roles = { \"app\" } }");
     // The fleet deploy's batches and failure rule (hoist.fleet, docs/fleet.md).
     Spec serial_size = Or(Int(1), Percent(1));

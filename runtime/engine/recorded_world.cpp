@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/secrets.h"
+#include "core/turn.h"
 #include "sys/sha256.h"
 
 namespace hoist::engine {
@@ -113,7 +114,12 @@ auto RecordingWorld::Call(const std::string& op, json call, F&& f) {
   // host's calls; local calls stay as older journals have them.
   if (std::string h = inner_.host(); h != "local") call["host"] = h;
   try {
-    auto result = f();
+    // Other hosts' work runs while this one waits (run:each, core/turn.h);
+    // the journal is written with the turn held again.
+    auto result = [&] {
+      TurnGivenUp waiting;
+      return f();
+    }();
     json ok;
     if constexpr (std::is_same_v<decltype(result), sys::ProcessResult>) {
       ok = ProcResp(result);

@@ -61,6 +61,9 @@ struct SimOptions {
   /// test scripted.
   bool seed_from_disk = false;
   std::string mode = "sandbox";
+  /// The hoist.lua host it stands for ("local": where hoist runs); a
+  /// sandbox of a fleet has one simulated world per host.
+  std::string host = "local";
 };
 
 class SimWorld : public World {
@@ -95,6 +98,7 @@ class SimWorld : public World {
   double Now() override;
   void Sleep(double seconds, bool stoppable) override;
   const char* mode() const override { return options_.mode.c_str(); }
+  std::string host() const override { return options_.host; }
 
   // Seeding and scripting (before the run).
   void SetFile(const std::string& path, std::string data, mode_t mode = 0644);

@@ -21,6 +21,7 @@ local log = require "hoist.log"
 local time = require "hoist.time"
 local backup = require "hoist.backup"
 local migrate = require "hoist.migrate"
+local fleet = require "hoist.fleet"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, error = type, pairs, ipairs, tostring, tonumber, pcall, error
 local setmetatable = setmetatable
@@ -105,6 +106,25 @@ function M.config(run, opts)
   if #colours ~= 2 then
     fail("config", fmt("%s: app.colours must name exactly two colours (got %d)", where, #colours))
   end
+  -- A fleet: hosts with role "app" run the colours; nginx on the "lb"
+  -- host(s) lists every app host's address per colour.
+  local fleet_cfg
+  local app_hosts = type(run.hosts) == "function" and run:hosts("app") or {}
+  if #app_hosts > 0 then
+    local lbs = run:hosts("lb")
+    if #lbs == 0 then
+      fail("config", where .. " has app hosts but no host with roles = { \"lb\" }: the nginx that switches colours "
+        .. "runs there (docs/fleet.md)")
+    end
+    fleet_cfg = { app = {}, lb = {}, rules = fleet.rules(env.fleet, "environment key fleet") }
+    for _, h in ipairs(app_hosts) do fleet_cfg.app[#fleet_cfg.app + 1] = h.name end
+    for _, h in ipairs(lbs) do fleet_cfg.lb[#fleet_cfg.lb + 1] = h.name end
+    for _, name in ipairs(colours) do
+      local list = {}
+      for _, h in ipairs(app_hosts) do list[#list + 1] = h.address .. ":" .. app.colours[name].port end
+      servers[name] = list
+    end
+  end
   local n = env.nginx
   if type(n) ~= "table" or type(n.conf) ~= "string" then
     fail("config", where .. " has no nginx = { conf = \"/etc/nginx/conf.d/api-upstream.conf\", upstream = \"api\", "
@@ -120,9 +140,16 @@ function M.config(run, opts)
   -- nginx -t opens its compiled-in error log before reading the config:
   -- point it at the site's own, so a private prefix needs no root.
   if spec.args == nil and spec.error_log then spec.args = { "-e", spec.error_log } end
+  local sites = {}
+  for i, lb in ipairs(fleet_cfg and fleet_cfg.lb or { false }) do
+    local one = {}
+    for k, v in pairs(spec) do one[k] = v end
+    one.host = lb or nil
+    sites[i] = nginx.site(one)
+  end
   local cfg = {
     run = run, app = app, kind = kind, colours = colours, servers = servers,
-    site = nginx.site(spec),
+    site = sites[1], sites = sites, fleet = fleet_cfg,
     health = env.health or {},
     bake = env.bake or {},
     run_dir = project.path(run, app.run_dir or ".hoist/run"),
@@ -263,19 +290,20 @@ function M.service(cfg, colour, release, image)
   local run, app = cfg.run, cfg.app
   local port = app.colours[colour].port
   local vars = { version = release, colour = colour, port = port, database_path = sqlite_path(run) or "",
-    project_root = run.project_root }
+    project_root = run.project_root, host = cfg.host or "local" }
   local argv = {}
   for i, a in ipairs(app.argv or {}) do argv[i] = expand(tostring(a), vars) end
   local env = {}
   for k, v in pairs(app.env or {}) do env[k] = expand(tostring(v), vars) end
   if cfg.kind == "docker" then return container(cfg, colour, release, vars, argv, env, image) end
-  fs.mkdir_p(cfg.run_dir, { mode = "0700" })
+  local run_dir = expand(cfg.run_dir, vars)
+  fs.mkdir_p(run_dir, { mode = "0700" })
   return proc.service {
     name = cfg.name .. "-" .. colour, argv = argv, env = env,
     cwd = app.cwd and project.path(run, expand(app.cwd, vars)) or nil,
     port = port, host = app.colours[colour].host,
-    pid_file = cfg.run_dir .. "/" .. colour .. ".pid",
-    log_file = cfg.run_dir .. "/" .. colour .. ".log",
+    pid_file = run_dir .. "/" .. colour .. ".pid",
+    log_file = run_dir .. "/" .. colour .. ".log",
     stop_grace = app.stop_grace,
   }
 end
@@ -399,6 +427,237 @@ local function live_colour(run, site)
   return serving
 end
 
+-- The deploy's "expand migrations" step: applies the release's pending
+-- expand migrations (rehearsed on a copy first); its undo asks before
+-- running their downs, and falls back to the pre-deploy backup `b`.
+local function expand_step(run, release, b)
+  local dir = M.migrations_dir(run, release)
+  return run:step("expand migrations", function()
+    local conn <close> = open_db(run, true)
+    local plan = expand_plan(conn, dir)
+    if plan.held then log.info(fmt("%s is a contract migration: it waits for hoist contract", plan.held)) end
+    if not plan.to then return { from = plan.current, to = plan.current, applied = {}, held = plan.held } end
+    -- Rehearse on a copy first: a refusal then changes nothing at all,
+    -- where up would already have applied the migrations before it.
+    local lint = migrate.lint(conn, dir)
+    if not lint.ok then
+      fail("refused", "migration lint (a rehearsal on a copy of the database) refused the pending migrations; "
+        .. "nothing was applied:\n" .. tostring(lint.text))
+    end
+    local r = migrate.up(conn, dir, { policy = "expand", to = plan.to })
+    r.held = plan.held
+    return r
+  end, { undo = function(r)
+    if not r or #(r.applied or {}) == 0 then return end
+    -- Expand migrations are what the old colour runs on: keeping them is
+    -- safe. Running their downs could drop data the new colour wrote, so
+    -- it happens only when the operator says so.
+    local ok, yes = pcall(run.confirm, run, fmt("undo the %d expand migration(s) just applied (back to %s)?",
+      #r.applied, r.from and ("version " .. tostring(r.from)) or "an empty schema"))
+    if not (ok and yes) then
+      log.warn(fmt("kept the %d expand migration(s) (the database is at version %s; the old colour runs on it); "
+        .. "to remove them (traffic untouched): hoist migrate -e action=down -e steps=%d", #r.applied,
+        tostring(r.to), #r.applied))
+      return
+    end
+    local conn <close> = open_db(run)
+    local down_ok, e = pcall(migrate.down, conn, { to = r.from or 0 })
+    if down_ok then
+      local names = {}
+      for _, m in ipairs(e.rolled_back or {}) do names[#names + 1] = m.file ~= "" and m.file or tostring(m.version) end
+      log.warn(fmt("undid %d expand migration(s) (%s): the database is back at %s", #names, concat(names, ", "),
+        (e.to and e.to ~= 0) and ("version " .. tostring(e.to)) or "an empty schema"))
+      return
+    end
+    -- A migration without a down section (or a down that fails): the
+    -- pre-deploy backup is the way back, at the price of the writes
+    -- since it was taken, so it needs its own yes.
+    if not b or code_of(e) == "interrupted" then error(e, 0) end
+    log.warn("migrate down failed: " .. message(e))
+    local rok, ryes = pcall(run.confirm, run, fmt("restore the pre-deploy backup %s instead (writes since %s are "
+      .. "lost; a safety backup is taken first)?", b.path, b.at))
+    if not (rok and ryes) then error(e, 0) end
+    local res = backup.restore(b.path, conn, { confirm = true })
+    log.warn(fmt("restored the pre-deploy backup %s (safety backup of what it replaced: %s)", b.path,
+      tostring(res.safety_backup)))
+  end })
+end
+
+---------------------------------------------------------------------------
+-- fleet: the colours on every app host, nginx on the lb host(s)
+
+--- cfg as one app host sees it: its colours' own addresses (health checks
+-- run there, through its agent) and {host} in run_dir, argv and env.
+function M.on_host(cfg, host)
+  local hc = setmetatable({ host = host, servers = {} }, { __index = cfg })
+  for c, conf in pairs(cfg.app.colours) do hc.servers[c] = (conf.host or "127.0.0.1") .. ":" .. conf.port end
+  return hc
+end
+
+-- Switches every lb host's site to colour, in order; one that fails puts
+-- the ones before it back, so the lbs never disagree for long.
+local function switch_all(cfg, colour)
+  local done, out = {}, {}
+  for _, site in ipairs(cfg.sites) do
+    local ok, r = pcall(site.switch, site, colour)
+    if not ok then
+      for i = #done, 1, -1 do
+        local back_ok, e = pcall(done[i].site.switch, done[i].site, done[i].from)
+        if not back_ok then log.warn(fmt("could not switch %s back to %s: %s", tostring(done[i].site), done[i].from, message(e))) end
+      end
+      error(r, 0)
+    end
+    done[#done + 1] = { site = site, from = r.previous or M.other(cfg, colour) }
+    out[#out + 1] = r
+  end
+  return #out == 1 and out[1] or out
+end
+
+-- "web1, web2 and web3"
+local function names_text(list)
+  if #list <= 1 then return list[1] or "no host" end
+  return concat(list, ", ", 1, #list - 1) .. " and " .. list[#list]
+end
+
+--- What each app host runs, as remembered: { web1 = { blue = { release, run_id }, green = ... }, ... }.
+function M.fleet_hosts(run)
+  return run:recall("fleet_hosts") or {}
+end
+
+-- The blue/green deploy across the fleet (M.deploy with app hosts): the
+-- same steps as on one host, with the idle colour started and gated on the
+-- app hosts in batches (fleet.run_batches: serial, max_fail, on_fail) and
+-- one switch on the lb host(s) whose upstream lists every app host.
+local function fleet_deploy(run, opts, cfg, release, image)
+  local f = cfg.fleet
+  local site = cfg.site
+  local live = live_colour(run, site)
+  local idle = M.other(cfg, live)
+  local colours = M.colours(run)
+  local live_release = colours[live] and colours[live].release or "unknown"
+  local idle_before = colours[idle]
+  local r = f.rules
+  log.info(fmt("deploying release %s to %s on %s (serial = %s, max_fail = %s, on_fail = %s); %s (release %s) keeps "
+    .. "serving through %s until the switch", release, idle, names_text(f.app),
+    type(r.serial) == "table" and "{ " .. concat(r.serial, ", ") .. " }" or tostring(r.serial), tostring(r.max_fail),
+    r.on_fail, live, tostring(live_release), names_text(f.lb)))
+
+  local b = run:step("backup", function() return M.backup(run, "predeploy") end)
+  local migrated
+  if opts.migrate ~= false then migrated = expand_step(run, release, b) end
+
+  local hosts_fact = M.fleet_hosts(run)
+  local function record(host, colour, entry)
+    hosts_fact[host] = hosts_fact[host] or {}
+    hosts_fact[host][colour] = entry
+  end
+  local entry = { release = release, image = image, run_id = run.id }
+  local status
+  run:step(fmt("start %s on %s", idle, names_text(f.app)), function()
+    -- Old nginx workers may still carry requests to the idle colour's
+    -- standby (a switch just before): they finish before it stops.
+    M.drain(site)
+    local conn <close> = open_db(run)
+    local outcome
+    status, outcome = fleet.run_batches(run, f.app, r, function(h)
+      local hc = M.on_host(cfg, h)
+      local old = M.service(hc, idle, idle_before and idle_before.release or "", idle_before and idle_before.image)
+      if old:status().alive then old:stop() end
+      M.service(hc, idle, ""):check_port()
+      local svc = M.service(hc, idle, release, image)
+      local ok, e = pcall(svc.start, svc, { wait = cfg.app.start_timeout or 30 })
+      if ok then ok, e = pcall(M.gate, hc, idle, release, conn) end
+      if not ok then
+        -- A failed host cleans up after itself: nothing of the new release runs there.
+        pcall(svc.stop, svc)
+        error(e, 0)
+      end
+      return true
+    end, function(h)
+      M.service(M.on_host(cfg, h), idle, release, image):stop()
+    end)
+    for host, st in pairs(status) do record(host, idle, st.status == "done" and entry or nil) end
+    run:remember("fleet_hosts", hosts_fact)
+    if not outcome.ok then error(hoist.error("fleet", "batch_failed", outcome.message, { where = "" }), 0) end
+    return { hosts = f.app, message = outcome.message }
+  end, { undo = function()
+    M.drain(site)
+    local failed = {}
+    for _, res in ipairs(run:each(f.app, function(h)
+      local svc = M.service(M.on_host(cfg, h.name), idle, release, image)
+      if svc:status().alive then svc:stop() end
+    end)) do
+      if res.ok then record(res.host, idle, nil) else failed[#failed + 1] = res.host .. ": " .. message(res.error) end
+    end
+    run:remember("fleet_hosts", hosts_fact)
+    if #failed > 0 then fail("undo_failed", fmt("could not stop %s on %s", idle, concat(failed, "; "))) end
+  end })
+
+  run:step(fmt("switch %s -> %s on %s", live, idle, names_text(f.lb)), function() return switch_all(cfg, idle) end,
+    { undo = function() switch_all(cfg, live) end })
+
+  -- The bake probes through nginx from the (first) lb host, as the switch's verify does.
+  local baked = run:step("bake", function() return run:on(f.lb[1], M.bake, cfg, idle, release, opts.bake) end)
+
+  local conn <close> = open_db(run)
+  local schema = migrate.status(conn, M.migrations_dir(run, release)).current
+  project.record_database(run, conn)
+  run:remember("schema_version", schema)
+  remember_colour(run, idle, { release = release, image = image, run_id = run.id, started_at = time.iso(time.now()) })
+  run:remember("last_deploy", { release = release, colour = idle, previous = live, previous_release = live_release,
+    run_id = run.id, baked = true, at = time.iso(time.now()), hosts = f.app })
+  log.info(fmt("release %s serves on %s on %s; %s stays running where it ran, as the standby (hoist rollback "
+    .. "switches back)", release, idle, names_text(f.app), live))
+  return { colour = idle, previous = live, release = release, backup = b and b.path or nil,
+    migrations = migrated and #(migrated.applied or {}) or 0, schema_version = schema, bake = baked, hosts = status }
+end
+
+-- The fleet's rollback: the standby colour must run and pass its health
+-- checks on every app host; then one switch on the lb host(s).
+local function fleet_rollback(run, opts, cfg)
+  local f = cfg.fleet
+  if (opts.migrate_down or 0) > 0 or opts.restore then
+    fail("invalid", "a fleet rollback switches traffic only; move the database separately, after it: "
+      .. "hoist migrate -e action=down -e steps=N, or hoist restore")
+  end
+  local site = cfg.site
+  local live = live_colour(run, site)
+  local target = M.other(cfg, live)
+  local colours = M.colours(run)
+  local rel = function(c) return colours[c] and colours[c].release or nil end
+  log.info(fmt("rollback: switch traffic on %s %s%s -> %s (release %s) on %s", names_text(f.lb), live,
+    rel(live) and fmt(" (release %s)", rel(live)) or "", target, rel(target) or "not recorded", names_text(f.app)))
+  run:step(fmt("check %s on %s", target, names_text(f.app)), function()
+    local conn <close> = open_db(run)
+    local bad = {}
+    for _, res in ipairs(run:each(f.app, function(h)
+      local hc = M.on_host(cfg, h.name)
+      if not M.service(hc, target, rel(target) or ""):status().alive then
+        fail("no_standby", fmt("%s (the standby) is not running", target))
+      end
+      return M.gate(hc, target, rel(target) or "not recorded", conn, cfg.health.rollback_timeout or 5)
+    end)) do
+      if not res.ok then bad[#bad + 1] = res.host .. ": " .. message(res.error) end
+    end
+    if #bad > 0 then
+      fail("no_standby", fmt("cannot roll back: %s; traffic stays on %s. Deploy the previous release instead: "
+        .. "hoist deploy -e version=%s", concat(bad, "; "), live, tostring(rel(target) or "<release>")))
+    end
+  end)
+  run:step(fmt("switch %s -> %s on %s", live, target, names_text(f.lb)), function() return switch_all(cfg, target) end)
+  run:remember("last_rollback", { from = live, to = target, release = rel(target), run_id = run.id,
+    at = time.iso(time.now()), hosts = f.app })
+  local last = run:recall("last_deploy")
+  if last then
+    last.baked = false
+    run:remember("last_deploy", last)
+  end
+  core.event("rollback.done", { from = live, to = target, release = rel(target), previous_release = rel(live) })
+  log.info(fmt("rolled back: traffic is on %s (release %s) on %s; %s is still running there, out of traffic", target,
+    tostring(rel(target) or "not recorded"), names_text(f.app), live))
+  return { from = live, to = target, release = rel(target), migrated_down = 0, hosts = f.app }
+end
+
 --- The whole blue/green deploy of `opts.version` as steps of `run`.
 -- @param opts table: version (the release; fills {version}), migrate (true),
 --   bake (seconds; overrides the environment's bake.seconds)
@@ -414,6 +673,7 @@ function M.deploy(run, opts)
   local cfg = M.config(run, { image = image })
   -- A typo'd database path must not switch live traffic to a new, empty database.
   project.check_database(run, { new_database = opts.new_database, what = "deploy" })
+  if cfg.fleet then return fleet_deploy(run, opts, cfg, release, image) end
   local site = cfg.site
   local live = live_colour(run, site)
   local idle = M.other(cfg, live)
@@ -434,58 +694,7 @@ function M.deploy(run, opts)
   local b = run:step("backup", function() return M.backup(run, "predeploy") end)
 
   local migrated
-  if opts.migrate ~= false then
-    local dir = M.migrations_dir(run, release)
-    migrated = run:step("expand migrations", function()
-      local conn <close> = open_db(run, true)
-      local plan = expand_plan(conn, dir)
-      if plan.held then log.info(fmt("%s is a contract migration: it waits for hoist contract", plan.held)) end
-      if not plan.to then return { from = plan.current, to = plan.current, applied = {}, held = plan.held } end
-      -- Rehearse on a copy first: a refusal then changes nothing at all,
-      -- where up would already have applied the migrations before it.
-      local lint = migrate.lint(conn, dir)
-      if not lint.ok then
-        fail("refused", "migration lint (a rehearsal on a copy of the database) refused the pending migrations; "
-          .. "nothing was applied:\n" .. tostring(lint.text))
-      end
-      local r = migrate.up(conn, dir, { policy = "expand", to = plan.to })
-      r.held = plan.held
-      return r
-    end, { undo = function(r)
-      if not r or #(r.applied or {}) == 0 then return end
-      -- Expand migrations are what the old colour runs on: keeping them is
-      -- safe. Running their downs could drop data the new colour wrote, so
-      -- it happens only when the operator says so.
-      local ok, yes = pcall(run.confirm, run, fmt("undo the %d expand migration(s) just applied (back to %s)?",
-        #r.applied, r.from and ("version " .. tostring(r.from)) or "an empty schema"))
-      if not (ok and yes) then
-        log.warn(fmt("kept the %d expand migration(s) (the database is at version %s; the old colour runs on it); "
-          .. "to remove them (traffic untouched): hoist migrate -e action=down -e steps=%d", #r.applied,
-          tostring(r.to), #r.applied))
-        return
-      end
-      local conn <close> = open_db(run)
-      local down_ok, e = pcall(migrate.down, conn, { to = r.from or 0 })
-      if down_ok then
-        local names = {}
-        for _, m in ipairs(e.rolled_back or {}) do names[#names + 1] = m.file ~= "" and m.file or tostring(m.version) end
-        log.warn(fmt("undid %d expand migration(s) (%s): the database is back at %s", #names, concat(names, ", "),
-          (e.to and e.to ~= 0) and ("version " .. tostring(e.to)) or "an empty schema"))
-        return
-      end
-      -- A migration without a down section (or a down that fails): the
-      -- pre-deploy backup is the way back, at the price of the writes
-      -- since it was taken, so it needs its own yes.
-      if not b or code_of(e) == "interrupted" then error(e, 0) end
-      log.warn("migrate down failed: " .. message(e))
-      local rok, ryes = pcall(run.confirm, run, fmt("restore the pre-deploy backup %s instead (writes since %s are "
-        .. "lost; a safety backup is taken first)?", b.path, b.at))
-      if not (rok and ryes) then error(e, 0) end
-      local res = backup.restore(b.path, conn, { confirm = true })
-      log.warn(fmt("restored the pre-deploy backup %s (safety backup of what it replaced: %s)", b.path,
-        tostring(res.safety_backup)))
-    end })
-  end
+  if opts.migrate ~= false then migrated = expand_step(run, release, b) end
 
   run:step("stop standby " .. idle, function()
     local old = M.service(cfg, idle, idle_before and idle_before.release or "")
@@ -593,6 +802,7 @@ function M.rollback(run, opts)
   opts = opts or {}
   local cfg = M.config(run)
   project.check_database(run, { what = "rollback" })
+  if cfg.fleet then return fleet_rollback(run, opts, cfg) end
   local site = cfg.site
   local live = live_colour(run, site)
   local target = M.other(cfg, live)
@@ -745,11 +955,39 @@ function M.status(run)
   out.active = ok and active or nil
   out.active_error = not ok and message(active) or nil
   local colours = M.colours(run)
-  for _, c in ipairs(cfg.colours) do
-    local rel = colours[c] and colours[c].release
-    local st = M.service(cfg, c, rel or ""):status()
-    out.colours[c] = { release = rel, state = st.state, pid = st.pid, address = cfg.servers[c],
-      live = out.active == c }
+  if cfg.fleet then
+    -- Every app host at once; one that cannot be reached says why.
+    local fh = M.fleet_hosts(run)
+    out.hosts = {}
+    local alive = {}
+    for _, res in ipairs(run:each(cfg.fleet.app, function(h)
+      local hc, cs = M.on_host(cfg, h.name), {}
+      for _, c in ipairs(cfg.colours) do
+        local rec = fh[h.name] and fh[h.name][c]
+        local rel = rec and rec.release or (colours[c] and colours[c].release)
+        local st = M.service(hc, c, rel or ""):status()
+        cs[c] = { release = rel, state = st.state, pid = st.pid, live = out.active == c }
+      end
+      return cs
+    end)) do
+      out.hosts[#out.hosts + 1] = { name = res.host, colours = res.ok and res.value or nil,
+        error = (not res.ok) and message(res.error) or nil }
+      for c, e in pairs(res.ok and res.value or {}) do
+        if e.pid then alive[c] = (alive[c] or 0) + 1 end
+      end
+    end
+    for _, c in ipairs(cfg.colours) do
+      out.colours[c] = { release = colours[c] and colours[c].release,
+        state = fmt("running on %d of %d hosts", alive[c] or 0, #cfg.fleet.app),
+        address = concat(cfg.servers[c], ", "), live = out.active == c }
+    end
+  else
+    for _, c in ipairs(cfg.colours) do
+      local rel = colours[c] and colours[c].release
+      local st = M.service(cfg, c, rel or ""):status()
+      out.colours[c] = { release = rel, state = st.state, pid = st.pid, address = cfg.servers[c],
+        live = out.active == c }
+    end
   end
   local release = out.active and colours[out.active] and colours[out.active].release
   local template = run.env.migrations or "migrations"

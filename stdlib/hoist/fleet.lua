@@ -342,6 +342,29 @@ local function is_stop(e)
   return type(e) == "table" and e.area == "run" and (e.code == "interrupted" or e.code == "timeout")
 end
 
+-- fn(host) for each host: at once, each acting on its host (run:each),
+-- when the environment has hosts; one after another otherwise (a run
+-- object without hosts, e.g. in unit tests). Results in the hosts' order:
+-- { host, ok, value | error }. Ctrl-C and step timeouts propagate once
+-- every host has stopped.
+local function each(run, hosts, fn)
+  local out
+  if type(run.each) == "function" and #run:hosts() > 0 then
+    out = run:each(hosts, function(h) return fn(h.name) end)
+  else
+    out = {}
+    for _, h in ipairs(hosts) do
+      local ok, v = pcall(fn, h)
+      out[#out + 1] = { host = h, ok = ok, value = ok and v or nil, error = (not ok) and v or nil }
+      if not ok and is_stop(v) then break end
+    end
+  end
+  for _, res in ipairs(out) do
+    if not res.ok and is_stop(res.error) then error(res.error, 0) end
+  end
+  return out
+end
+
 -- "web1, web2, web3, web4 and 6 more": a step name stays readable.
 local function step_hosts(batch)
   if #batch <= 4 then return concat(batch, ", ") end
@@ -350,15 +373,15 @@ end
 
 --- Works hosts in batches, one `run:step` per batch, applying the rules.
 -- Each step is named "batch K/N: web3, web4" (at most four names, then
--- "and M more"). Within a batch, per_host_fn(host, k) runs for each host in
--- order (sequentially for now: the transport will run a batch's hosts in
--- parallel, and nothing here may depend on their order); an error marks
--- that host failed. Then `decide` rules on the batch; rollback_fn(host) runs
--- for each host it names (newest first; one failing does not stop the
--- others: hosts are independent). A batch that triggered on_fail is a failed
+-- "and M more"). Within a batch, per_host_fn(host, k) runs for every host at
+-- once, its world calls acting on that host (run:each; one after another
+-- when the environment has no hosts); an error marks that host failed.
+-- Then `decide` rules on the batch; rollback_fn(host) runs for each host it
+-- names, again at once (one failing does not stop the others: hosts are
+-- independent). A batch that triggered on_fail is a failed
 -- step whose error is decide's sentence, with every rollback error beside
 -- it; its rollbacks are journaled inside it; later batches are skipped.
--- @param run the run object (only run:step is used)
+-- @param run the run object (run:step, and run:hosts / run:each when it has them)
 -- @param hosts a list of host names, or a table keyed by name (sorted)
 -- @param rules { serial, max_fail, on_fail } (defaults 1, 0, "halt")
 -- @param per_host_fn function(host, batch_index): does one host's work; raises on failure
@@ -396,10 +419,8 @@ function M.run_batches(run, hosts, rules, per_host_fn, rollback_fn)
     local decision
     local step_ok, step_err = pcall(run.step, run, fmt("batch %d/%d: %s", k, #batches, step_hosts(batch)), function()
       local results = {}
-      -- The transport will run these in parallel; each outcome is kept apart.
-      for _, h in ipairs(batch) do
-        local ok, e = pcall(per_host_fn, h, k)
-        if not ok and is_stop(e) then error(e, 0) end
+      for _, res in ipairs(each(run, batch, function(h) return per_host_fn(h, k) end)) do
+        local h, ok, e = res.host, res.ok, res.error
         results[#results + 1] = { host = h, ok = ok, error = (not ok) and e or nil }
         status[h] = ok and { status = "done", batch = k } or { status = "failed", batch = k, error = e }
       end
@@ -411,9 +432,8 @@ function M.run_batches(run, hosts, rules, per_host_fn, rollback_fn)
         return { action = "continue", failed = decision.failed, message = decision.message }
       end
       local errors = {}
-      for _, h in ipairs(decision.rollback) do
-        local ok, e = pcall(rollback_fn, h)
-        if not ok and is_stop(e) then error(e, 0) end
+      for _, res in ipairs(each(run, decision.rollback, rollback_fn)) do
+        local h, ok, e = res.host, res.ok, res.error
         if ok then
           status[h].status = "rolled_back"
         else

@@ -26,6 +26,7 @@ local time = require "hoist.time"
 local log = require "hoist.log"
 local traffic = require "hoist.traffic"
 local core = require "hoist.core"
+local hosts = require "hoist.hosts"
 local hoist = require "hoist"
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
@@ -37,6 +38,17 @@ local M = {}
 
 local Site = {}
 Site.__index = Site
+
+-- A site on another host (nginx.site{ host = "lb1" }): every method runs
+-- there (its files, nginx -t, reload signals and verify probes).
+local OnHost = {
+  __index = function(self, k)
+    local f = Site[k]
+    if type(f) ~= "function" then return f end
+    return function(site, ...) return hosts.on(site.host, f, site, ...) end
+  end,
+  __tostring = function(self) return Site.__tostring(self) .. " on " .. self.host end,
+}
 
 local DEFAULTS = {
   nginx = "nginx",
@@ -205,7 +217,7 @@ function M.site(spec)
   if type(spec) ~= "table" then fail("invalid", "nginx.site expects a table") end
   check_keys(spec, "nginx.site", { "conf", "upstream", "servers", "nginx", "main_conf", "prefix", "args",
     "pid_file", "error_log", "write", "backup", "maintenance_conf", "maintenance_page", "verify",
-    "reload_timeout", "template" })
+    "reload_timeout", "template", "host" })
   if type(spec.conf) ~= "string" or spec.conf == "" then fail("invalid", "nginx.site: conf (a path) is required") end
   if type(spec.upstream) ~= "string" or spec.upstream == "" then
     fail("invalid", "nginx.site: upstream (the upstream block's name) is required")
@@ -247,6 +259,13 @@ function M.site(spec)
   end
   self.template = spec.template
   self.reload_timeout = spec.reload_timeout or DEFAULTS.reload_timeout
+  if spec.host ~= nil then
+    if type(spec.host) ~= "string" or spec.host == "" then
+      fail("invalid", "nginx.site: host must be the name of a host in hoist.lua (\"lb1\")")
+    end
+    self.host = spec.host
+    return setmetatable(self, OnHost)
+  end
   return self
 end
 
