@@ -81,6 +81,7 @@ std::string JsonEscape(const std::string& s) {
 
 struct App {
   std::string colour;
+  std::string instance;  // --instance NAME: which host answered (X-Instance), in a fleet
   int release = 1;
   sqlite3* db = nullptr;
 #ifdef HOIST_EXAMPLE_POSTGRES
@@ -257,7 +258,8 @@ void Serve(App& app, int fd) {
   Response r = Handle(app, method, target, query, body);
   std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + Reason(r.status) + "\r\n" +
                     "Content-Type: application/json\r\nX-Colour: " + app.colour + "\r\nX-Release: " +
-                    std::to_string(app.release) + "\r\nContent-Length: " + std::to_string(r.body.size()) +
+                    std::to_string(app.release) + (app.instance.empty() ? "" : "\r\nX-Instance: " + app.instance) +
+                    "\r\nContent-Length: " + std::to_string(r.body.size()) +
                     "\r\nConnection: close\r\n\r\n" + r.body;
   size_t off = 0;
   while (off < out.size()) {
@@ -272,12 +274,15 @@ int RunServer(int argc, char** argv) {
   App app;
   app.colour = Arg(argc, argv, "--colour", "blue");
   app.release = std::atoi(Arg(argc, argv, "--release", "1").c_str());
+  app.instance = Arg(argc, argv, "--instance");
+  // --listen 0.0.0.0: reachable from a load balancer on another host.
+  std::string listen_on = Arg(argc, argv, "--listen", "127.0.0.1");
   int port = std::atoi(Arg(argc, argv, "--port", "0").c_str());
   std::string path = Arg(argc, argv, "--db");
   if (std::string f = Arg(argc, argv, "--fail-after"); !f.empty()) app.fail_after = std::atof(f.c_str());
   app.fail_file = Arg(argc, argv, "--fail-file");
   if (path.empty() || port <= 0 || app.release < 1 || app.release > 3) {
-    std::fprintf(stderr, "usage: hoist_example_app --db PATH|postgres://URL --port N --colour NAME --release 1|2|3\n");
+    std::fprintf(stderr, "usage: hoist_example_app --db PATH|postgres://URL --port N --colour NAME --release 1|2|3 [--listen ADDR] [--instance NAME]\n");
     return 2;
   }
   std::string shown = path;
@@ -315,14 +320,17 @@ int RunServer(int argc, char** argv) {
   ::setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::inet_pton(AF_INET, listen_on.c_str(), &a.sin_addr) != 1) {
+    std::fprintf(stderr, "--listen %s: not an IPv4 address\n", listen_on.c_str());
+    return 2;
+  }
   a.sin_port = htons(static_cast<uint16_t>(port));
   if (::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(lfd, 1024) != 0) {
-    std::fprintf(stderr, "cannot listen on 127.0.0.1:%d: %s\n", port, std::strerror(errno));
+    std::fprintf(stderr, "cannot listen on %s:%d: %s\n", listen_on.c_str(), port, std::strerror(errno));
     return 1;
   }
-  std::fprintf(stderr, "release %d (%s) listening on 127.0.0.1:%d, database %s\n", app.release, app.colour.c_str(),
-               port, shown.c_str());
+  std::fprintf(stderr, "release %d (%s) listening on %s:%d, database %s\n", app.release, app.colour.c_str(),
+               listen_on.c_str(), port, shown.c_str());
   std::atomic<int> busy{0};
   while (!g_stop) {
     pollfd fds[2] = {{lfd, POLLIN, 0}, {g_wake[0], POLLIN, 0}};
@@ -352,8 +360,10 @@ int RunServer(int argc, char** argv) {
 
 struct Reply {
   int status = 0;
-  std::string body, colour, release, error;
+  std::string body, colour, release, instance, error;
 };
+
+std::string g_load_host = "127.0.0.1";  // load --host: nginx on another host
 
 Reply Request(int port, const std::string& method, const std::string& target, const std::string& body) {
   Reply r;
@@ -363,7 +373,7 @@ Reply Request(int port, const std::string& method, const std::string& target, co
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::inet_pton(AF_INET, g_load_host.c_str(), &a.sin_addr);
   a.sin_port = htons(static_cast<uint16_t>(port));
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     r.error = std::string("connect: ") + std::strerror(errno);
@@ -398,11 +408,12 @@ Reply Request(int port, const std::string& method, const std::string& target, co
   };
   r.colour = header("X-Colour");
   r.release = header("X-Release");
+  r.instance = header("X-Instance");
   r.body = resp.substr(end + 4);
   return r;
 }
 
-// load --port P [--threads 4] [--seconds S | until SIGTERM or --stop-file F] [--db PATH] [--ready-file F]
+// load --port P [--host ADDR] [--threads 4] [--seconds S | until SIGTERM or --stop-file F] [--db PATH] [--ready-file F]
 // Each thread alternates POST /api/notes and GET /api/notes; a request
 // fails unless it gets 2xx. Acknowledged writes' ids are checked in --db at
 // the end. Prints one JSON line; exit 0 only with no failure and no loss.
@@ -413,6 +424,7 @@ int RunLoad(int argc, char** argv) {
   std::string db_path = Arg(argc, argv, "--db");
   std::string ready = Arg(argc, argv, "--ready-file");
   std::string stop_file = Arg(argc, argv, "--stop-file");
+  g_load_host = Arg(argc, argv, "--host", "127.0.0.1");
   if (port <= 0) {
     std::fprintf(stderr, "usage: hoist_example_app load --port N [--threads 4] [--seconds S] [--db PATH]\n");
     return 2;
@@ -443,7 +455,7 @@ int RunLoad(int argc, char** argv) {
                              (r.status ? "status " + std::to_string(r.status) + " " + r.body : r.error));
           continue;
         }
-        served["release " + r.release + " (" + r.colour + ")"]++;
+        served["release " + r.release + " (" + r.colour + ")" + (r.instance.empty() ? "" : " on " + r.instance)]++;
         if (write) {
           auto p = r.body.find("\"id\":");
           if (p != std::string::npos) acked.push_back(std::atoll(r.body.c_str() + p + 5));
@@ -461,7 +473,34 @@ int RunLoad(int argc, char** argv) {
 
   long missing = -1;
   std::string first_missing;
-  if (!db_path.empty()) {
+  auto count_missing = [&](const std::set<long long>& have) {
+    for (long long id : acked) {
+      if (!have.count(id)) {
+        if (!missing) first_missing = std::to_string(id);
+        ++missing;
+      }
+    }
+  };
+  if (db_path.rfind("postgres://", 0) == 0 || db_path.rfind("postgresql://", 0) == 0) {
+    missing = 0;
+#ifdef HOIST_EXAMPLE_POSTGRES
+    PGconn* pg = PQconnectdb(db_path.c_str());
+    PGresult* res = PQstatus(pg) == CONNECTION_OK ? PQexec(pg, "SELECT id FROM notes") : nullptr;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+      missing = static_cast<long>(acked.size());
+      first_missing = std::string("cannot read notes: ") + PQerrorMessage(pg);
+    } else {
+      std::set<long long> have;
+      for (int i = 0; i < PQntuples(res); ++i) have.insert(std::atoll(PQgetvalue(res, i, 0)));
+      count_missing(have);
+    }
+    if (res) PQclear(res);
+    PQfinish(pg);
+#else
+    missing = static_cast<long>(acked.size());
+    first_missing = "this build cannot open PostgreSQL databases";
+#endif
+  } else if (!db_path.empty()) {
     sqlite3* db = nullptr;
     missing = 0;
     if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
@@ -474,12 +513,7 @@ int RunLoad(int argc, char** argv) {
       sqlite3_prepare_v2(db, "SELECT id FROM notes", -1, &st, nullptr);
       while (st && sqlite3_step(st) == SQLITE_ROW) have.insert(sqlite3_column_int64(st, 0));
       sqlite3_finalize(st);
-      for (long long id : acked) {
-        if (!have.count(id)) {
-          if (!missing) first_missing = std::to_string(id);
-          ++missing;
-        }
-      }
+      count_missing(have);
     }
     sqlite3_close(db);
   }
