@@ -1,7 +1,8 @@
 // A tiny HTTP/1.1 backend for traffic tests and the switch benchmark: it
 // answers every request with its colour (body "blue\n", header X-Colour:
 // blue), or with a configured route. One poll-loop thread, keep-alive,
-// loopback only. Modes: answer 500s, never answer (accept and hang).
+// loopback unless given an address (a lab host's LAN address). Modes:
+// answer 500s, never answer (accept and hang).
 #pragma once
 
 #include <arpa/inet.h>
@@ -60,9 +61,9 @@ struct Answer {
   std::string error;
 };
 
-/// One GET over a new connection to 127.0.0.1:port (HTTP/1.0-style close),
+/// One GET over a new connection to address:port (HTTP/1.0-style close),
 /// independent of hoist's own HTTP client: what traffic really sees.
-inline Answer HttpGet(int port, const std::string& path = "/", int timeout_ms = 2000) {
+inline Answer HttpGet(const std::string& address, int port, const std::string& path = "/", int timeout_ms = 2000) {
   Answer a;
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
@@ -70,14 +71,14 @@ inline Answer HttpGet(int port, const std::string& path = "/", int timeout_ms = 
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::inet_pton(AF_INET, address.c_str(), &addr.sin_addr);
   addr.sin_port = htons(static_cast<uint16_t>(port));
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     a.error = "connect";
     ::close(fd);
     return a;
   }
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + address + "\r\nConnection: close\r\n\r\n";
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
     a.error = "write";
     ::close(fd);
@@ -114,6 +115,10 @@ inline Answer HttpGet(int port, const std::string& path = "/", int timeout_ms = 
   return a;
 }
 
+inline Answer HttpGet(int port, const std::string& path = "/", int timeout_ms = 2000) {
+  return HttpGet("127.0.0.1", port, path, timeout_ms);
+}
+
 class ColourServer {
  public:
   struct Route {
@@ -122,18 +127,19 @@ class ColourServer {
     std::string content_type = "application/json";
   };
 
-  /// Listens on 127.0.0.1:port (0 = a free one) and serves until destroyed.
-  explicit ColourServer(std::string colour, int port = 0) : colour_(std::move(colour)) {
+  /// Listens on address:port (0 = a free one) and serves until destroyed.
+  explicit ColourServer(std::string colour, int port = 0, std::string address = "127.0.0.1")
+      : colour_(std::move(colour)), address_(std::move(address)) {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = htons(static_cast<uint16_t>(port));
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 512) != 0) {
+    if (::inet_pton(AF_INET, address_.c_str(), &a.sin_addr) != 1 ||
+        ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 512) != 0) {
       ::close(listen_fd_);
-      throw std::runtime_error("ColourServer: cannot listen on port " + std::to_string(port));
+      throw std::runtime_error("ColourServer: cannot listen on " + address_ + ":" + std::to_string(port));
     }
     socklen_t len = sizeof a;
     ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
@@ -149,7 +155,7 @@ class ColourServer {
   ColourServer& operator=(const ColourServer&) = delete;
 
   int port() const { return port_; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string address() const { return address_ + ":" + std::to_string(port_); }
   const std::string& colour() const { return colour_; }
   /// Status for the default route (the colour answer): 200, or 500 to fail.
   void SetStatus(int status) { status_ = status; }
@@ -310,6 +316,7 @@ class ColourServer {
   }
 
   std::string colour_;
+  std::string address_;
   int port_ = 0;
   int listen_fd_ = -1, wake_r_ = -1, wake_w_ = -1;
   std::atomic<int> status_{200};

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <stdexcept>
 #include <thread>
 
 #include "support/colour_server.h"
@@ -40,8 +41,16 @@ std::string NginxServer::Binary() {
   return "";
 }
 
-NginxServer::NginxServer(const std::string& dir, NginxOptions o) : dir_(dir), worker_processes_(o.worker_processes) {
+NginxServer::NginxServer(const std::string& dir, NginxOptions o)
+    : dir_(dir), netns_(o.netns), worker_processes_(o.worker_processes) {
   namespace fs = std::filesystem;
+  client_address_ = o.client_address;
+  if (client_address_.empty()) client_address_ = o.listen_address;
+  if (client_address_ == "0.0.0.0") {
+    // The test's loopback is not the namespace's.
+    if (!netns_.empty()) throw std::invalid_argument("NginxServer in netns " + netns_ + ": set client_address");
+    client_address_ = "127.0.0.1";
+  }
   for (const char* sub : {"logs", "tmp", "tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"})
     fs::create_directories(dir_ + "/" + sub);
   // Workers run as nobody: they must reach the temp dirs.
@@ -68,7 +77,7 @@ NginxServer::NginxServer(const std::string& dir, NginxOptions o) : dir_(dir), wo
   conf += "    scgi_temp_path " + t + "scgi;\n";
   conf += "    include " + upstream_conf_ + ";\n";
   conf += "    server {\n";
-  conf += "        listen 127.0.0.1:" + std::to_string(port_) + ";\n";
+  conf += "        listen " + o.listen_address + ":" + std::to_string(port_) + ";\n";
   conf += "        include " + maintenance_conf_ + ";\n";
   conf += o.server_extra;
   conf += "        location / {\n";
@@ -91,7 +100,7 @@ bool NginxServer::Start(std::string* why) {
     return false;
   }
   sys::ProcessResult r = sys::RunProcess(
-      {.argv = {bin, "-p", dir_, "-c", main_conf_, "-e", error_log_}, .timeout = std::chrono::milliseconds(10000)});
+      {.argv = Command({"-p", dir_, "-c", main_conf_, "-e", error_log_}), .timeout = std::chrono::milliseconds(10000)});
   if (!r.ok()) {
     *why = "nginx did not start: " + r.err + r.out;
     return false;
@@ -101,11 +110,11 @@ bool NginxServer::Start(std::string* why) {
   // a test that records the workers must not see half of them.
   bool up = WaitFor([&] {
     pid_t master = MasterPid();
-    return master > 0 && sys::TcpConnect("127.0.0.1", port_, std::chrono::milliseconds(200)).ok &&
+    return master > 0 && sys::TcpConnect(client_address_, port_, std::chrono::milliseconds(200)).ok &&
            sys::ChildPids(master).size() >= static_cast<size_t>(worker_processes_);
   }, std::chrono::milliseconds(5000));
   if (!up) {
-    *why = "nginx started but does not listen on port " + std::to_string(port_) + " with " +
+    *why = "nginx started but does not accept on " + client_address_ + ":" + std::to_string(port_) + " with " +
            std::to_string(worker_processes_) + " worker(s) within 5 s: " + ReadAll(error_log_);
     Stop();
     return false;
@@ -124,8 +133,16 @@ pid_t NginxServer::MasterPid() const {
   return pid && sys::ProcessAlive(*pid) ? *pid : 0;
 }
 
+std::vector<std::string> NginxServer::Command(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv;
+  if (!netns_.empty()) argv = {"ip", "netns", "exec", netns_};
+  argv.push_back(Binary());
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
 std::string NginxServer::url(const std::string& path) const {
-  return "http://127.0.0.1:" + std::to_string(port_) + path;
+  return "http://" + client_address_ + ":" + std::to_string(port_) + path;
 }
 
 void NginxServer::Stop() {

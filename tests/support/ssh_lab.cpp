@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "sys/process.h"
+#include "sys/service.h"
 
 namespace hoist::test {
 namespace {
@@ -55,7 +56,22 @@ bool Accepts(const std::string& address, int port) {
   return ok;
 }
 
-// Namespaces left by a test process that died (their names carry its pid).
+// A namespace is kept alive by any process in it, with its links and their
+// addresses in our namespace: deleting its name alone would leak them.
+void KillAll(const std::string& netns) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    auto r = Cmd({"ip", "netns", "pids", netns});
+    std::istringstream in(r.out);
+    bool any = false;
+    for (int p; in >> p; any = true) ::kill(p, SIGKILL);
+    if (!any || std::chrono::steady_clock::now() > deadline) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// Namespaces left by a test process that died (their names carry its pid):
+// the hosts' and the LAN's, which takes the bridge and the gateway link.
 void RemoveStale() {
   auto r = Cmd({"ip", "netns", "list"});
   std::istringstream in(r.out);
@@ -63,18 +79,22 @@ void RemoveStale() {
     std::string ns = line.substr(0, line.find(' '));
     if (ns.rfind("hoist-", 0) != 0) continue;
     int pid = std::atoi(ns.c_str() + 6);
-    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) Cmd({"ip", "netns", "del", ns});
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
+      KillAll(ns);
+      Cmd({"ip", "netns", "del", ns});
+    }
   }
 }
 
-// The /30s in use in this namespace: 10.231.<n>.1 addresses.
-std::set<int> UsedSubnets() {
+// The third octets in use in this namespace under prefix ("10.231." for the
+// hosts' /30s, "10.232." for the LANs' gateways).
+std::set<int> UsedSubnets(const std::string& prefix) {
   std::set<int> used;
   auto r = Cmd({"ip", "-o", "-4", "addr", "show"});
   std::istringstream in(r.out);
   for (std::string line; std::getline(in, line);) {
-    auto at = line.find("10.231.");
-    if (at != std::string::npos) used.insert(std::atoi(line.c_str() + at + 7));
+    auto at = line.find(" " + prefix);
+    if (at != std::string::npos) used.insert(std::atoi(line.c_str() + at + 1 + prefix.size()));
   }
   return used;
 }
@@ -108,12 +128,38 @@ SshLab::SshLab(std::vector<std::string> names, int max_sessions) : max_sessions_
                              "  UserKnownHostsFile " + known_hosts_ + "\n  GlobalKnownHostsFile /dev/null\n" +
                              "  UpdateHostKeys no\n");
 
+  REQUIRE(names.size() <= 253);  // a /24 for the LAN
+
   // Subnet choice and link set-up under one lock: two test processes at
-  // once must not pick the same /30.
+  // once must not pick the same /30 or /24.
   int lock = ::open("/tmp/hoist-sshlab.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0600);
   if (lock >= 0) ::flock(lock, LOCK_EX);
+  auto unlock_and_skip = [&](const std::string& reason) {
+    if (lock >= 0) ::close(lock);
+    SkipUnless(false, reason);
+  };
   RemoveStale();
-  std::set<int> used = UsedSubnets();
+  std::set<int> used = UsedSubnets("10.231.");
+  std::set<int> used_lans = UsedSubnets("10.232.");
+  int m = 0;
+  while (used_lans.count(m)) ++m;
+  if (m > 255) unlock_and_skip("no free 10.232.<m>.0/24 for the test hosts' LAN");
+  // Numbered: two labs of one process (with other host names) coexist.
+  static int labs = 0;
+  std::string k = std::to_string(labs++);
+  std::string tag = std::to_string(::getpid() % 100000);
+  lan_prefix_ = "10.232." + std::to_string(m);
+  lan_netns_ = "hoist-" + std::to_string(::getpid()) + "_lan" + k;  // "_": never a host's "-<name>"
+  std::string bridge = "hb" + tag, gw_link = "hg" + tag + "l" + k;
+  if (!(Ok({"ip", "netns", "add", lan_netns_}, &why) &&
+        Ok({"ip", "-n", lan_netns_, "link", "add", bridge, "type", "bridge"}, &why) &&
+        Ok({"ip", "-n", lan_netns_, "link", "set", bridge, "up"}, &why) &&
+        Ok({"ip", "link", "add", gw_link, "type", "veth", "peer", "name", "gw", "netns", lan_netns_}, &why) &&
+        Ok({"ip", "-n", lan_netns_, "link", "set", "gw", "master", bridge, "up"}, &why) &&
+        Ok({"ip", "addr", "add", lan_gateway() + "/24", "dev", gw_link}, &why) &&
+        Ok({"ip", "link", "set", gw_link, "up"}, &why))) {
+    unlock_and_skip("cannot build the test hosts' LAN (a bridge in namespace " + lan_netns_ + "): " + why);
+  }
   int n = 1;
   for (const auto& name : names) {
     while (used.count(n)) ++n;
@@ -122,6 +168,7 @@ SshLab::SshLab(std::vector<std::string> names, int max_sessions) : max_sessions_
     h.name = name;
     h.netns = "hoist-" + std::to_string(::getpid()) + "-" + name;
     h.address = "10.231." + std::to_string(n) + ".2";
+    h.lan_address = lan_prefix_ + "." + std::to_string(hosts_.size() + 2);
     h.dir = dir_ / ("host-" + name);
     h.home = h.dir + "/home";
     h.cache = h.home + "/.cache";
@@ -135,11 +182,16 @@ SshLab::SshLab(std::vector<std::string> names, int max_sessions) : max_sessions_
               Ok({"ip", "-n", h.netns, "addr", "add", h.address + "/30", "dev", "eth0"}, &why) &&
               Ok({"ip", "-n", h.netns, "link", "set", "eth0", "up"}, &why) &&
               Ok({"ip", "-n", h.netns, "link", "set", "lo", "up"}, &why);
+    std::string port = "p" + std::to_string(hosts_.size());
+    bool lan = up &&
+               Ok({"ip", "-n", lan_netns_, "link", "add", port, "type", "veth", "peer", "name", "lan0", "netns", h.netns},
+                  &why) &&
+               Ok({"ip", "-n", lan_netns_, "link", "set", port, "master", bridge, "up"}, &why) &&
+               Ok({"ip", "-n", h.netns, "addr", "add", h.lan_address + "/24", "dev", "lan0"}, &why) &&
+               Ok({"ip", "-n", h.netns, "link", "set", "lan0", "up"}, &why);
     hosts_.push_back(h);
-    if (!up) {
-      if (lock >= 0) ::close(lock);
-      SkipUnless(false, "cannot build the test hosts' network: " + why);
-    }
+    if (!up) unlock_and_skip("cannot build the test hosts' network: " + why);
+    if (!lan) unlock_and_skip("cannot join lab host " + name + " to the LAN: " + why);
     SkipUnless(Ok({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", h.dir + "/host_ed25519"}, &why),
                "ssh-keygen: " + why);
   }
@@ -151,8 +203,30 @@ SshLab::SshLab(std::vector<std::string> names, int max_sessions) : max_sessions_
 SshLab::~SshLab() {
   for (auto& h : hosts_) {
     if (h.sshd_pid > 0) StopSshd(h.name);
-    Cmd({"ip", "netns", "del", h.netns});  // takes its veth pair with it
+    KillAll(h.netns);  // what Spawn started, and whatever those started
+    Cmd({"ip", "netns", "del", h.netns});  // takes its veth pairs with it
   }
+  // Takes the bridge and every LAN link with it, the gateway's too.
+  if (!lan_netns_.empty()) Cmd({"ip", "netns", "del", lan_netns_});
+}
+
+sys::ProcessResult SshLab::Exec(const std::string& name, std::vector<std::string> argv,
+                                std::chrono::milliseconds timeout) {
+  sys::ProcessSpec p;
+  p.argv = {"ip", "netns", "exec", host(name).netns};
+  p.argv.insert(p.argv.end(), argv.begin(), argv.end());
+  p.timeout = timeout;
+  return sys::RunProcess(p);
+}
+
+pid_t SshLab::Spawn(const std::string& name, std::vector<std::string> argv, const std::string& log_file) {
+  sys::ServiceSpec s;
+  s.name = name + ": " + (argv.empty() ? "" : argv[0]);
+  s.argv = {"ip", "netns", "exec", host(name).netns};
+  s.argv.insert(s.argv.end(), argv.begin(), argv.end());
+  s.pid_file = dir_ / ("spawned-" + std::to_string(++spawned_) + ".pid");
+  s.log_file = log_file;
+  return sys::StartService(s);
 }
 
 SshLab::Host& SshLab::Mutable(const std::string& name) {

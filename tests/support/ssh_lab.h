@@ -3,15 +3,25 @@
 // private /30 (10.231.<n>.0), running a private `sshd -D -f` with its own
 // host key, authorized key and log under a temp dir. The client side (a
 // user key, a known_hosts and an ssh_config naming them) is in the same
-// temp dir, so ~/.ssh is never read or written. No traffic leaves the
-// namespaces. Needs root, iproute2 and openssh-server: without them the
-// test is skipped with the reason (a failure under CI=true).
+// temp dir, so ~/.ssh is never read or written. The hosts also share a
+// LAN: a bridge with one port per host (`lan0`, 10.232.<m>.<i+2>/24) and one
+// for the test's namespace (the gateway, .1, where e.g. a PostgreSQL of the
+// test listens). The bridge lives in a namespace of its own, whose
+// iptables are empty, so br_netfilter (bridge-nf-call-iptables=1) and
+// whatever FORWARD policy the test's namespace has (Docker's DROP) cannot
+// drop LAN traffic. No default routes, no forwarding changes: no traffic
+// leaves the namespaces. Needs root, iproute2 and openssh-server: without
+// them the test is skipped with the reason (a failure under CI=true).
 #pragma once
 
+#include <sys/types.h>
+
+#include <chrono>
 #include <string>
 #include <vector>
 
 #include "support/support.h"
+#include "sys/process.h"
 
 namespace hoist::test {
 
@@ -21,6 +31,7 @@ class SshLab {
     std::string name;     ///< "web1"
     std::string netns;    ///< "hoist-<pid>-web1"
     std::string address;  ///< "10.231.<n>.2", where its sshd listens
+    std::string lan_address;  ///< "10.232.<m>.<i+2>" on its lan0, i its index in the lab
     std::string dir;      ///< its sshd's files
     /// Its own HOME and XDG_CACHE_HOME (sshd SetEnv): namespaces share the
     /// filesystem, so each host's "~/.cache/hoist" is a directory of its own.
@@ -43,6 +54,22 @@ class SshLab {
   /// "root@10.231.<n>.2".
   std::string Target(const std::string& name) const;
 
+  /// The test's namespace on the hosts' LAN ("10.232.<m>.1"): a service of
+  /// the test bound here is what the hosts reach.
+  std::string lan_gateway() const { return lan_prefix_ + ".1"; }
+  /// "10.232.<m>", this lab's /24 (free when the lab was built).
+  const std::string& lan_prefix() const { return lan_prefix_; }
+
+  /// Runs argv inside the host's network namespace (`ip netns exec`, no
+  /// shell), output captured; RunProcess's result and errors.
+  sys::ProcessResult Exec(const std::string& host, std::vector<std::string> argv,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  /// Starts argv detached inside the host's namespace, stdout and stderr
+  /// appended to log_file, and returns its pid (ip netns exec execs it, so
+  /// the pid is argv[0]'s). Anything still running in a host's namespace is
+  /// killed when the lab is destroyed. Throws sys::StartService's errors.
+  pid_t Spawn(const std::string& host, std::vector<std::string> argv, const std::string& log_file);
+
   /// The host's XDG_CACHE_HOME, where hoist keeps its agent binary.
   const std::string& CacheDir(const std::string& name) const { return host(name).cache; }
 
@@ -62,6 +89,8 @@ class SshLab {
 
   TempDir dir_{"sshlab"};
   std::vector<Host> hosts_;
+  std::string lan_netns_, lan_prefix_;
+  int spawned_ = 0;
   std::string ssh_config_, known_hosts_;
   std::vector<std::string> forgotten_;
   int max_sessions_;
