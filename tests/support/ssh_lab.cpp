@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "sys/probe.h"
 #include "sys/process.h"
 #include "sys/service.h"
 
@@ -79,7 +80,8 @@ void RemoveStale() {
     std::string ns = line.substr(0, line.find(' '));
     if (ns.rfind("hoist-", 0) != 0) continue;
     int pid = std::atoi(ns.c_str() + 6);
-    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
+    // A zombie is dead too: a SIGKILLed test lingers as one until reaped.
+    if (pid > 0 && !sys::ProcessAlive(pid)) {
       KillAll(ns);
       Cmd({"ip", "netns", "del", ns});
     }
