@@ -26,6 +26,7 @@
 #include "support/pg_cluster.h"
 #include "support/ssh_lab.h"
 #include "support/support.h"
+#include "sys/probe.h"
 #include "sys/process.h"
 
 namespace hoist::test {
@@ -207,7 +208,7 @@ class FleetRig {
   const SshLab& lab() const { return lab_; }
 
  private:
-  SshLab lab_;
+  mutable SshLab lab_;  // Exec is not const
   std::string root_;
   PgCluster* pg_ = nullptr;
   std::string db_;
