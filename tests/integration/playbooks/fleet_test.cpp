@@ -276,7 +276,7 @@ TEST_SUITE("playbooks/fleet") {
 
     // Replayed from the journal, host by host: the same calls in order.
     std::smatch m;
-    REQUIRE(std::regex_search(deploy.out, m, std::regex("run ([0-9]+) \\(")));
+    REQUIRE(std::regex_search(deploy.out, m, std::regex("env prod, run ([0-9]+)\\)")));
     auto replay = rig.Hoist({"replay", m[1]});
     INFO(Describe(replay));
     CHECK(replay.exit_code == 0);
