@@ -15,6 +15,8 @@
 #include "bind/modules.h"
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "core/secrets.h"
+#include "core/strings.h"
 #include "lua/boundary.h"
 #include "lua/check.h"
 #include "sys/fs.h"
@@ -190,6 +192,23 @@ int l_status(lua_State* L) {
   return 1;
 }
 
+// svc:argv_matches() -> whether the live process named by the pid file runs
+// exactly this service's argv (another release of it does not); nil when
+// none runs or its command line cannot be read.
+int l_argv_matches(lua_State* L) {
+  Service& s = CheckService(L, 1);
+  engine::World& world = WorldOf(L);
+  sys::ServiceStatus st = world.ServiceStatusOf(s.spec);
+  std::string cmdline = st.alive && st.pid > 0 ? world.CmdLine(st.pid) : "";
+  if (cmdline.empty()) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushboolean(L, cmdline == Join(s.spec.argv, " "));
+  lua::PushString(L, Mask(cmdline));
+  return 2;
+}
+
 int l_index(lua_State* L) {
   Service& s = CheckService(L, 1);
   std::string key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "";
@@ -262,6 +281,7 @@ void RegisterMeta(lua_State* L) {
                                 {"stop", lua::Protect<l_stop>},
                                 {"restart", lua::Protect<l_restart>},
                                 {"status", lua::Protect<l_status>},
+                                {"argv_matches", lua::Protect<l_argv_matches>},
                                 {"check_port", lua::Protect<l_check_port>},
                                 {nullptr, nullptr}};
     luaL_newlib(L, methods);

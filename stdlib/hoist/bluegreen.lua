@@ -256,6 +256,12 @@ function Container:start(opts)
   return { name = self.name }
 end
 
+--- Whether the container runs this release: unknown (nil) from here; its
+-- status names the image.
+function Container:argv_matches()
+  return nil
+end
+
 function Container:stop()
   local d = M.docker(self.cfg)
   if not d:exists(self.name) then return { how = "not_running" } end
@@ -483,6 +489,19 @@ local function expand_step(run, release, b)
   end })
 end
 
+--- Refuses a standby that runs another release than the one remembered for
+-- it: a deploy interrupted after it restarted the idle colour leaves the
+-- new release there, and switching to it would be a deploy, not a rollback.
+function M.check_standby(svc, colour, release)
+  if release == nil then return end  -- nothing remembered to compare with
+  local matches, cmdline = svc:argv_matches()
+  if matches == false then
+    fail("no_standby", fmt("%s runs `%s`, not release %s (the standby the last deploy left): a deploy interrupted "
+      .. "after it restarted %s? Deploy the release you want instead: hoist deploy -e version=%s", colour,
+      tostring(cmdline), tostring(release or "not recorded"), colour, tostring(release or "<release>")))
+  end
+end
+
 ---------------------------------------------------------------------------
 -- fleet: the colours on every app host, nginx on the lb host(s)
 
@@ -561,10 +580,16 @@ local function fleet_deploy(run, opts, cfg, release, image)
     local outcome
     status, outcome = fleet.run_batches(run, f.app, r, function(h)
       local hc = M.on_host(cfg, h)
+      local svc = M.service(hc, idle, release, image)
+      -- A deploy of this release that was interrupted may have started it
+      -- here already: when it is healthy it is kept, not restarted.
+      if svc:argv_matches() == true and pcall(M.gate, hc, idle, release, conn, 5) then
+        log.info(fmt("%s: %s already runs release %s and is healthy: kept", h, idle, release))
+        return "kept"
+      end
       local old = M.service(hc, idle, idle_before and idle_before.release or "", idle_before and idle_before.image)
       if old:status().alive then old:stop() end
       M.service(hc, idle, ""):check_port()
-      local svc = M.service(hc, idle, release, image)
       local ok, e = pcall(svc.start, svc, { wait = cfg.app.start_timeout or 30 })
       if ok then ok, e = pcall(M.gate, hc, idle, release, conn) end
       if not ok then
@@ -632,9 +657,9 @@ local function fleet_rollback(run, opts, cfg)
     local bad = {}
     for _, res in ipairs(run:each(f.app, function(h)
       local hc = M.on_host(cfg, h.name)
-      if not M.service(hc, target, rel(target) or ""):status().alive then
-        fail("no_standby", fmt("%s (the standby) is not running", target))
-      end
+      local standby = M.service(hc, target, rel(target) or "")
+      if not standby:status().alive then fail("no_standby", fmt("%s (the standby) is not running", target)) end
+      M.check_standby(standby, target, rel(target))
       return M.gate(hc, target, rel(target) or "not recorded", conn, cfg.health.rollback_timeout or 5)
     end)) do
       if not res.ok then bad[#bad + 1] = res.host .. ": " .. message(res.error) end
@@ -831,9 +856,11 @@ function M.rollback(run, opts)
   end
 
   run:step("check " .. target, function()
-    if not M.service(cfg, target, rel(target) or ""):status().alive then
+    local standby = M.service(cfg, target, rel(target) or "")
+    if not standby:status().alive then
       fail("no_standby", fmt("%s (the standby) stopped before the switch; traffic stays on %s", target, live))
     end
+    M.check_standby(standby, target, rel(target))
     local conn <close> = open_db(run)
     return M.gate(cfg, target, rel(target) or "not recorded", conn, cfg.health.rollback_timeout or 5)
   end)

@@ -9,7 +9,9 @@
 // writes are checked with the example app's own load client, from the
 // test's namespace through lb1, independently of hoist.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -202,6 +204,26 @@ class FleetRig {
     std::istringstream in(r.out);
     for (pid_t pid; in >> pid;) ::kill(pid, SIGKILL);
   }
+  /// `hoist args...` started in the background (its output in a file):
+  /// its pid, for a test that kills it part-way.
+  pid_t HoistInBackground(const std::vector<std::string>& args, const std::string& out_file) const {
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      int fd = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      if (::chdir(root_.c_str()) != 0) ::_exit(127);
+      ::setenv("XDG_RUNTIME_DIR", lab_.dir().c_str(), 1);
+      ::setenv("NO_COLOR", "1", 1);
+      std::vector<char*> argv = {const_cast<char*>(HOIST_BINARY)};
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      ::execv(HOIST_BINARY, argv.data());
+      ::_exit(127);
+    }
+    return pid;
+  }
   std::string Upstream() const { return ReadAll(nginx_->upstream_conf()); }
   std::string Db(const std::string& sql) const { return Trim(pg_->Psql(sql, db_)); }
   const std::string& root() const { return root_; }
@@ -312,6 +334,41 @@ TEST_SUITE("playbooks/fleet") {
     CHECK_FALSE(rig.Running("web3", "blue"));    // never started
     CHECK(rig.Upstream().find(":5002;") != std::string::npos);  // traffic never switched
     CHECK(rig.Upstream().find(":5001;") == std::string::npos);
+  }
+
+  TEST_CASE("a deploy killed part-way: rollback refuses the standby it changed, the next deploy resumes it") {
+    FleetRig rig("{ serial = 1, max_fail = 0, on_fail = \"halt\" }");
+    rig.HoistOk({"deploy", "--env", "prod", "-e", "version=1"});
+    rig.HoistOk({"deploy", "--env", "prod", "-e", "version=2"});
+    CHECK(rig.Traffic() == EveryHost("release 2 (blue)"));
+    // Deploy 3 goes to green, where release 1 stands by; hoist is killed
+    // once web1's green answers as release 3 (batch 1 done, batch 2 going).
+    std::string log = rig.root() + "/deploy3.log";
+    pid_t hoist = rig.HoistInBackground({"deploy", "--env", "prod", "-e", "version=3"}, log);
+    bool caught = Eventually([&] { return rig.Direct("web1", "green") == "release 3 (green) on web1"; }, 60);
+    ::kill(hoist, SIGKILL);
+    int status = 0;
+    ::waitpid(hoist, &status, 0);
+    INFO(ReadAll(log));
+    REQUIRE(caught);
+    CHECK(rig.Traffic() == EveryHost("release 2 (blue)"));  // killed before any switch
+
+    // Rolling back would switch to green, which on web1 now runs release 3:
+    // that would be a deploy, so it is refused and traffic stays.
+    auto rollback = rig.Hoist({"rollback", "--env", "prod", "--yes"});
+    INFO(Describe(rollback));
+    CHECK(rollback.exit_code == 1);
+    CHECK(rollback.err.find("web1: green runs `") != std::string::npos);
+    CHECK(rollback.err.find("--release 3 --listen 0.0.0.0 --instance web1`, not release 1 (the standby the last "
+                            "deploy left)") != std::string::npos);
+    CHECK(rig.Traffic() == EveryHost("release 2 (blue)"));
+
+    // The same deploy again finishes the job: web1's release 3 is kept.
+    auto again = rig.Hoist({"deploy", "--env", "prod", "-e", "version=3"});
+    INFO(Describe(again));
+    REQUIRE(again.exit_code == 0);
+    CHECK(again.err.find("web1: green already runs release 3 and is healthy: kept") != std::string::npos);
+    CHECK(rig.Traffic() == EveryHost("release 3 (green)"));
   }
 
   TEST_CASE("on_fail = rollback_batch: the failed batch's other hosts are rolled back, earlier batches kept") {
