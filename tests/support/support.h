@@ -76,6 +76,11 @@ Error CatchError(F&& f) {
   return Error("", "", "");
 }
 
+/// A finished process for a failure message: exit code, stdout, stderr.
+inline std::string Describe(const sys::ProcessResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\n--- stdout\n" + r.out + "\n--- stderr\n" + r.err;
+}
+
 /// Runs the real hoist binary in dir with args; stdout/stderr captured.
 inline sys::ProcessResult RunHoist(const std::string& dir, std::vector<std::string> args,
                                    std::map<std::string, std::string> env = {},

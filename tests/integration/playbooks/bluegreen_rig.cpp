@@ -14,9 +14,6 @@ namespace hoist::test {
 
 namespace fs = std::filesystem;
 
-std::string Describe(const sys::ProcessResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout\n" + r.out + "\n--- stderr\n" + r.err;
-}
 
 namespace {
 

@@ -83,7 +83,5 @@ class BlueGreenRig {
   std::map<std::string, std::string> env_;
 };
 
-/// "exit N\nstdout\nstderr" for failure messages.
-std::string Describe(const sys::ProcessResult& r);
 
 }  // namespace hoist::test
