@@ -105,7 +105,8 @@ std::vector<HostConfig> ParseHosts(const json& hosts, const std::string& name, c
     h.ssh_config = spec.value("ssh_config", "");
     if (!h.ssh_config.empty() && h.ssh_config[0] != '/') h.ssh_config = project_root + "/" + h.ssh_config;
     h.max_channels = spec.value("max_channels", 8);
-    if (spec.contains("roles")) h.roles = spec["roles"].get<std::vector<std::string>>();
+    // roles = {} reads as an empty object: no roles.
+    if (spec.contains("roles") && spec["roles"].is_array()) h.roles = spec["roles"].get<std::vector<std::string>>();
     if (!h.local && h.ssh.empty()) {
       throw Error("config", "invalid",
                   where + ".ssh must be \"user@host\" (or an ~/.ssh/config alias), or false for this machine");

@@ -95,7 +95,7 @@ TEST_SUITE("cli/hosts") {
   }
 
   TEST_CASE("run:hosts lists a role's hosts in name order with their addresses, and an unknown host names the known ones") {
-    HostsProject p("lb1 = { ssh = 'deploy@lb1.internal', roles = { 'lb' } }, "
+    HostsProject p("lb1 = { ssh = 'deploy@lb1.internal', roles = { 'lb' } }, spare = { ssh = 'spare', roles = {} }, "
                    "web2 = { ssh = 'deploy@web2.internal', roles = { 'app' }, address = '10.0.0.2' }, "
                    "web1 = { ssh = 'web1', roles = { 'app' } }",
                    R"lua(
@@ -105,10 +105,10 @@ TEST_SUITE("cli/hosts") {
 )lua");
     auto r = p.Run();
     INFO(r.out << r.err);
-    CHECK(r.out.find("web1 web1 web1 app\nweb2 10.0.0.2 deploy@web2.internal app\n3 0 lb1.internal\n") !=
+    CHECK(r.out.find("web1 web1 web1 app\nweb2 10.0.0.2 deploy@web2.internal app\n4 0 lb1.internal\n") !=
           std::string::npos);
     CHECK(r.exit_code == 1);
-    CHECK(r.err.find("no host \"web9\" in this environment: its hosts are lb1, web1, web2") != std::string::npos);
+    CHECK(r.err.find("no host \"web9\" in this environment: its hosts are lb1, spare, web1, web2") != std::string::npos);
   }
 
   TEST_CASE("run:each: a host that cannot be reached fails alone, naming the host, while the local one works") {
