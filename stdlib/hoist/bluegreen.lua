@@ -116,8 +116,11 @@ function M.config(run, opts)
       fail("config", where .. " has app hosts but no host with roles = { \"lb\" }: the nginx that switches colours "
         .. "runs there (docs/fleet.md)")
     end
-    fleet_cfg = { app = {}, lb = {}, rules = fleet.rules(env.fleet, "environment key fleet") }
-    for _, h in ipairs(app_hosts) do fleet_cfg.app[#fleet_cfg.app + 1] = h.name end
+    fleet_cfg = { app = {}, lb = {}, address = {}, rules = fleet.rules(env.fleet, "environment key fleet") }
+    for _, h in ipairs(app_hosts) do
+      fleet_cfg.app[#fleet_cfg.app + 1] = h.name
+      fleet_cfg.address[h.name] = h.address
+    end
     for _, h in ipairs(lbs) do fleet_cfg.lb[#fleet_cfg.lb + 1] = h.name end
     for _, name in ipairs(colours) do
       local list = {}
@@ -149,7 +152,7 @@ function M.config(run, opts)
   end
   local cfg = {
     run = run, app = app, kind = kind, colours = colours, servers = servers,
-    site = sites[1], sites = sites, fleet = fleet_cfg,
+    site = sites[1], sites = sites, fleet = fleet_cfg, site_spec = spec,
     health = env.health or {},
     bake = env.bake or {},
     run_dir = project.path(run, app.run_dir or ".hoist/run"),
@@ -513,6 +516,25 @@ function M.on_host(cfg, host)
   return hc
 end
 
+-- cfg with lb sites whose upstream for colour lists only `hosts` (the app
+-- hosts that run it: a failed host that max_fail tolerated gets no traffic).
+local function serving_only(cfg, colour, hosts)
+  local c = setmetatable({ sites = {} }, { __index = cfg })
+  for i, lb in ipairs(cfg.fleet.lb) do
+    local spec = {}
+    for k, v in pairs(cfg.site_spec) do spec[k] = v end
+    spec.servers = {}
+    for name, list in pairs(cfg.servers) do spec.servers[name] = list end
+    local port = cfg.app.colours[colour].port
+    spec.servers[colour] = {}
+    for _, h in ipairs(hosts) do spec.servers[colour][#spec.servers[colour] + 1] = cfg.fleet.address[h] .. ":" .. port end
+    spec.host = lb
+    c.sites[i] = nginx.site(spec)
+  end
+  c.site = c.sites[1]
+  return c
+end
+
 -- Switches every lb host's site to colour, in order; one that fails puts
 -- the ones before it back, so the lbs never disagree for long.
 local function switch_all(cfg, colour)
@@ -618,8 +640,19 @@ local function fleet_deploy(run, opts, cfg, release, image)
     if #failed > 0 then fail("undo_failed", fmt("could not stop %s on %s", idle, concat(failed, "; "))) end
   end })
 
-  run:step(fmt("switch %s -> %s on %s", live, idle, names_text(f.lb)), function() return switch_all(cfg, idle) end,
-    { undo = function() switch_all(cfg, live) end })
+  -- Hosts that failed within max_fail run no new release: the switch leaves them out.
+  local serving, left_out = {}, {}
+  for _, h in ipairs(f.app) do
+    if status[h] and status[h].status == "done" then serving[#serving + 1] = h else left_out[#left_out + 1] = h end
+  end
+  local sw = cfg
+  if #left_out > 0 then
+    log.warn(fmt("%s failed within max_fail = %s: %s gets no traffic until a deploy succeeds there", names_text(left_out),
+      tostring(r.max_fail), #left_out == 1 and "it" or "they"))
+    sw = serving_only(cfg, idle, serving)
+  end
+  run:step(fmt("switch %s -> %s on %s", live, idle, names_text(f.lb)), function() return switch_all(sw, idle) end,
+    { undo = function() switch_all(sw, live) end })
 
   -- The bake probes through nginx from the (first) lb host, as the switch's verify does.
   local baked = run:step("bake", function() return run:on(f.lb[1], M.bake, cfg, idle, release, opts.bake) end)
@@ -632,7 +665,7 @@ local function fleet_deploy(run, opts, cfg, release, image)
   run:remember("last_deploy", { release = release, colour = idle, previous = live, previous_release = live_release,
     run_id = run.id, baked = true, at = time.iso(time.now()), hosts = f.app })
   log.info(fmt("release %s serves on %s on %s; %s stays running where it ran, as the standby (hoist rollback "
-    .. "switches back)", release, idle, names_text(f.app), live))
+    .. "switches back)", release, idle, names_text(serving), live))
   return { colour = idle, previous = live, release = release, backup = b and b.path or nil,
     migrations = migrated and #(migrated.applied or {}) or 0, schema_version = schema, bake = baked, hosts = status }
 end

@@ -14,6 +14,7 @@
 -- docs/fleet.md ("Batches and failure rules"); the keys of hoist.lua that
 -- feed them (environments.NAME.fleet) in docs/config.md.
 local hoist = require "hoist"
+local log = require "hoist.log"
 
 local type, ipairs, pairs, tostring, tonumber, pcall, error = type, ipairs, pairs, tostring, tonumber, pcall, error
 local concat, sort, floor, math_type = table.concat, table.sort, math.floor, math.type
@@ -429,6 +430,8 @@ function M.run_batches(run, hosts, rules, per_host_fn, rollback_fn)
         for _, res in ipairs(results) do
           if res.ok then done[#done + 1] = res.host end
         end
+        -- Failed hosts within max_fail: the run goes on, the operator hears of them.
+        if #decision.failed > 0 then log.warn(decision.message) end
         return { action = "continue", failed = decision.failed, message = decision.message }
       end
       local errors = {}

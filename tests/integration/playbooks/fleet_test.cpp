@@ -46,6 +46,31 @@ bool Eventually(F cond, double seconds = 30) {
   return cond();
 }
 
+// Kills `host` (every process of its namespace) once hoist started the
+// blue colour there: in the middle of that host's batch.
+class KillWhenStarted {
+ public:
+  KillWhenStarted(const FleetRig& rig, std::string host) {
+    thread_ = std::thread([&rig, host, this] {
+      if (Eventually([&] { return fs::exists(rig.root() + "/hosts/" + host + "/run/blue.pid"); }, 90)) {
+        rig.Kill(host);
+        killed_ = true;
+      }
+    });
+  }
+  ~KillWhenStarted() {
+    if (thread_.joinable()) thread_.join();
+  }
+  bool Killed() {
+    if (thread_.joinable()) thread_.join();
+    return killed_;
+  }
+
+ private:
+  std::thread thread_;
+  std::atomic<bool> killed_ = false;
+};
+
 TEST_SUITE("playbooks/fleet") {
   TEST_CASE("fleet deploy under load: every app host gets the release, one lb switch, no failed request, no lost write") {
     FleetRig rig("{ serial = 1, max_fail = 0, on_fail = \"halt\" }");
@@ -107,18 +132,10 @@ TEST_SUITE("playbooks/fleet") {
   TEST_CASE("a host killed in the middle of its batch under on_fail = halt: later hosts are skipped, traffic stays") {
     FleetRig rig("{ serial = 1, max_fail = 0, on_fail = \"halt\" }");
     HoistOk(rig, {"deploy", "--env", "prod", "-e", "version=1"});
-    // web2 dies once hoist started its blue colour there: mid-batch.
-    std::atomic<bool> killed = false;
-    std::thread killer([&] {
-      if (Eventually([&] { return fs::exists(rig.root() + "/hosts/web2/run/blue.pid"); }, 60)) {
-        rig.Kill("web2");
-        killed = true;
-      }
-    });
+    KillWhenStarted killer(rig, "web2");  // mid-batch: its blue was just started
     auto r = rig.Hoist({"deploy", "--env", "prod", "-e", "version=2"});
-    killer.join();
     INFO(Describe(r));
-    REQUIRE(killed);
+    REQUIRE(killer.Killed());
     CHECK(r.exit_code == 1);
     CHECK(r.err.find("batch 2/3: 1 of 1 host failed (web2: ") != std::string::npos);
     CHECK(r.err.find("on_fail = \"halt\": stopping here, keeping web1 as they are; skipping web3") != std::string::npos);
@@ -163,27 +180,30 @@ TEST_SUITE("playbooks/fleet") {
     CHECK(rig.Traffic() == EveryHost("release 3 (green)"));
   }
 
-  TEST_CASE("on_fail = rollback_batch: the failed batch's other hosts are rolled back, earlier batches kept") {
+  TEST_CASE("on_fail = rollback_batch, a host killed mid-batch: the batch's other hosts are rolled back, earlier kept") {
     FleetRig rig("{ serial = { 1, 2 }, max_fail = 0, on_fail = \"rollback_batch\" }");
     HoistOk(rig, {"deploy", "--env", "prod", "-e", "version=1"});
-    rig.Kill("web3");  // unreachable from the start: it fails in batch 2 = { web2, web3 }
+    KillWhenStarted killer(rig, "web3");  // batch 2 = { web2, web3 }
     auto r = rig.Hoist({"deploy", "--env", "prod", "-e", "version=2"});
     INFO(Describe(r));
+    REQUIRE(killer.Killed());
     CHECK(r.exit_code == 1);
     CHECK(r.err.find("batch 2/2: 1 of 2 hosts failed (web3: ") != std::string::npos);
     CHECK(r.err.find("rolling back web2, keeping web1 (earlier batches)") != std::string::npos);
     CHECK(rig.Running("web1", "blue"));
     CHECK_FALSE(rig.Running("web2", "blue"));
-    CHECK(rig.Running("web2", "green"));  // what served before still serves
+    CHECK(rig.Direct("web2", "green") == "release 1 (green) on web2");  // what served before still serves
     CHECK(rig.Upstream().find(":5002;") != std::string::npos);
+    CHECK(rig.Upstream().find(":5001;") == std::string::npos);
   }
 
-  TEST_CASE("on_fail = rollback_all: every host done so far is rolled back, traffic never moved") {
+  TEST_CASE("on_fail = rollback_all, a host killed mid-batch: every host done so far is rolled back, traffic never moved") {
     FleetRig rig("{ serial = 1, max_fail = 0, on_fail = \"rollback_all\" }");
     HoistOk(rig, {"deploy", "--env", "prod", "-e", "version=1"});
-    rig.Kill("web3");
+    KillWhenStarted killer(rig, "web3");
     auto r = rig.Hoist({"deploy", "--env", "prod", "-e", "version=2"});
     INFO(Describe(r));
+    REQUIRE(killer.Killed());
     CHECK(r.exit_code == 1);
     CHECK(r.err.find("batch 3/3: 1 of 1 host failed (web3: ") != std::string::npos);
     CHECK(r.err.find("rolling back web2, web1") != std::string::npos);
@@ -191,7 +211,38 @@ TEST_SUITE("playbooks/fleet") {
       CHECK_FALSE(rig.Running(h, "blue"));
       CHECK(rig.Direct(h, "green") == std::string("release 1 (green) on ") + h);
     }
-    CHECK(rig.Upstream().find(":5002;") != std::string::npos);
+    CHECK(rig.Upstream().find(":5001;") == std::string::npos);
+  }
+
+  TEST_CASE("an unreachable host within max_fail: the deploy goes on and the switch leaves that host out") {
+    FleetRig rig("{ serial = \"100%\", max_fail = 1, on_fail = \"halt\" }");
+    HoistOk(rig, {"deploy", "--env", "prod", "-e", "version=1"});
+    rig.lab().StopSshd("web2");
+    auto r = rig.Hoist({"deploy", "--env", "prod", "-e", "version=2"});
+    INFO(Describe(r));
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.err.find("batch 1/1: 1 of 3 hosts failed (web2: ") != std::string::npos);
+    CHECK(r.err.find("max_fail = 1 tolerates 1 in a batch of 3: carrying on") != std::string::npos);
+    CHECK(r.err.find("web2 failed within max_fail = 1: it gets no traffic until a deploy succeeds there") !=
+          std::string::npos);
+    // Only web1 and web3 run blue; the include sends blue's traffic to them alone.
+    std::string up = rig.Upstream();
+    CHECK(up.find(rig.lab().host("web1").lan_address + ":5001;") != std::string::npos);
+    CHECK(up.find(rig.lab().host("web3").lan_address + ":5001;") != std::string::npos);
+    CHECK(up.find(rig.lab().host("web2").lan_address) == std::string::npos);
+    CHECK(rig.Traffic() == "release 2 (blue) on web1, release 2 (blue) on web3");
+
+    // Back, with a new host key (reinstalled, or a man in the middle):
+    // refused, naming the host and what to check; nothing else changes.
+    rig.lab().StartSshd("web2");
+    rig.lab().ChangeHostKey("web2");
+    auto k = rig.Hoist({"deploy", "--env", "prod", "-e", "version=3"});
+    INFO(Describe(k));
+    CHECK(k.exit_code == 0);  // still within max_fail = 1
+    CHECK(k.err.find("web2: ") != std::string::npos);
+    CHECK(k.err.find("ssh-keygen -R") != std::string::npos);
+    CHECK_FALSE(rig.Running("web2", "green"));
+    CHECK(rig.Traffic() == "release 3 (green) on web1, release 3 (green) on web3");
   }
 }
 
