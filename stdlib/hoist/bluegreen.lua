@@ -569,14 +569,10 @@ end
 -- same steps as on one host, with the idle colour started and gated on the
 -- app hosts in batches (fleet.run_batches: serial, max_fail, on_fail) and
 -- one switch on the lb host(s) whose upstream lists every app host.
-local function fleet_deploy(run, opts, cfg, release, image)
-  local f = cfg.fleet
-  local site = cfg.site
-  local live = live_colour(run, site)
-  local idle = M.other(cfg, live)
-  local colours = M.colours(run)
-  local live_release = colours[live] and colours[live].release or "unknown"
-  local idle_before = colours[idle]
+-- at: where M.deploy found things (live, idle, live_release, idle_before).
+local function fleet_deploy(run, opts, cfg, release, image, at)
+  local f, site = cfg.fleet, cfg.site
+  local live, idle, live_release, idle_before = at.live, at.idle, at.live_release, at.idle_before
   local r = f.rules
   log.info(fmt("deploying release %s to %s on %s (serial = %s, max_fail = %s, on_fail = %s); %s (release %s) keeps "
     .. "serving through %s until the switch", release, idle, names_text(f.app),
@@ -731,13 +727,16 @@ function M.deploy(run, opts)
   local cfg = M.config(run, { image = image })
   -- A typo'd database path must not switch live traffic to a new, empty database.
   project.check_database(run, { new_database = opts.new_database, what = "deploy" })
-  if cfg.fleet then return fleet_deploy(run, opts, cfg, release, image) end
   local site = cfg.site
   local live = live_colour(run, site)
   local idle = M.other(cfg, live)
   local colours = M.colours(run)
   local live_release = colours[live] and colours[live].release or "unknown"
   local idle_before = colours[idle]
+  if cfg.fleet then
+    return fleet_deploy(run, opts, cfg, release, image,
+      { live = live, idle = idle, live_release = live_release, idle_before = idle_before })
+  end
   if M.service(cfg, live, ""):status().alive then
     log.info(fmt("deploying release %s to %s (idle); %s (release %s) keeps serving until the switch", release, idle,
       live, tostring(live_release)))

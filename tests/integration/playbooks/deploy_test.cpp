@@ -106,7 +106,7 @@ TEST_SUITE("playbooks/deploy") {
     CHECK(rig.Traffic() == "release 2 (blue)");
 
     auto d = rig.Hoist({"describe", "deploy"});
-    CHECK(d.out.find("deploy 1.3.0") != std::string::npos);
+    CHECK(d.out.find("deploy 1.4.0") != std::string::npos);
     CHECK(d.out.find("-e version=<string>") != std::string::npos);
     CHECK(d.out.find("health gate") != std::string::npos);
   }

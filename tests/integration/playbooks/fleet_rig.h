@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,8 +41,12 @@ class FleetRig {
   FleetRig& operator=(const FleetRig&) = delete;
 
   sys::ProcessResult Hoist(std::vector<std::string> args) const;
-  /// `hoist args...` started in the background, output to out_file: its pid.
-  pid_t HoistInBackground(const std::vector<std::string>& args, const std::string& out_file) const;
+  /// `hoist args...` started in the background, output to out_file: its
+  /// pid. env is added to the environment; hostname (non-empty) runs it in a
+  /// UTS namespace of its own under that name: another machine, as far as
+  /// hoist's lease can tell.
+  pid_t HoistInBackground(const std::vector<std::string>& args, const std::string& out_file,
+                          const std::map<std::string, std::string>& env = {}, const std::string& hostname = "") const;
 
   /// The example app's load client through lb1 for `seconds` (or until
   /// stop_file exists, then checking every acknowledged write is in the
@@ -56,6 +61,8 @@ class FleetRig {
   /// The host dies: every process in its namespace is killed at once.
   void Kill(const std::string& host) const;
 
+  /// First column of the first row of sql on hoist's state database.
+  std::string StateSql(const std::string& sql) const;
   std::string Upstream() const;
   const std::string& root() const { return root_; }
   SshLab& lab() const { return *lab_; }
@@ -69,7 +76,7 @@ class FleetRig {
   std::unique_ptr<SshLab> lab_;
   std::string root_;
   PgCluster* pg_ = nullptr;
-  std::string db_;
+  std::string db_, state_db_;
   std::unique_ptr<NginxServer> nginx_;
 };
 

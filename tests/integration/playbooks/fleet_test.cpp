@@ -180,6 +180,29 @@ TEST_SUITE("playbooks/fleet") {
     CHECK(rig.Traffic() == EveryHost("release 3 (green)"));
   }
 
+  TEST_CASE("two operators on two machines deploy the fleet at once: one holds the lease, the other is told who") {
+    FleetRig rig("{ serial = 1 }");
+    HoistOk(rig, {"deploy", "--env", "prod", "-e", "version=1"});
+    std::string alice_log = rig.root() + "/alice.log", bob_log = rig.root() + "/bob.log";
+    pid_t alice = rig.HoistInBackground({"deploy", "--env", "prod", "-e", "version=2"}, alice_log,
+                                        {{"HOIST_OPERATOR", "alice"}}, "laptop-alice");
+    // Bob's CI runner starts while alice's deploy holds the lease (the
+    // shared state in PostgreSQL says so), not by a lucky sleep.
+    bool held = Eventually([&] { return rig.StateSql("SELECT count(*) FROM hoist.lease") == "1"; }, 30);
+    pid_t bob = rig.HoistInBackground({"deploy", "--env", "prod", "-e", "version=3"}, bob_log,
+                                      {{"HOIST_OPERATOR", "bob"}}, "ci-runner-7");
+    int sa = 0, sb = 0;
+    ::waitpid(bob, &sb, 0);
+    ::waitpid(alice, &sa, 0);
+    INFO("alice:\n" << ReadAll(alice_log) << "\nbob:\n" << ReadAll(bob_log));
+    REQUIRE(held);
+    CHECK(WEXITSTATUS(sa) == 0);
+    CHECK(WEXITSTATUS(sb) == 4);
+    CHECK(ReadAll(bob_log).find("environment 'prod' is locked by alice@laptop-alice") != std::string::npos);
+    CHECK(rig.Traffic() == EveryHost("release 2 (blue)"));
+    CHECK(rig.StateSql("SELECT count(*) FROM hoist.runs WHERE status = 'lease_held'") == "1");
+  }
+
   TEST_CASE("on_fail = rollback_batch, a host killed mid-batch: the batch's other hosts are rolled back, earlier kept") {
     FleetRig rig("{ serial = { 1, 2 }, max_fail = 0, on_fail = \"rollback_batch\" }");
     HoistOk(rig, {"deploy", "--env", "prod", "-e", "version=1"});
