@@ -1,6 +1,7 @@
 #include "bind/hosts.h"
 
 #include <algorithm>
+#include <atomic>
 #include <optional>
 #include <string>
 #include <thread>
@@ -22,6 +23,9 @@ namespace hoist::bind {
 namespace {
 
 using json = nlohmann::json;
+
+// Hosts worked at once by one run:each; the rest wait for a free thread.
+constexpr size_t kMaxHostsAtOnce = 32;
 
 const json& HostsOf(lua_State* L) {
   static const json none = json::array();
@@ -167,13 +171,19 @@ int HostsEach(lua_State* L, int first) {
     SetTurn(nullptr);
   };
   {
-    // Held while the threads start: none runs Lua before all exist.
+    // A bounded pool: a batch of 300 hosts must not open 300 ssh masters in
+    // the same instant. Held while the threads start: none runs Lua before
+    // all exist.
+    std::atomic<size_t> next = 0;
+    auto worker = [&] {
+      for (size_t i = next++; i < jobs.size(); i = next++) work(jobs[i]);
+    };
     std::unique_lock hold(turn);
     std::vector<std::thread> threads;
-    threads.reserve(jobs.size());
     try {
-      for (auto& j : jobs) threads.emplace_back(work, std::ref(j));
+      for (size_t w = 0; w < std::min(kMaxHostsAtOnce, jobs.size()); ++w) threads.emplace_back(worker);
     } catch (...) {
+      next = jobs.size();  // the threads that started take no more jobs
       hold.unlock();
       for (auto& t : threads) t.join();
       for (auto& j : jobs) luaL_unref(L, LUA_REGISTRYINDEX, j.ref);
