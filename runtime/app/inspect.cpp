@@ -69,9 +69,22 @@ std::string RunText(const json& r, int verbose) {
   if (!r["error"].is_null()) out += fmt::format("  error: {}\n", r["error"].get<std::string>());
   std::map<int64_t, int> depth;
   std::map<int64_t, int> world_count;
+  // Per step, the calls each host got ("local" for this machine): how far each got.
+  std::map<int64_t, std::map<std::string, int>> host_count;
   for (const auto& e : r["events"]) {
-    if (IsWorldEvent(e) && !e["step"].is_null()) world_count[e["step"].get<int64_t>()]++;
+    if (!IsWorldEvent(e) || e["step"].is_null()) continue;
+    int64_t step = e["step"].get<int64_t>();
+    world_count[step]++;
+    const json& call = e["data"].value("call", json::object());
+    host_count[step][call.is_object() ? call.value("host", "local") : "local"]++;
   }
+  auto per_host = [&](int64_t seq) {
+    const auto& hosts = host_count[seq];
+    if (hosts.empty() || (hosts.size() == 1 && hosts.begin()->first == "local")) return std::string();
+    std::string parts;
+    for (const auto& [h, n] : hosts) parts += (parts.empty() ? "" : ", ") + fmt::format("{} {}", h, n);
+    return " (" + parts + ")";
+  };
   out += "\nsteps:\n";
   for (const auto& s : r["steps"]) {
     int64_t seq = s["seq"].get<int64_t>();
@@ -82,7 +95,8 @@ std::string RunText(const json& r, int verbose) {
     out += fmt::format("  {:>3} {}{} {} ({}{}{})\n", seq, std::string(2 * d, ' '), mark, s["name"].get<std::string>(),
                        engine::FormatDuration(s["seconds"].is_number() ? s["seconds"].get<double>() : 0.0),
                        attempts > 1 ? fmt::format(", {} attempts", attempts) : "",
-                       world_count[seq] ? fmt::format(", {} world call{}", world_count[seq], world_count[seq] == 1 ? "" : "s")
+                       world_count[seq] ? fmt::format(", {} world call{}{}", world_count[seq],
+                                                      world_count[seq] == 1 ? "" : "s", per_host(seq))
                                         : "");
     if (!s["result"].is_null() && verbose) out += fmt::format("        result: {}\n", s["result"].dump());
     if (!s["error"].is_null()) out += fmt::format("        error: {}\n", s["error"].get<std::string>());
