@@ -186,7 +186,7 @@ engine::World& HostWorlds::Get(const std::string& name) {
       e->remote = engine::ConnectRemoteWorld(*e->ssh);
       inner = e->remote.get();
     }
-    if (std::string_view(inner->mode()) == "replay") {
+    if (!journal_ || std::string_view(inner->mode()) == "replay") {
       e->world = inner;
     } else {
       e->recorded = std::make_unique<engine::RecordingWorld>(*inner, journal_);

@@ -51,7 +51,8 @@ nlohmann::json HostsForPlaybooks(const std::vector<HostConfig>& hosts);
 class HostWorlds {
  public:
   /// simulated (sandbox, replay): the world standing for a host instead of
-  /// reaching it (owned by the caller); calls are journaled unless it is a replay.
+  /// reaching it (owned by the caller); calls are journaled unless it is a
+  /// replay, or journal is empty (a sandbox reading the real hosts).
   HostWorlds(std::vector<HostConfig> hosts, engine::World& local, engine::CallSink journal,
              std::function<engine::World*(const std::string& host)> simulated = {});
   ~HostWorlds();

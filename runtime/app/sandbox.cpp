@@ -1,5 +1,7 @@
 #include "app/sandbox.h"
 
+#include "app/hosts.h"
+
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "app/hosts.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/secrets.h"
@@ -341,15 +344,47 @@ SandboxResult RunSandbox(const Project& project, const SandboxOptions& options, 
   // world, when it brought one, is simulated too).
   auto* sim = dynamic_cast<engine::SimWorld*>(world);
   run.world = world;
-  // Another host of the environment is simulated too, on its own: nothing
-  // of it is on this disk to seed from, so it starts empty.
+  // Another host of the environment is simulated too, on its own. A
+  // rehearsal of a real environment reads that host as it is, through its
+  // agent (never writing there but the agent's own upload); `hoist test`
+  // scripts every host, so there each starts empty.
   std::mutex host_sims_mu;
   std::map<std::string, std::unique_ptr<engine::SimWorld>> host_sims;
+  std::unique_ptr<engine::RealWorld> machine;
+  std::unique_ptr<HostWorlds> real_hosts;
+  std::vector<HostConfig> hosts;
   if (!run.host_world && sim) {
+    if (own_world && !run.env_table.is_object()) {
+      machine = std::make_unique<engine::RealWorld>();
+      try {
+        hosts = EnvironmentHosts(project, run.env, nullptr);
+        real_hosts = std::make_unique<HostWorlds>(hosts, *machine, nullptr);
+      } catch (const Error&) {
+        // No usable environment: the run itself reports that, precisely.
+      }
+    }
     run.host_world = [&](const std::string& host) -> engine::World* {
+      engine::World* seed = real_hosts ? &real_hosts->Get(host) : nullptr;  // its connection error, as a real run's
       std::lock_guard lock(host_sims_mu);
       auto& w = host_sims[host];
-      if (!w) w = std::make_unique<engine::SimWorld>(engine::SimOptions{.seed_from_disk = false, .host = host});
+      if (w) return w.get();
+      w = std::make_unique<engine::SimWorld>(
+          engine::SimOptions{.seed_from_disk = seed != nullptr, .host = host, .seed = seed});
+      for (const auto& h : hosts) {
+        // The lb's simulated nginx routes by its include, as on one host.
+        if (h.name != host || std::find(h.roles.begin(), h.roles.end(), "lb") == h.roles.end()) continue;
+        try {
+          for (const auto& [port, conf] : EnvironmentFrontends(project, run.env)) w->AddFrontend(port, conf);
+        } catch (const Error&) {
+        }
+      }
+      // ... to the app hosts' simulated services, by their addresses.
+      w->SetPeers([&](const std::string& address) -> engine::SimWorld* {
+        for (const auto& h : hosts) {
+          if (h.address == address) return dynamic_cast<engine::SimWorld*>(run.host_world(h.name));
+        }
+        return nullptr;
+      });
       return w.get();
     };
   }

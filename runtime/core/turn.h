@@ -18,7 +18,7 @@ bool TakingTurns();
 
 /// RAII: the calling thread gives its turn up for this scope and waits for
 /// it again at the end (also when unwinding). No-op for a thread taking no
-/// turns. Nothing inside may touch the Lua VM.
+/// turns, and inside another TurnGivenUp. Nothing inside may touch the Lua VM.
 class TurnGivenUp {
  public:
   TurnGivenUp();

@@ -117,7 +117,8 @@ auto RecordingWorld::Call(const std::string& op, json call, F&& f) {
     // Other hosts' work runs while this one waits (run:each, core/turn.h);
     // the journal is written with the turn held again.
     auto result = [&] {
-      TurnGivenUp waiting;
+      std::optional<TurnGivenUp> waiting;
+      if (inner_.parallel_calls()) waiting.emplace();
       return f();
     }();
     json ok;

@@ -41,8 +41,9 @@ class SimHost {
   virtual std::vector<pid_t> LivePids(const std::string& part) = 0;
   virtual std::vector<pid_t> ChildPids(pid_t pid) = 0;
   virtual std::string CmdLine(pid_t pid) = 0;
-  /// True when a simulated service answers on port now.
-  virtual bool ServiceListening(int port) = 0;
+  /// True when a simulated service answers on address:port now: this
+  /// host's for a loopback address, else the simulated host at that address.
+  virtual bool ServiceListening(const std::string& address, int port) = 0;
   /// A file as this world has it; nullopt = missing.
   virtual std::optional<std::string> Lookup(const std::string& path) = 0;
   /// How the service or container `name` is scripted (the default: listens).

@@ -1,6 +1,7 @@
 #include "engine/sim_nginx.h"
 
 #include <sstream>
+#include <tuple>
 
 namespace hoist::engine {
 
@@ -26,8 +27,9 @@ void SimNginx::ReloadAll() {
   for (pid_t m : host_.LivePids("nginx: master")) Reload(m);
 }
 
-std::optional<net::HttpResponse> SimNginx::Proxy(int port, int* target) {
+std::optional<net::HttpResponse> SimNginx::Proxy(int port, int* target, std::string* target_address) {
   *target = port;
+  target_address->clear();
   auto fe = frontends_.find(port);
   if (fe == frontends_.end()) return std::nullopt;
   // The first server line that is neither down nor backup.
@@ -41,9 +43,9 @@ std::optional<net::HttpResponse> SimNginx::Proxy(int port, int* target) {
     }
     std::string addr = words[1];
     if (addr.ends_with(';')) addr.pop_back();
-    *target = HostPort("http://" + addr).second;
+    std::tie(*target_address, *target) = HostPort("http://" + addr);
   }
-  if (host_.ServiceListening(*target)) return std::nullopt;
+  if (host_.ServiceListening(*target_address, *target)) return std::nullopt;
   net::HttpResponse r;
   r.status = 502;
   r.body = "502 Bad Gateway (simulated nginx: no upstream listening)";

@@ -39,7 +39,7 @@ class SimNginx {
   /// A request to port. Not a frontend: nullopt and *target = port.
   /// A frontend: *target = the upstream port it proxies to, and the 502
   /// nginx answers when nothing listens there.
-  std::optional<net::HttpResponse> Proxy(int port, int* target);
+  std::optional<net::HttpResponse> Proxy(int port, int* target, std::string* target_address);
 
  private:
   SimHost& host_;

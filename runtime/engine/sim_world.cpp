@@ -90,7 +90,10 @@ class SimWorld::Host : public SimHost {
   }
   std::vector<pid_t> ChildPids(pid_t pid) override { return w_.ChildPids(pid); }
   std::string CmdLine(pid_t pid) override { return w_.CmdLine(pid); }
-  bool ServiceListening(int port) override { return w_.ServiceOn(port) != nullptr; }
+  bool ServiceListening(const std::string& address, int port) override {
+    SimWorld* at = w_.At(address);
+    return at && at->ServiceOn(port) != nullptr;
+  }
   std::optional<std::string> Lookup(const std::string& path) override { return w_.Lookup(path); }
   SimServiceScript ScriptFor(const std::string& name) override {
     auto it = w_.scripts_.find(name);
@@ -126,6 +129,13 @@ bool SimWorld::Real(const std::string& path) const {
   return false;
 }
 
+World& SimWorld::Seed() {
+  static RealWorld machine;
+  return options_.seed ? *options_.seed : machine;
+}
+
+sys::Stat SimWorld::OutsideStat(const std::string& path) { return Real(path) ? sys::StatPath(path) : Seed().StatPath(path); }
+
 std::optional<std::string> SimWorld::Lookup(const std::string& path) {
   if (auto it = files_.find(path); it != files_.end()) return it->second;
   if (Real(path)) {
@@ -134,12 +144,12 @@ std::optional<std::string> SimWorld::Lookup(const std::string& path) {
     return sys::ReadFile(path);
   }
   if (!options_.seed_from_disk) return std::nullopt;
-  sys::Stat st = sys::StatPath(path);
+  sys::Stat st = Seed().StatPath(path);
   if (!st.exists || st.type == "dir") {
     observed_.emplace(path, st.exists ? "dir" : "missing");
     return std::nullopt;
   }
-  std::string data = sys::ReadFile(path);
+  std::string data = Seed().ReadFile(path);
   // Kept, so the run sees one consistent copy however often it reads.
   files_[path] = data;
   modes_[path] = st.mode;
@@ -149,7 +159,7 @@ std::optional<std::string> SimWorld::Lookup(const std::string& path) {
 
 std::string SimWorld::ReadFile(const std::string& path) {
   if (auto data = Lookup(path)) return *data;
-  if (dirs_.count(path) || (options_.seed_from_disk && sys::StatPath(path).type == "dir")) {
+  if (dirs_.count(path) || (options_.seed_from_disk && Seed().StatPath(path).type == "dir")) {
     throw Error("fs", "failed", "cannot read " + path + ": Is a directory");
   }
   throw Error("fs", "not_found", "cannot read " + path + ": No such file or directory");
@@ -157,7 +167,7 @@ std::string SimWorld::ReadFile(const std::string& path) {
 
 void SimWorld::WriteAtomic(const std::string& path, std::string_view data, mode_t mode) {
   std::string dir = Parent(path);
-  if (!dirs_.count(dir) && !(options_.seed_from_disk && sys::StatPath(dir).type == "dir")) {
+  if (!dirs_.count(dir) && !(options_.seed_from_disk && Seed().StatPath(dir).type == "dir")) {
     throw Error("fs", "not_found", "cannot create a temp file in " + dir + ": No such file or directory");
   }
   auto before = Lookup(path);
@@ -181,7 +191,7 @@ void SimWorld::WriteInPlace(const std::string& path, std::string_view data) {
 }
 
 void SimWorld::MkdirP(const std::string& path, mode_t mode) {
-  if (dirs_.count(path) || ((options_.seed_from_disk || Real(path)) && sys::StatPath(path).type == "dir")) return;
+  if (dirs_.count(path) || ((options_.seed_from_disk || Real(path)) && OutsideStat(path).type == "dir")) return;
   if (auto f = files_.find(path); f != files_.end() && f->second) {
     throw Error("fs", "conflict", "cannot create directory " + path + ": " + path + " exists and is not a directory");
   }
@@ -195,7 +205,7 @@ bool SimWorld::Remove(const std::string& path, bool recursive) {
     dirs_.erase(path);
     existed = true;
   }
-  if (!existed && options_.seed_from_disk && sys::StatPath(path).exists) existed = true;
+  if (!existed && options_.seed_from_disk && Seed().StatPath(path).exists) existed = true;
   if (!existed) return false;
   files_[path] = std::nullopt;
   Record("file", "remove " + path, {{"path", path}, {"recursive", recursive}});
@@ -230,16 +240,16 @@ sys::Stat SimWorld::StatPath(const std::string& path) {
     st.mode = modes_.count(path) ? modes_[path] : 0755;
     return st;
   }
-  if (options_.seed_from_disk || Real(path)) return sys::StatPath(path);
+  if (options_.seed_from_disk || Real(path)) return OutsideStat(path);
   return st;
 }
 
 std::vector<std::string> SimWorld::ListDir(const std::string& path) {
   std::set<std::string> names;
   bool found = dirs_.count(path) > 0;
-  if ((options_.seed_from_disk || Real(path)) && sys::StatPath(path).type == "dir") {
+  if ((options_.seed_from_disk || Real(path)) && OutsideStat(path).type == "dir") {
     found = true;
-    for (auto& n : sys::ListDir(path)) names.insert(n);
+    for (auto& n : Real(path) ? sys::ListDir(path) : Seed().ListDir(path)) names.insert(n);
   }
   std::string prefix = path.ends_with('/') ? path : path + "/";
   for (const auto& [p, data] : files_) {
@@ -261,7 +271,7 @@ std::vector<std::string> SimWorld::ListDir(const std::string& path) {
 std::vector<std::string> SimWorld::Glob(const std::string& pattern) {
   std::set<std::string> out;
   if (options_.seed_from_disk) {
-    for (auto& p : sys::Glob(pattern)) out.insert(p);
+    for (auto& p : Seed().Glob(pattern)) out.insert(p);
   }
   for (const auto& [p, data] : files_) {
     if (fnmatch(pattern.c_str(), p.c_str(), FNM_PATHNAME) != 0) continue;
@@ -284,16 +294,16 @@ void SimWorld::SetFile(const std::string& path, std::string data, mode_t mode) {
 
 SimWorld::Proc* SimWorld::FindProc(pid_t pid) {
   if (auto it = procs_.find(pid); it != procs_.end()) return &it->second;
-  if (!options_.seed_from_disk || pid <= 0 || !sys::ProcessAlive(pid)) return nullptr;
+  if (!options_.seed_from_disk || pid <= 0 || !Seed().ProcessAlive(pid)) return nullptr;
   // A real process (the nginx master named by a real pid file): adopted as
   // it is now, with its children; from here on only the copy changes.
   Proc p;
-  p.cmdline = sys::CmdLine(pid);
+  p.cmdline = Seed().CmdLine(pid);
   procs_[pid] = p;
   observed_.emplace(fmt::format("pid {}", pid), p.cmdline);
-  for (pid_t child : sys::ChildPids(pid)) {
+  for (pid_t child : Seed().ChildPids(pid)) {
     Proc c;
-    c.cmdline = sys::CmdLine(child);
+    c.cmdline = Seed().CmdLine(child);
     c.parent = pid;
     procs_.emplace(child, c);
   }
@@ -381,6 +391,11 @@ SimWorld::Proc* SimWorld::ServiceOn(int port) {
     if (p.alive && p.listens && p.port == port && Monotonic() >= p.listen_at) return &p;
   }
   return nullptr;
+}
+
+SimWorld* SimWorld::At(const std::string& address) {
+  if (address.empty() || address == "127.0.0.1" || address == "localhost" || address == "::1" || !peers_) return this;
+  return peers_(address);
 }
 
 bool SimWorld::Listening(int port) { return listening_.count(port) || nginx_.IsFrontend(port) || ServiceOn(port); }
@@ -505,12 +520,15 @@ net::HttpResponse SimWorld::Http(const net::HttpRequest& request) {
   if (!request.unix_socket.empty()) return docker_.Handle(request);
   auto [host, port] = HostPort(request.url);
   int target = port;
-  if (auto answer = nginx_.Proxy(port, &target)) {
+  std::string target_address;
+  if (auto answer = nginx_.Proxy(port, &target, &target_address)) {
     r = *answer;
     if (mutating) Record("http", request.method + " " + request.url, {{"status", r.status}});
     return r;
   }
-  Proc* svc = ServiceOn(target);
+  // Proxied to another simulated host of the fleet: its service answers.
+  SimWorld* at = target_address.empty() ? this : At(target_address);
+  Proc* svc = at ? at->ServiceOn(target) : nullptr;
   if (!svc && !Listening(port)) {
     r.error_code = "connect_failed";
     r.error = fmt::format("cannot connect to {}:{}: Connection refused (simulated)", host, port);

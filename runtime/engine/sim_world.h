@@ -64,6 +64,10 @@ struct SimOptions {
   /// The hoist.lua host it stands for ("local": where hoist runs); a
   /// sandbox of a fleet has one simulated world per host.
   std::string host = "local";
+  /// With seed_from_disk: the world those reads go to instead of this
+  /// machine (another host's, through its agent; only ever read). Null:
+  /// this machine's disk and /proc.
+  World* seed = nullptr;
 };
 
 class SimWorld : public World {
@@ -112,6 +116,12 @@ class SimWorld : public World {
   /// nginx listening on `port`, routing to the first live `server` line of
   /// conf_path as the file reads in this world (so a switch takes effect).
   void AddFrontend(int port, const std::string& conf_path) { nginx_.AddFrontend(port, conf_path); }
+  /// The other simulated hosts of a fleet, by the address they are reached
+  /// at: a simulated nginx here proxies to their services (null: none there).
+  using Peers = std::function<SimWorld*(const std::string& address)>;
+  void SetPeers(Peers peers) { peers_ = std::move(peers); }
+  /// One thread at a time: run:each keeps its turn while a simulated world answers.
+  bool parallel_calls() const override { return false; }
   void AddProcessRule(SimProcessRule r) { process_rules_.push_back(std::move(r)); }
   void AddHttpRule(SimHttpRule r) { http_rules_.push_back(std::move(r)); }
   void ScriptService(const std::string& name_or_port, SimServiceScript s) { scripts_[name_or_port] = std::move(s); }
@@ -155,13 +165,21 @@ class SimWorld : public World {
   void Record(std::string kind, std::string what, nlohmann::json detail);
   std::optional<std::string> Lookup(const std::string& path);
   bool Real(const std::string& path) const;
+  /// Where seed_from_disk reads go (options_.seed, else this machine).
+  World& Seed();
+  /// A path's state outside the simulation: the sandbox's own dirs on this
+  /// machine, anything else on the seed.
+  sys::Stat OutsideStat(const std::string& path);
   bool Listening(int port);
   /// The simulated service answering on port, or nullptr.
   Proc* ServiceOn(int port);
+  /// The simulated host that answers at address: this one for loopback.
+  SimWorld* At(const std::string& address);
   void Kill(pid_t pid);
   pid_t NewPid() { return next_pid_++; }
 
   SimOptions options_;
+  Peers peers_;
   double offset_ = 0;
   pid_t next_pid_ = 4'500'000;  // above Linux's pid_max: never a real pid
   std::map<std::string, std::optional<std::string>> files_;

@@ -67,6 +67,10 @@ class World {
   virtual double Now() = 0;
   virtual void Sleep(double seconds, bool stoppable) = 0;
 
+  /// Whether a call may run while another thread's calls on other hosts
+  /// run (run:each gives the VM's turn up around it: core/turn.h).
+  virtual bool parallel_calls() const { return true; }
+
   /// "real", "sandbox" or "replay": recorded with each world call.
   virtual const char* mode() const = 0;
   /// The host this world acts on: "local" for this machine (real and

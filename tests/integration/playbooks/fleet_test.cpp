@@ -77,6 +77,17 @@ TEST_SUITE("playbooks/fleet") {
     HoistOk(rig, {"deploy", "--env", "prod", "-e", "version=1"});
     CHECK(rig.Traffic() == EveryHost("release 1 (green)"));
 
+    // A rehearsal reads every host as it is (through its agent) and
+    // changes none: each host's changes are reported under its name.
+    std::string upstream_before = rig.Upstream();
+    auto rehearsal = rig.Hoist({"deploy", "--env", "prod", "-e", "version=2", "--sandbox"});
+    INFO(Describe(rehearsal));
+    CHECK(rehearsal.exit_code == 0);
+    for (const auto& h : kApps) CHECK(rehearsal.out.find(h + ": start app-blue") != std::string::npos);
+    CHECK(rehearsal.out.find("lb1: write " + rig.nginx().upstream_conf()) != std::string::npos);
+    CHECK(rig.Upstream() == upstream_before);
+    for (const auto& h : kApps) CHECK_FALSE(rig.Running(h, "blue"));
+
     std::string stop = rig.root() + "/stop-load";
     json load;
     std::thread loader([&] { load = rig.Load(0, 4, stop); });

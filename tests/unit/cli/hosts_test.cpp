@@ -129,24 +129,36 @@ TEST_SUITE("cli/hosts") {
     CHECK(line.find("gone") != line.rfind("gone"));  // the message names the host too
   }
 
-  TEST_CASE("--sandbox simulates each host apart: its changes are listed under its name, nothing is reached") {
-    HostsProject p("web1 = { ssh = 'root@192.0.2.1' }, web2 = { ssh = 'root@192.0.2.2' }", R"lua(
+  TEST_CASE("--sandbox simulates each host apart: its changes are listed under its name, nothing is written") {
+    // Both hosts are this machine: each is read from the disk as it is, and
+    // each keeps its own simulated changes.
+    HostsProject p("web1 = { ssh = false }, web2 = { ssh = false }", R"lua(
   run:step("write", function()
     run:each(run:hosts(), function(h)
-      fs.mkdir_p("/srv/app")
-      fs.write_atomic("/srv/app/host.txt", h.name .. "\n")
-      return fs.read("/srv/app/host.txt")
+      fs.mkdir_p(dir .. "/srv")
+      fs.write_atomic(dir .. "/srv/host.txt", h.name .. "\n")
+      return fs.read(dir .. "/srv/host.txt")
     end)
   end)
-  run:on("web1", function() run:print("web1 sees", fs.read("/srv/app/host.txt")) end)
+  run:on("web1", function() run:print("web1 sees", fs.read(dir .. "/srv/host.txt"), fs.exists(dir .. "/hoist.lua")) end)
 )lua");
     auto r = p.Run({"--sandbox"});
     INFO(r.out << r.err);
     CHECK(r.exit_code == 0);
-    CHECK(r.out.find("web1 sees web1") != std::string::npos);
-    CHECK(r.out.find("web1: write /srv/app/host.txt") != std::string::npos);
-    CHECK(r.out.find("web2: write /srv/app/host.txt") != std::string::npos);
-    CHECK_FALSE(fs::exists("/srv/app/host.txt"));
+    CHECK(r.out.find("web1 sees web1\n true") != std::string::npos);
+    CHECK(r.out.find("web1: write " + (p.dir / "srv/host.txt")) != std::string::npos);
+    CHECK(r.out.find("web2: write " + (p.dir / "srv/host.txt")) != std::string::npos);
+    CHECK_FALSE(fs::exists(p.dir / "srv"));
+  }
+
+  TEST_CASE("--sandbox reads another host as it is: one it cannot reach fails there as in a real run") {
+    HostsProject p("gone = { ssh = 'root@127.0.0.1', port = 1 }", R"lua(
+  run:on("gone", function() return fs.exists("/etc/hostname") end)
+)lua");
+    auto r = p.Run({"--sandbox"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("host gone (root@127.0.0.1): cannot reach it") != std::string::npos);
   }
 
   TEST_CASE("hosts.address must be a string: the config check names the key") {
