@@ -270,6 +270,13 @@ TEST_SUITE("playbooks/fleet") {
     CHECK(up.find(rig.lab().host("web3").lan_address + ":5001;") != std::string::npos);
     CHECK(up.find(rig.lab().host("web2").lan_address) == std::string::npos);
     CHECK(rig.Traffic() == "release 2 (blue) on web1, release 2 (blue) on web3");
+    // Status shows every host: the one it cannot reach says why.
+    auto status = rig.Hoist({"status", "--env", "prod"});
+    INFO(Describe(status));
+    CHECK(status.exit_code == 0);
+    CHECK(status.out.find("web2       UNREACHABLE: ") != std::string::npos);
+    CHECK(std::regex_search(status.out, std::regex("web1 +blue \\(LIVE\\) release 2 running")));
+    CHECK(status.out.find("running on 2 of 3 hosts") != std::string::npos);
 
     // Back, with a new host key (reinstalled, or a man in the middle):
     // refused, naming the host and what to check; nothing else changes.
