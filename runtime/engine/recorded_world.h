@@ -51,6 +51,7 @@ class RecordingWorld : public World {
   void Sleep(double seconds, bool stoppable) override;
   const char* mode() const override { return inner_.mode(); }
   std::string host() const override { return inner_.host(); }
+  World* inner() override { return &inner_; }
 
  private:
   /// Journals the call (with "host" when the inner world is not local).
