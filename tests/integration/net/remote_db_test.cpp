@@ -90,6 +90,17 @@ TEST_SUITE("net/agent db") {
     r = migrate.up(conn, "migrations")
     local row = conn:one("SELECT body, raw FROM notes WHERE id = 1")
     run:print("read", conn:kind(), conn:url(), row.body, #row.raw, conn:scalar("SELECT count(*) FROM notes"))
+    -- Who holds a lease tells where the connection lives: the agent there,
+    -- or this hoist (db.open inside run:on without host= stays here).
+    local function owner(c)
+      return c:lock("who", function() return c:scalar("SELECT owner FROM hoist_locks WHERE name = 'who'") end)
+    end
+    local here <close> = db.open("sqlite://)lua" + path + R"lua(")
+    local in_scope = run:on("web1", function()
+      local c <close> = db.open("sqlite://)lua" + path + R"lua(")
+      return owner(c)
+    end)
+    run:print("owners", owner(conn) ~= owner(here), in_scope == owner(here))
   end)
 )lua");
     WriteFile(p.dir / "migrations/0001_tags.sql", "-- hoist:up\nCREATE TABLE tags (name TEXT PRIMARY KEY);\n"
@@ -102,6 +113,7 @@ TEST_SUITE("net/agent db") {
     CHECK(r.out.find("up 2 2\n") != std::string::npos);
     CHECK(r.out.find("down 1 1\n") != std::string::npos);
     CHECK(r.out.find("read sqlite sqlite://" + path + " first 3 2\n") != std::string::npos);
+    CHECK(r.out.find("owners true true\n") != std::string::npos);
 
     // The file on web1's disk, read by sqlite3 itself.
     CHECK(Rows(path, "SELECT id, body, raw FROM notes ORDER BY id") ==
