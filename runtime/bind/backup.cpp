@@ -19,6 +19,7 @@
 #include "core/secrets.h"
 #include "db/backup.h"
 #include "db/connection.h"
+#include "engine/remote_db.h"
 #include "lua/boundary.h"
 #include "lua/check.h"
 #include "sys/clock.h"
@@ -59,6 +60,13 @@ Source SourceOf(lua_State* L, int idx) {
   Source s;
   s.sqlite = conn.url().engine == db::Engine::kSqlite;
   s.redacted = conn.redacted();
+  if (auto* r = dynamic_cast<engine::RemoteDbConnection*>(&conn)) {
+    // Backups, restores and drills here read and write this machine's files.
+    throw Error("backup", "unsupported",
+                fmt::format("{} is a file on host {} (db.open with host=): hoist.backup works on this machine's "
+                            "files; back it up on that host (hoist run there, or a backup playbook run:on it)",
+                            conn.redacted(), r->host()));
+  }
   if (s.sqlite) {
     if (conn.url().memory()) throw Error("backup", "invalid", "an in-memory SQLite database has no file to back up");
     s.path = conn.url().path;
@@ -344,11 +352,55 @@ void RecordSafetyBackup(lua_State* L, db::Connection& conn) {
   if (Context* ctx = GetContext(L); ctx && ctx->runner) ctx->safety_backups[conn.redacted()] = MigrationVersionOf(conn);
 }
 
+namespace {
+
+/// The safety backup of a file on another host, taken there by its agent
+/// (db::backup::CreateSqlite on that host): into the environment's backups
+/// dir when it is absolute (the same path on that host), else into
+/// .hoist/backups beside the database file (the project is not there).
+void RemoteSafetyBackup(lua_State* L, engine::RemoteDbConnection& conn, const std::string& backups_dir,
+                        const bk::CreateOptions& o, const std::string& what) {
+  std::string path = conn.url().path;
+  std::string dir = backups_dir[0] == '/' ? backups_dir
+                                          : path.substr(0, path.find_last_of('/')) + "/.hoist/backups";
+  json options = {{"label", o.label}, {"safety", true},  {"keep_safety", o.keep_safety},
+                  {"compress", o.compress}, {"reason", Mask("before " + what)}};
+  if (o.run_id) options["run_id"] = *o.run_id;
+  double start = sys::Monotonic();
+  json r;
+  try {
+    r = conn.Backup(dir, options);
+  } catch (const std::exception& e) {
+    auto* he = dynamic_cast<const Error*>(&e);
+    try {
+      RaiseEvent(L, "backup.failed",
+                 {{"database", conn.redacted()}, {"host", conn.host()}, {"label", o.label}, {"error", Mask(e.what())},
+                  {"code", he ? he->code() : "error"}});
+    } catch (const std::exception&) {
+      // The backup's own error is what the run reports.
+    }
+    throw;
+  }
+  RecordWorld(L, "backup", "create " + r.value("path", ""),
+              {{"source", conn.redacted()}, {"host", conn.host()}, {"path", r.value("path", "")},
+               {"sha256", r.value("sha256", "")}, {"size", r.value("size", 0)}, {"pruned", r.value("pruned", json::array())},
+               {"safety", true}, {"reason", options["reason"]}},
+              sys::Monotonic() - start);
+  std::string line = fmt::format("safety backup before {}: host {}: {}", what, conn.host(), r.value("path", ""));
+  log::Info(Mask(line));
+  if (Context* ctx = GetContext(L); ctx && ctx->runner) ctx->runner->Note("log", "info", {{"message", Mask(line)}});
+}
+
+}  // namespace
+
 void EnsureSafetyBackup(lua_State* L, db::Connection& conn, const std::string& what) {
   Context* ctx = GetContext(L);
   if (!ctx || !ctx->runner) return;
   const json version = MigrationVersionOf(conn);
-  auto it = ctx->safety_backups.find(conn.redacted());
+  auto* remote = dynamic_cast<engine::RemoteDbConnection*>(&conn);
+  // A file on another host is another database than the same path here.
+  const std::string key = remote ? "host " + remote->host() + ": " + conn.redacted() : conn.redacted();
+  auto it = ctx->safety_backups.find(key);
   if (it != ctx->safety_backups.end() && it->second == version) return;
   // Tables() leaves hoist's own out: nothing of the user's to lose.
   auto tables = conn.Tables();
@@ -369,6 +421,11 @@ void EnsureSafetyBackup(lua_State* L, db::Connection& conn, const std::string& w
     }
     if (b.contains("format") && b["format"].is_string()) o.format = b["format"].get<std::string>();
     if (b.contains("pg_bin") && b["pg_bin"].is_string()) o.pg_bin = b["pg_bin"].get<std::string>();
+  }
+  if (remote) {
+    RemoteSafetyBackup(L, *remote, real_dir, o, what);
+    ctx->safety_backups[key] = version;
+    return;
   }
   if (real_dir[0] != '/') real_dir = ctx->project_root + "/" + real_dir;
   o.dir = SandboxPath(L, real_dir);

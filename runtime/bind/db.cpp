@@ -12,12 +12,14 @@
 #include <fmt/format.h>
 
 #include "bind/context.h"
+#include "bind/hosts.h"
 #include "bind/modules.h"
 #include "core/error.h"
 #include "db/detail.h"
 #include "db/schema.h"
 #include "db/sqlite_connection.h"
 #include "db/url.h"
+#include "engine/remote_db.h"
 #include "lua/boundary.h"
 #include "lua/check.h"
 #include "sys/clock.h"
@@ -29,6 +31,7 @@ using json = nlohmann::json;
 struct DbHandle {
   std::unique_ptr<db::Connection> conn;
   std::string redacted;
+  std::string host;           // db.open's host= ("" = where hoist runs), journaled with each call
   int busy = 0;               // calls in progress (a callback may run Lua)
   bool close_pending = false;  // close() asked while busy
 };
@@ -166,6 +169,7 @@ std::string JournalSql(std::string_view sql) {
 template <typename F>
 void Journaled(lua_State* L, const DbHandle& h, const std::string& name, json data, F&& f) {
   data["url"] = h.redacted;
+  if (!h.host.empty()) data["host"] = h.host;
   bind::Journaled(L, "db", name, std::move(data), std::forward<F>(f));
 }
 
@@ -218,6 +222,25 @@ std::string SandboxUrl(lua_State* L, const std::string& url) {
                           u.redacted));
 }
 
+/// db.open(url, {host = name}): the SQLite file on that host, opened by its
+/// agent (engine/remote_db). A host with ssh = false is this machine.
+std::unique_ptr<db::Connection> OpenOnHost(lua_State* L, const std::string& host, const std::string& url,
+                                           const db::OpenOptions& o) {
+  // Refusals first: a wrong URL must not wait for an ssh connection.
+  db::DbUrl u = engine::HostDbUrl(url, host);
+  if (Context* ctx = GetContext(L); ctx && !ctx->sandbox_dir.empty()) {
+    // The sandbox holds copies of this machine's databases only.
+    throw Error("db", "sandbox",
+                fmt::format("db.open({}, {{host = \"{}\"}}) refused in a sandbox run: a rehearsal cannot reach "
+                            "another host's database file (rehearse the database part on a copy here, without host=)",
+                            u.redacted, host));
+  }
+  engine::World& world = HostWorld(L, host);
+  engine::RemoteWorld* remote = engine::AsRemote(world);
+  if (!remote) return db::Open(url, o);
+  return engine::RemoteDbConnection::Open(remote->connection(), url, o);
+}
+
 // ---- module functions ------------------------------------------------------
 
 /// db.open(url, opts) -> connection
@@ -225,7 +248,17 @@ int l_open(lua_State* L) {
   std::string url = lua::CheckString(L, 1, "url");
   lua::CheckKeys(L, 2, "db.open",
                  {"busy_timeout", "lock_timeout", "statement_timeout", "connect_timeout", "journal_mode", "readonly",
-                  "create", "application_name"});
+                  "create", "application_name", "host"});
+  // host = a name or a host table: the SQLite file is on that host and
+  // every call runs in its agent. Never implied by run:on / run:each: a
+  // database is not behind the world seam (library code opening the
+  // environment's database inside a host's scope means this one).
+  std::string host;
+  if (lua_istable(L, 2)) {
+    lua::RawField(L, 2, "host");
+    if (!lua_isnil(L, -1)) host = HostArg(L, lua_gettop(L));
+    lua_pop(L, 1);
+  }
   db::OpenOptions o;
   o.busy_timeout = OptSeconds(L, 2, "busy_timeout", o.busy_timeout);
   o.lock_timeout = OptSeconds(L, 2, "lock_timeout", o.lock_timeout);
@@ -241,9 +274,14 @@ int l_open(lua_State* L) {
   new (h) DbHandle();
   luaL_setmetatable(L, kConnMeta);
   double start = sys::Monotonic();
-  std::string target = SandboxUrl(L, url);
+  std::string target = host.empty() ? SandboxUrl(L, url) : url;
+  h->host = host;
   try {
-    h->conn = db::Open(target, o);
+    if (host.empty()) {
+      h->conn = db::Open(target, o);
+    } else {
+      h->conn = OpenOnHost(L, host, target, o);
+    }
   } catch (const std::exception& e) {
     // Journaled too: a replay compares the outcome, not only the answers.
     std::string redacted;
@@ -254,6 +292,7 @@ int l_open(lua_State* L) {
     }
     auto* he = dynamic_cast<const Error*>(&e);
     json data = {{"url", redacted}, {"error", e.what()}, {"code", he ? he->code() : "error"}};
+    if (!host.empty()) data["host"] = host;
     RecordWorld(L, "db", "open " + redacted, data, sys::Monotonic() - start);
     throw;
   }
@@ -267,6 +306,8 @@ int l_open(lua_State* L) {
   h->redacted = h->conn->redacted();
   json data = {{"url", h->redacted}, {"kind", h->conn->kind()}};
   if (auto* s = dynamic_cast<db::SqliteConnection*>(h->conn.get())) data["journal_mode"] = s->JournalMode();
+  if (auto* r = dynamic_cast<engine::RemoteDbConnection*>(h->conn.get())) data["journal_mode"] = r->JournalMode();
+  if (!host.empty()) data["host"] = host;
   RecordWorld(L, "db", "open " + h->redacted, data, sys::Monotonic() - start);
   return 1;
 }
@@ -543,15 +584,17 @@ int l_timeouts(lua_State* L) {
 int l_journal_mode(lua_State* L) {
   Use use(L, 1);
   auto* s = dynamic_cast<db::SqliteConnection*>(use.conn);
-  if (!s) {
+  auto* r = dynamic_cast<engine::RemoteDbConnection*>(use.conn);
+  if (!s && !r) {
     throw Error("db", "unsupported", "journal_mode is a SQLite setting; " + use.h->redacted + " is PostgreSQL");
   }
   auto mode = lua::OptString(L, 2, "mode");
   std::string now;
   if (mode) {
-    Journaled(L, *use.h, "journal_mode " + *mode, {{"mode", *mode}}, [&](json&) { now = s->SetJournalMode(*mode); });
+    Journaled(L, *use.h, "journal_mode " + *mode, {{"mode", *mode}},
+              [&](json&) { now = s ? s->SetJournalMode(*mode) : r->SetJournalMode(*mode); });
   } else {
-    now = s->JournalMode();
+    now = s ? s->JournalMode() : r->JournalMode();
   }
   lua::PushString(L, now);
   return 1;
@@ -575,7 +618,11 @@ int l_close(lua_State* L) {
   if (!h) CheckConnection(L, 1);  // throws the "bad argument" error
   bool was_open = h->conn != nullptr && !h->close_pending;
   CloseHandle(h);
-  if (was_open) RecordWorld(L, "db", "close " + h->redacted, {{"url", h->redacted}}, 0);
+  if (was_open) {
+    json data = {{"url", h->redacted}};
+    if (!h->host.empty()) data["host"] = h->host;
+    RecordWorld(L, "db", "close " + h->redacted, data, 0);
+  }
   return 0;
 }
 

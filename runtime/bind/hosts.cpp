@@ -48,7 +48,13 @@ const json& FindHost(lua_State* L, const std::string& name) {
   throw Error("hosts", "unknown", fmt::format("no host \"{}\" in this environment: {}", name, KnownHosts(hosts)));
 }
 
-// A host argument: its name, or a host table (run:hosts' entries).
+int l_list(lua_State* L) { return HostsList(L, 1); }
+int l_get(lua_State* L) { return HostsGet(L, 1); }
+int l_on(lua_State* L) { return HostsOn(L, 1); }
+int l_each(lua_State* L) { return HostsEach(L, 1); }
+
+}  // namespace
+
 std::string HostArg(lua_State* L, int idx) {
   if (lua_type(L, idx) == LUA_TTABLE) {
     lua::RawField(L, idx, "name");
@@ -62,7 +68,7 @@ std::string HostArg(lua_State* L, int idx) {
               fmt::format("a host is its name (\"web1\") or a table of run:hosts(), not a {}", luaL_typename(L, idx)));
 }
 
-engine::World& WorldFor(lua_State* L, const std::string& name) {
+engine::World& HostWorld(lua_State* L, const std::string& name) {
   Context* ctx = GetContext(L);
   if (!ctx || !ctx->host_world) {
     throw Error("hosts", "invalid", "a host's world calls can only be made while a playbook runs");
@@ -71,13 +77,6 @@ engine::World& WorldFor(lua_State* L, const std::string& name) {
   TurnGivenUp connecting;
   return ctx->host_world(name);
 }
-
-int l_list(lua_State* L) { return HostsList(L, 1); }
-int l_get(lua_State* L) { return HostsGet(L, 1); }
-int l_on(lua_State* L) { return HostsOn(L, 1); }
-int l_each(lua_State* L) { return HostsEach(L, 1); }
-
-}  // namespace
 
 int HostsList(lua_State* L, int first) {
   std::optional<std::string> role;
@@ -101,7 +100,7 @@ int HostsGet(lua_State* L, int first) {
 int HostsOn(lua_State* L, int first) {
   std::string name = HostArg(L, first);
   lua::CheckFunction(L, first + 1, "function");
-  engine::World& world = WorldFor(L, name);
+  engine::World& world = HostWorld(L, name);
   HostScope scope(&world);
   int base = first + 1;  // fn, then its arguments
   int top = lua_gettop(L);

@@ -5,6 +5,10 @@
 
 #include <lua.hpp>
 
+#include <string>
+
+#include "engine/world.h"
+
 namespace hoist::bind {
 
 /// Each reads its arguments from stack index `first` on.
@@ -17,5 +21,12 @@ int HostsOn(lua_State* L, int first);
 /// (hosts, fn) -> { {host, ok, value | error}, ... }: fn(host) for every
 /// host at once, one thread each, taking turns at the VM (core/turn.h).
 int HostsEach(lua_State* L, int first);
+
+/// A host argument at idx: its name, or a host table (run:hosts' entries).
+/// Returns the name; hosts/unknown naming the known hosts, hosts/invalid.
+std::string HostArg(lua_State* L, int idx);
+/// The world acting on host `name` during a run (Context::host_world),
+/// giving run:each's turn up while it is reached. hosts/invalid outside a run.
+engine::World& HostWorld(lua_State* L, const std::string& name);
 
 }  // namespace hoist::bind

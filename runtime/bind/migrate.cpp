@@ -18,6 +18,7 @@
 #include "core/secrets.h"
 #include "db/migrate_lint.h"
 #include "db/migrator.h"
+#include "engine/remote_db.h"
 #include "lua/boundary.h"
 #include "lua/check.h"
 #include "sys/clock.h"
@@ -359,6 +360,15 @@ int l_repair(lua_State* L) {
 /// migrate.lint(db, dir, {data, pg_bin, scratch_dir}) -> {ok, migrations, problems, warnings, text}
 int l_lint(lua_State* L) {
   ConnectionUse use(L, 1);
+  if (auto* r = dynamic_cast<engine::RemoteDbConnection*>(&use.get())) {
+    // Lint rehearses on a copy it makes with SQLite's backup API in this
+    // process: another host's file is not within reach of it.
+    throw Error("migrate", "unsupported",
+                fmt::format("migrate.lint({} on host {}): lint rehearses pending migrations on a copy made here, "
+                            "and that file is on another host: lint a copy of it here (hoist backup there, then "
+                            "db.open the copy), or run hoist on {}",
+                            use.get().redacted(), r->host(), r->host()));
+  }
   std::string dir = ResolveDir(L, lua::CheckString(L, 2, "dir"));
   lua::CheckKeys(L, 3, "migrate.lint", {"data", "pg_bin", "scratch_dir"});
   db::LintOptions o;

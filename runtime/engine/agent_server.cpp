@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "db/backup.h"
 #include "db/connection.h"
+#include "engine/remote_db.h"
 #include "net/agent_protocol.h"
 
 namespace hoist::engine {
@@ -165,6 +166,13 @@ int ServeAgent(int in_fd, int out_fd, World& world, const AgentServerOptions& op
   std::string peer = "the hoist that started this agent";
   agent::FrameReader reader(in_fd, peer);
   auto handlers = Handlers(world);
+  // The databases this conversation opened (db.open{host=}); reset when it
+  // ends, which releases the leases still held and closes the files.
+  std::optional<AgentDbHandles> dbs;
+  dbs.emplace(host);
+  for (const auto& m : AgentDbHandles::Methods()) {
+    handlers[m] = [&dbs, m](const json& a, const Message& req, Message& resp) { return dbs->Call(m, a, req, resp); };
+  }
   try {
     auto hello = reader.Read();
     if (!hello) return 0;
@@ -284,6 +292,7 @@ int ServeAgent(int in_fd, int out_fd, World& world, const AgentServerOptions& op
   }
   // The reader ends at EOF: the other side closes its end when it is done.
   read_thread.join();
+  dbs.reset();  // before returning: a lease still held is released now
   std::lock_guard lock(mu);
   if (failure) {
     log::Error(fmt::format("hoist agent on {}: {}", host, failure->what()));

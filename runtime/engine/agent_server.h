@@ -1,6 +1,7 @@
 // The agent's side of the agent protocol (net/agent_protocol.h): serves
 // World calls, and the database-file operations that must run where the
-// SQLite file lives (backup, verify, integrity check), on the world of the
+// SQLite file lives (backup, verify, integrity check, and the db.* methods
+// of a connection opened there: engine/remote_db), on the world of the
 // host it runs on. `hoist agent --stdio` (app/agent) runs it on stdin and
 // stdout; tests run it on a pipe pair.
 #pragma once

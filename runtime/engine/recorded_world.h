@@ -52,6 +52,7 @@ class RecordingWorld : public World {
   const char* mode() const override { return inner_.mode(); }
   std::string host() const override { return inner_.host(); }
   bool parallel_calls() const override { return inner_.parallel_calls(); }
+  World* inner() override { return &inner_; }
 
  private:
   /// Journals the call (with "host" when the inner world is not local).

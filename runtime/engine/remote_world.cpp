@@ -259,6 +259,13 @@ json RemoteWorld::IntegrityCheck(const std::string& db_path, bool quick) {
   return conn_->Call("IntegrityCheck", {{"db", db_path}, {"quick", quick}});
 }
 
+RemoteWorld* AsRemote(World& w) {
+  for (World* at = &w; at; at = at->inner()) {
+    if (auto* r = dynamic_cast<RemoteWorld*>(at)) return r;
+  }
+  return nullptr;
+}
+
 std::unique_ptr<RemoteWorld> ConnectRemoteWorld(net::SshHost& host, const net::AgentUploadOptions& upload,
                                                 net::AgentInstall* install) {
   host.Connect();

@@ -113,6 +113,10 @@ class RemoteWorld : public World {
   std::shared_ptr<void> owned_;
 };
 
+/// The RemoteWorld w is or wraps (through World::inner), nullptr when w
+/// acts on this machine or is simulated or replayed.
+RemoteWorld* AsRemote(World& w);
+
 /// Reaches host's agent: Connect, EnsureAgent (upload when missing or
 /// another version), then `<agent path> agent --stdio` as one long-lived
 /// channel of the master holding one of the host's channel slots, and the

@@ -77,6 +77,10 @@ class World {
   /// simulated worlds), a hoist.lua host name for a RemoteWorld. Journaled
   /// with each call that is not local.
   virtual std::string host() const { return "local"; }
+  /// The world this one wraps and passes every call to (RecordingWorld's
+  /// inner), nullptr for one that wraps none: how db.open{host=} finds the
+  /// RemoteWorld under a host's journaling world.
+  virtual World* inner() { return nullptr; }
 
   /// For a simulated world: how to name the step each change is made in
   /// (the run sets it; nullptr clears it). Other worlds record no changes.

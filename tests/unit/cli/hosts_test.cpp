@@ -161,6 +161,48 @@ TEST_SUITE("cli/hosts") {
     CHECK(r.err.find("host gone (root@127.0.0.1): cannot reach it") != std::string::npos);
   }
 
+  TEST_CASE("db.open with host= in a sandbox run is refused: a rehearsal cannot reach another host's database file") {
+    HostsProject p("web1 = { ssh = 'root@192.0.2.1' }", R"lua(
+  local db = require "hoist.db"
+  run:step("open", function() db.open("sqlite:///srv/app/data/app.db", { host = "web1" }) end)
+)lua");
+    auto r = p.Run({"--sandbox"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("db: db.open(sqlite:///srv/app/data/app.db, {host = \"web1\"}) refused in a sandbox run: a "
+                     "rehearsal cannot reach another host's database file (rehearse the database part on a copy here, "
+                     "without host=)") != std::string::npos);
+  }
+
+  TEST_CASE("db.open with host= of a host with ssh = false opens the file here, and refuses a relative path, PostgreSQL and an unknown host") {
+    HostsProject p("web1 = { ssh = false }", R"lua(
+  local db = require "hoist.db"
+  run:step("open", function()
+    local c <close> = db.open("sqlite://" .. dir .. "/app.db", { host = run:host("web1"), create = true })
+    c:exec("CREATE TABLE t (x)")
+    run:print("tables", table.concat(c:tables(), ","))
+    local _, e = pcall(db.open, "sqlite:app.db", { host = "web1" })
+    run:print(e.code, e.message)
+    _, e = pcall(db.open, "postgres://u:pw@db1/app", { host = "web1" })
+    run:print(e.code, e.message)
+    _, e = pcall(db.open, "sqlite://" .. dir .. "/app.db", { host = "web9" })
+    run:print(e.code)
+  end)
+)lua");
+    auto r = p.Run();
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("tables t\n") != std::string::npos);
+    CHECK(fs::exists(p.dir / "app.db"));
+    CHECK(r.out.find("invalid db.open(sqlite:app.db, {host = \"web1\"}): a relative path means nothing on another "
+                     "host (the project is not there): write the absolute path of the file on web1 "
+                     "(sqlite:///srv/app/data/app.db)\n") != std::string::npos);
+    CHECK(r.out.find("unsupported db.open(postgres://u:***@db1/app, {host = \"web1\"}): host= names where a SQLite "
+                     "file is; a PostgreSQL database is reached over the network from where hoist runs: drop host=\n") !=
+          std::string::npos);
+    CHECK(r.out.find("\nunknown\n") != std::string::npos);
+  }
+
   TEST_CASE("hosts.address must be a string: the config check names the key") {
     HostsProject p("web1 = { ssh = 'web1', address = 5 }", "");
     auto r = p.Run();

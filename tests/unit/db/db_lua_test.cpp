@@ -243,7 +243,7 @@ TEST_SUITE("db/lua") {
       local db = require "hoist.db"
       db.open("sqlite::memory:", { busy_timout = 1 })
     )lua") == "test:3: lua: unknown option 'busy_timout' for db.open (expected one of: busy_timeout, lock_timeout, "
-              "statement_timeout, connect_timeout, journal_mode, readonly, create, application_name)");
+              "statement_timeout, connect_timeout, journal_mode, readonly, create, application_name, host)");
     CHECK(RunLuaError(R"lua(
       local db = require "hoist.db"
       db.open("sqlite::memory:"):journal_mode("fast")
