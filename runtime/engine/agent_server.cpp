@@ -33,18 +33,7 @@ std::string HostName() {
   return buf;
 }
 
-/// An argument the call must carry.
-template <typename T>
-T Arg(const json& args, const char* key, const std::string& method) {
-  if (!args.contains(key)) {
-    throw Error("agent", "invalid", fmt::format("{}: the call has no argument \"{}\"", method, key));
-  }
-  try {
-    return args[key].get<T>();
-  } catch (const json::exception&) {
-    throw Error("agent", "invalid", fmt::format("{}: argument \"{}\" has the wrong type", method, key));
-  }
-}
+using net::agent::Arg;
 
 std::string Path(const json& a, const char* key, const std::string& method) {
   auto p = Arg<std::string>(a, key, method);

@@ -25,17 +25,7 @@ using net::agent::Message;
               fmt::format("{}: the two ends of the agent protocol disagree (update hoist on both)", what));
 }
 
-template <typename T>
-T Arg(const json& args, const char* key, const std::string& method) {
-  if (!args.contains(key)) {
-    throw Error("agent", "invalid", fmt::format("{}: the call has no argument \"{}\"", method, key));
-  }
-  try {
-    return args[key].get<T>();
-  } catch (const json::exception&) {
-    throw Error("agent", "invalid", fmt::format("{}: argument \"{}\" has the wrong type", method, key));
-  }
-}
+using net::agent::Arg;
 
 json ParamsJson(const std::vector<db::Value>& params, Message& m) {
   json a = json::array();

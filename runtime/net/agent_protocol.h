@@ -127,4 +127,18 @@ sys::Stat StatFrom(const json& j);
 json TcpResultJson(const sys::TcpResult& r);
 sys::TcpResult TcpResultFrom(const json& j);
 
+/// An argument a call must carry: Error{"agent","invalid"} naming the
+/// method and the argument when it is missing or of the wrong type.
+template <typename T>
+T Arg(const json& args, const char* key, const std::string& method) {
+  if (!args.contains(key)) {
+    throw Error("agent", "invalid", method + ": the call has no argument \"" + key + "\"");
+  }
+  try {
+    return args[key].get<T>();
+  } catch (const json::exception&) {
+    throw Error("agent", "invalid", method + ": argument \"" + key + "\" has the wrong type");
+  }
+}
+
 }  // namespace hoist::net::agent
