@@ -365,7 +365,8 @@ return hoist.playbook {
   CHECK(b[1]["data"] == json{{"upstream", "api"}, {"from", "blue"}, {"to", "green"}});
   CHECK(b[2]["data"]["release"] == "1.0");
   CHECK(b[1]["run"]["status"] == "ok");
-  CHECK(b[1]["at"] < b[3]["at"]);
+  // Millisecond stamps: two events of one fast run may share one.
+  CHECK(b[1]["at"] <= b[3]["at"]);
 }
 
 }  // TEST_SUITE
