@@ -284,19 +284,18 @@ Overlay ReadWal(const std::string& wal_path, uint32_t page_size, const std::stri
 Overlay ReadWalFrames(const std::string& wal_path, uint32_t page_size, const std::string& scratch_dir,
                       const ShmInfo& shm) {
   Overlay ov;
-  int raw = ::open(wal_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (raw < 0) {
+  const int fd = sys::KeptReadFd(wal_path);
+  if (fd < 0) {
     if (errno == ENOENT) {
       ov.note = "no WAL file";
       return ov;
     }
     FailErrno("cannot open", wal_path, errno);
   }
-  Fd fd(raw);
-  uint64_t size = FileSize(fd.get(), wal_path, kArea);
+  uint64_t size = FileSize(fd, wal_path, kArea);
   ov.wal_bytes = size;
   unsigned char hdr[32];
-  if (size < sizeof hdr || PreadFull(fd.get(), reinterpret_cast<char*>(hdr), sizeof hdr, 0, wal_path, kArea) != sizeof hdr) {
+  if (size < sizeof hdr || PreadFull(fd, reinterpret_cast<char*>(hdr), sizeof hdr, 0, wal_path, kArea) != sizeof hdr) {
     ov.note = "WAL empty";
     return ov;
   }
@@ -331,7 +330,7 @@ Overlay ReadWalFrames(const std::string& wal_path, uint32_t page_size, const std
   if (shm.ok && shm.backfill > 0 && shm.backfill <= max_frames && std::memcmp(shm.salt, hdr + 16, 8) == 0) {
     unsigned char fh[24];
     uint64_t at = sizeof hdr + (uint64_t{shm.backfill} - 1) * frame_size;
-    if (PreadFull(fd.get(), reinterpret_cast<char*>(fh), sizeof fh, at, wal_path, kArea) == sizeof fh &&
+    if (PreadFull(fd, reinterpret_cast<char*>(fh), sizeof fh, at, wal_path, kArea) == sizeof fh &&
         std::memcmp(fh + 8, hdr + 16, 8) == 0) {
       s1 = Get4(fh + 16);
       s2 = Get4(fh + 20);
@@ -349,7 +348,7 @@ Overlay ReadWalFrames(const std::string& wal_path, uint32_t page_size, const std
   for (uint64_t i = start; i < max_frames && !stop;) {
     CheckStop();
     size_t n = static_cast<size_t>(std::min<uint64_t>(batch, max_frames - i));
-    size_t got = PreadFull(fd.get(), reinterpret_cast<char*>(buf.get()), n * frame_size, sizeof hdr + i * frame_size,
+    size_t got = PreadFull(fd, reinterpret_cast<char*>(buf.get()), n * frame_size, sizeof hdr + i * frame_size,
                            wal_path, kArea);
     size_t valid = 0;
     for (size_t j = 0; j < n && (j + 1) * frame_size <= got; ++j) {
@@ -727,18 +726,16 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
     timings[phase] = std::round(std::chrono::duration<double>(now - mark).count() * 1000) / 1000;
     mark = now;
   };
-  Fd dbfd = OpenRead(db_path, kArea);
-  // SQLite's read lock is a POSIX lock on the -shm, and closing ANY
-  // descriptor of a file drops all of this process's locks on it: the -shm
-  // stays open until the snapshot is released, or a checkpoint could pass
-  // it and the WAL restart under the copy.
-  Fd shmfd;
-  if (wal) {
-    int raw = ::open((db_path + "-shm").c_str(), O_RDONLY | O_CLOEXEC);
-    if (raw >= 0) shmfd = Fd(raw);
-  }
+  // Every raw descriptor of the database, its WAL and -shm is kept open for
+  // the life of the process (sys::KeptReadFd): closing one would drop all of
+  // this process's POSIX locks on that file, the snapshot's and those of any
+  // other connection here (a migration's, after its safety backup). Without
+  // them another process takes the -shm for unused and truncates it under us.
+  const int dbfd = sys::KeptReadFd(db_path);
+  if (dbfd < 0) FailErrno("cannot open", db_path, errno);
+  const int shmfd = wal ? sys::KeptReadFd(db_path + "-shm") : -1;
   Overlay ov;
-  if (wal) ov = ReadWal(db_path + "-wal", page_size, o.dir, shmfd.get());
+  if (wal) ov = ReadWal(db_path + "-wal", page_size, o.dir, shmfd);
   lap("wal");
   const uint32_t pages = ov.db_pages ? ov.db_pages : snapshot_pages;
   const uint64_t total = uint64_t{pages} * page_size;
@@ -756,7 +753,7 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
     for (uint64_t off = 0; off < total;) {
       CheckStop();
       size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, total - off));
-      size_t got = CopyRange(dbfd.get(), tmp.fd(), off, n, in_kernel, db_path, tmp.path());
+      size_t got = CopyRange(dbfd, tmp.fd(), off, n, in_kernel, db_path, tmp.path());
       const uint32_t first = static_cast<uint32_t>(off / page_size) + 1;
       const uint32_t last = static_cast<uint32_t>((off + n) / page_size);
       // Pages past the end of the main file must come from the WAL.
@@ -796,8 +793,6 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
   // The copy is complete: let checkpoints move on as early as possible.
   src->Exec("COMMIT");
   src.reset();
-  dbfd.Reset();
-  shmfd.Reset();
   ov.scratch.Reset();
 
   // fsync, hashing and quick_check of the copy overlap.

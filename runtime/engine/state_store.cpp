@@ -395,9 +395,14 @@ class SqliteStateStore final : public StateStore {
       Tighten(dir, own ? 0700 : 0, "its directory");
     }
     // Create the file 0600 ourselves so SQLite never makes it world-readable.
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) throw Error("state", "failed", fmt::format("cannot open state store {}: {}", path, std::strerror(errno)));
-    ::close(fd);
+    // O_EXCL: an existing store is never opened raw, since closing that
+    // descriptor would drop the locks of a connection here that has it open.
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      ::close(fd);
+    } else if (errno != EEXIST) {
+      throw Error("state", "failed", fmt::format("cannot open state store {}: {}", path, std::strerror(errno)));
+    }
     for (const char* ext : {"", "-wal", "-shm"}) Tighten(path + ext, 0600, "the state store");
     try {
       return db::Sqlite(path);

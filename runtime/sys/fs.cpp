@@ -14,7 +14,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <utility>
 
 #include "core/error.h"
@@ -319,6 +321,32 @@ Fd OpenRead(const std::string& path, std::string_view area) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) ThrowIn(area, "cannot open", path, errno);
   return Fd(fd);
+}
+
+int KeptReadFd(const std::string& path) {
+  static std::mutex mu;
+  static std::map<std::pair<dev_t, ino_t>, int> kept;
+  std::lock_guard lock(mu);
+  // stat first: opening a second descriptor only to find the kept one
+  // would mean closing it.
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  if (auto it = kept.find({st.st_dev, st.st_ino}); it != kept.end()) return it->second;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  if (::fstat(fd, &st) != 0) return -1;  // left open: closing it could drop locks
+  for (auto it = kept.begin(); it != kept.end();) {
+    struct stat k;
+    if (::fstat(it->second, &k) == 0 && k.st_nlink == 0) {
+      ::close(it->second);
+      it = kept.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  auto [it, fresh] = kept.emplace(std::pair{st.st_dev, st.st_ino}, fd);
+  if (!fresh) return it->second;  // raced a rename: keep both open
+  return fd;
 }
 
 uint64_t FileSize(int fd, const std::string& path, std::string_view area) {

@@ -45,6 +45,15 @@ class Fd {
 
 /// open(2) for reading.
 Fd OpenRead(const std::string& path, std::string_view area = "fs");
+/// A read-only descriptor of path that this process keeps open until it
+/// exits, shared by every caller (pread/copy_file_range with explicit
+/// offsets only). Closing ANY descriptor of a file drops every POSIX lock
+/// this process holds on it, SQLite's included: a raw read of a database
+/// another connection here has open (a backup's copy of the file, its WAL
+/// and -shm) must never close one. Descriptors of files since unlinked are
+/// closed as new ones are opened: no one can open those to share a lock.
+/// -1 with errno set when path cannot be opened.
+int KeptReadFd(const std::string& path);
 /// fstat(2)'s size.
 uint64_t FileSize(int fd, const std::string& path, std::string_view area = "fs");
 /// pread until n bytes or EOF; returns bytes read.

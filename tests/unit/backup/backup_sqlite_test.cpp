@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -783,6 +785,55 @@ TEST_CASE("the snapshot keeps its read lock for the whole copy: another process 
   INFO("sqlite3 said: " << checkpoint);
   // "1|..." = busy: the TRUNCATE checkpoint could not get past our reader.
   CHECK(checkpoint.rfind("1|", 0) == 0);
+  CHECK(Conn(r.path, SQLITE_OPEN_READONLY).Scalar("PRAGMA quick_check") == "ok");
+}
+
+/// Whether a process other than this one sees a lock on byte `at` of path
+/// (F_GETLK never reports the asker's own locks, so a child asks).
+bool LockedForOthers(const std::string& path, off_t at) {
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int fd = ::open(path.c_str(), O_RDWR);
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = at;
+    fl.l_len = 1;
+    if (fd < 0 || ::fcntl(fd, F_GETLK, &fl) != 0) ::_exit(2);
+    ::_exit(fl.l_type == F_UNLCK ? 1 : 0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) != 2);
+  return WEXITSTATUS(status) == 0;
+}
+
+// Closing any descriptor of a file drops all of a process's POSIX locks on
+// it. A migration's safety backup runs in the process whose connection then
+// goes on writing: had the backup closed its descriptors of the -shm, another
+// process would find the wal-index unused, truncate it, and the migration's
+// next commit would die of SIGBUS (seen under several migrator processes).
+TEST_CASE("a backup keeps the SQLite locks of this process's other connections to the database") {
+  TempDir t("bk");
+  MakeDb(t / "app.db", 50);
+  const std::string db = t / "app.db";
+  Conn w(db);
+  w.Exec("PRAGMA wal_autocheckpoint=0; UPDATE acct SET v = v + 1");
+  // The wal-index's dead-man switch: every connection using the -shm holds
+  // a shared lock on byte 128 (sqlite's os_unix.c, UNIX_SHM_DMS).
+  REQUIRE(LockedForOthers(db + "-shm", 128));
+  bk::CreateResult r = bk::CreateSqlite(db, Opts(t / "b"));
+  CHECK(LockedForOthers(db + "-shm", 128));
+  bk::CreateSqlite(db, Opts(t / "b", "again"));
+  CHECK(LockedForOthers(db + "-shm", 128));
+  // And the connection still works with another process writing beside it.
+  hoist::sys::ProcessSpec spec;
+  spec.argv = {"sqlite3", db, ".timeout 5000", "UPDATE acct SET v = v + 1;"};
+  CHECK(hoist::sys::RunProcess(spec).exit_code == 0);
+  w.Exec("UPDATE acct SET v = v + 1");
+  CHECK(w.Scalar("PRAGMA quick_check") == "ok");
   CHECK(Conn(r.path, SQLITE_OPEN_READONLY).Scalar("PRAGMA quick_check") == "ok");
 }
 
