@@ -1,6 +1,7 @@
 #include "db/sqlite.h"
 
 #include "core/error.h"
+#include "sys/fs.h"
 
 namespace hoist::db {
 namespace {
@@ -79,6 +80,9 @@ Sqlite::Sqlite(const std::string& path, int flags, int busy_timeout_ms) : path_(
     db_ = nullptr;
     throw Error("db", "open_failed", "cannot open " + path + ": " + msg);
   }
+  // hoist's own reads of this file (a backup, fs.read) go through one kept
+  // descriptor: closing any other would drop this connection's locks.
+  if (const char* file = sqlite3_db_filename(db_, "main"); file && *file) sys::KeptReadFd(file);
   sqlite3_busy_timeout(db_, busy_timeout_ms);
   sqlite3_extended_result_codes(db_, 0);
 }

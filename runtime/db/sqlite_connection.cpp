@@ -24,6 +24,7 @@
 #include "db/detail.h"
 #include "db/sqlite.h"
 #include "sys/clock.h"
+#include "sys/fs.h"
 
 namespace hoist::db {
 
@@ -274,6 +275,9 @@ SqliteConnection::SqliteConnection(DbUrl url, const OpenOptions& options) : Conn
     db_ = nullptr;
     throw Error("db", "open_failed", "cannot open " + path + ": " + msg);
   }
+  // hoist's own reads of this file (a backup, fs.read) go through one kept
+  // descriptor: closing any other would drop this connection's locks.
+  if (const char* file = sqlite3_db_filename(db_, "main"); file && *file) sys::KeptReadFd(file);
   timeouts_.lock_timeout = options.busy_timeout;
   timeouts_.statement_timeout = options.statement_timeout;
   sqlite3_busy_handler(db_, SqliteBusy, this);

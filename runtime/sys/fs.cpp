@@ -106,14 +106,21 @@ void RemoveTreeAt(int parent_fd, const std::string& name, const std::string& dis
 }  // namespace
 
 std::string ReadFile(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) Throw("cannot read", path, errno);
+  // A kept descriptor is shared: read it at explicit offsets (pread), and
+  // never close it. Any other file may be a pipe or /proc: read(2) it.
+  const int kept_fd = KeptFdIfAny(path);
+  Fd own;
+  if (kept_fd < 0) {
+    own = Fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (own.get() < 0) Throw("cannot read", path, errno);
+  }
+  const int fd = kept_fd >= 0 ? kept_fd : own.get();
   std::string data;
   struct stat st;
-  if (::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode)) data.reserve(static_cast<size_t>(st.st_size));
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) data.reserve(static_cast<size_t>(st.st_size));
   char buf[64 * 1024];
   for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    ssize_t n = kept_fd >= 0 ? ::pread(fd, buf, sizeof buf, static_cast<off_t>(data.size())) : ::read(fd, buf, sizeof buf);
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -323,10 +330,15 @@ Fd OpenRead(const std::string& path, std::string_view area) {
   return Fd(fd);
 }
 
+namespace {
+
+std::mutex kept_mu;
+std::map<std::pair<dev_t, ino_t>, int> kept;  // guarded by kept_mu
+
+}  // namespace
+
 int KeptReadFd(const std::string& path) {
-  static std::mutex mu;
-  static std::map<std::pair<dev_t, ino_t>, int> kept;
-  std::lock_guard lock(mu);
+  std::lock_guard lock(kept_mu);
   // stat first: opening a second descriptor only to find the kept one
   // would mean closing it.
   struct stat st;
@@ -347,6 +359,15 @@ int KeptReadFd(const std::string& path) {
   auto [it, fresh] = kept.emplace(std::pair{st.st_dev, st.st_ino}, fd);
   if (!fresh) return it->second;  // raced a rename: keep both open
   return fd;
+}
+
+int KeptFdIfAny(const std::string& path) {
+  std::lock_guard lock(kept_mu);
+  if (kept.empty()) return -1;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  auto it = kept.find({st.st_dev, st.st_ino});
+  return it == kept.end() ? -1 : it->second;
 }
 
 uint64_t FileSize(int fd, const std::string& path, std::string_view area) {

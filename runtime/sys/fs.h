@@ -54,6 +54,10 @@ Fd OpenRead(const std::string& path, std::string_view area = "fs");
 /// closed as new ones are opened: no one can open those to share a lock.
 /// -1 with errno set when path cannot be opened.
 int KeptReadFd(const std::string& path);
+/// The kept descriptor of path's file if KeptReadFd opened one, else -1
+/// (opens nothing). ReadFile and Sha256FileHex read through it, so reading
+/// a database this process has open (fs.read, crypto.sha256) closes nothing.
+int KeptFdIfAny(const std::string& path);
 /// fstat(2)'s size.
 uint64_t FileSize(int fd, const std::string& path, std::string_view area = "fs");
 /// pread until n bytes or EOF; returns bytes read.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "sys/fs.h"
 
 namespace hoist::sys {
 namespace {
@@ -68,18 +69,25 @@ std::string Sha256Hex(std::string_view data) {
 }
 
 std::string Sha256FileHex(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) ThrowRead(path, errno);
-  std::unique_ptr<int, void (*)(int*)> closer(&fd, [](int* f) { ::close(*f); });
+  // A database this process has open is read through its kept descriptor
+  // (sys::KeptFdIfAny): closing a descriptor of it would drop SQLite's locks.
+  const int kept_fd = KeptFdIfAny(path);
+  Fd own;
+  if (kept_fd < 0) {
+    own = Fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (own.get() < 0) ThrowRead(path, errno);
+  }
+  const int fd = kept_fd >= 0 ? kept_fd : own.get();
   Sha256 h;
   std::vector<char> buf(kFileChunk);
-  for (;;) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
+  for (off_t off = 0;;) {
+    ssize_t n = kept_fd >= 0 ? ::pread(fd, buf.data(), buf.size(), off) : ::read(fd, buf.data(), buf.size());
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR) continue;
       ThrowRead(path, errno);
     }
+    off += n;
     h.Update(std::string_view(buf.data(), static_cast<size_t>(n)));
   }
   return h.FinishHex();

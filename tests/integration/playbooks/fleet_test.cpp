@@ -130,7 +130,7 @@ TEST_SUITE("playbooks/fleet") {
     // hoist show counts each step's world calls per host.
     auto show = rig.Hoist({"show", m[1]});
     INFO(Describe(show));
-    CHECK(std::regex_search(show.out, std::regex("batch 1/3: web1 \\([0-9]+ms, [0-9]+ world calls \\(web1 [0-9]+\\)\\)")));
+    CHECK(std::regex_search(show.out, std::regex("batch 1/3: web1 \\([0-9.]+m?s, [0-9]+ world calls \\(web1 [0-9]+\\)\\)")));
     CHECK(std::regex_search(show.out, std::regex("switch green -> blue on lb1 \\(.*world calls \\(lb1 [0-9]+\\)\\)")));
     auto replay = rig.Hoist({"replay", m[1]});
     INFO(Describe(replay));

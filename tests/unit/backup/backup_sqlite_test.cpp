@@ -20,6 +20,7 @@
 #include "core/interrupt.h"
 #include "db/backup.h"
 #include "db/backup_internal.h"
+#include "db/sqlite.h"
 #include "sys/fs.h"
 #include "sys/process.h"
 #include "sys/sha256.h"
@@ -835,6 +836,24 @@ TEST_CASE("a backup keeps the SQLite locks of this process's other connections t
   w.Exec("UPDATE acct SET v = v + 1");
   CHECK(w.Scalar("PRAGMA quick_check") == "ok");
   CHECK(Conn(r.path, SQLITE_OPEN_READONLY).Scalar("PRAGMA quick_check") == "ok");
+}
+
+TEST_CASE("reading a database this process has open (fs.read, crypto.sha256) keeps its connection's locks") {
+  TempDir t("bk");
+  const std::string db = t / "app.db";
+  MakeDb(db, 20, /*wal=*/false);
+  hoist::db::Sqlite c(db);
+  c.Exec("BEGIN");
+  c.Exec("SELECT count(*) FROM t");  // a read transaction: SHARED on the file
+  // os_unix.c's SHARED range starts at PENDING_BYTE + 2 = 0x40000002.
+  const off_t shared = 0x40000002;
+  REQUIRE(LockedForOthers(db, shared));
+  const std::string bytes = hoist::sys::ReadFile(db);
+  CHECK(bytes.size() == std::filesystem::file_size(db));
+  CHECK(LockedForOthers(db, shared));
+  CHECK(hoist::sys::Sha256FileHex(db) == hoist::sys::Sha256Hex(bytes));
+  CHECK(LockedForOthers(db, shared));
+  c.Exec("COMMIT");
 }
 
 // Done means 2: restore while another process holds the database open.
