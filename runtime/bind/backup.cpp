@@ -47,12 +47,15 @@ std::optional<int64_t> RunIdOf(lua_State* L) {
 }
 
 /// What a backup needs from a connection: the SQLite file, or the libpq
-/// conninfo (password included, never printed) and its printable form.
+/// conninfo (password included, never printed) and its printable form; for
+/// a file on another host (db.open with host=), that connection: its agent
+/// backs up and restores there.
 struct Source {
   bool sqlite = true;
   std::string path;
   std::string conninfo;
   std::string redacted;
+  engine::RemoteDbConnection* remote = nullptr;
 };
 
 Source SourceOf(lua_State* L, int idx) {
@@ -60,13 +63,7 @@ Source SourceOf(lua_State* L, int idx) {
   Source s;
   s.sqlite = conn.url().engine == db::Engine::kSqlite;
   s.redacted = conn.redacted();
-  if (auto* r = dynamic_cast<engine::RemoteDbConnection*>(&conn)) {
-    // Backups, restores and drills here read and write this machine's files.
-    throw Error("backup", "unsupported",
-                fmt::format("{} is a file on host {} (db.open with host=): hoist.backup works on this machine's "
-                            "files; back it up on that host (hoist run there, or a backup playbook run:on it)",
-                            conn.redacted(), r->host()));
-  }
+  s.remote = dynamic_cast<engine::RemoteDbConnection*>(&conn);
   if (s.sqlite) {
     if (conn.url().memory()) throw Error("backup", "invalid", "an in-memory SQLite database has no file to back up");
     s.path = conn.url().path;
@@ -74,6 +71,22 @@ Source SourceOf(lua_State* L, int idx) {
     s.conninfo = conn.url().conninfo;
   }
   return s;
+}
+
+/// A backups dir for a file on another host: an absolute dir is that path on
+/// the host; a relative one is beside the database file there (the project
+/// is not on that host).
+std::string RemoteDir(const engine::RemoteDbConnection& conn, const std::string& dir) {
+  if (!dir.empty() && dir[0] == '/') return dir;
+  const std::string& path = conn.url().path;
+  return path.substr(0, path.find_last_of('/')) + "/" + dir;
+}
+
+/// The key of a database in the run's safety backups: a file on another
+/// host is another database than the same path here.
+std::string SafetyKey(db::Connection& conn) {
+  auto* remote = dynamic_cast<engine::RemoteDbConnection*>(&conn);
+  return remote ? "host " + remote->host() + ": " + conn.redacted() : conn.redacted();
 }
 
 /// compress = true | false | level.
@@ -152,17 +165,19 @@ bk::ReadOnlyBackups RealBackups(lua_State* L, const std::string& real, const std
 }
 
 /// Runs create(); when it throws, the run raises backup.failed (for
-/// hoist.lua's notify targets) before the error goes on.
+/// hoist.lua's notify targets) before the error goes on. host: the host a
+/// file on another host is on ("" here).
 template <typename F>
-bk::CreateResult CreateOrRaise(lua_State* L, const std::string& database, const std::string& label, F&& create) {
+auto CreateOrRaise(lua_State* L, const std::string& database, const std::string& label, F&& create,
+                   const std::string& host = "") -> decltype(create()) {
   try {
     return create();
   } catch (const std::exception& e) {
     auto* he = dynamic_cast<const Error*>(&e);
     try {
-      RaiseEvent(L, "backup.failed",
-                 {{"database", database}, {"label", label}, {"error", Mask(e.what())},
-                  {"code", he ? he->code() : "error"}});
+      json data = {{"database", database}, {"label", label}, {"error", Mask(e.what())}, {"code", he ? he->code() : "error"}};
+      if (!host.empty()) data["host"] = host;
+      RaiseEvent(L, "backup.failed", data);
     } catch (const std::exception&) {
       // The backup's own error is what the run reports.
     }
@@ -200,6 +215,25 @@ int l_create(lua_State* L) {
   o.run_id = RunIdOf(L);
   o.progress = ProgressOf(L);
   double start = sys::Monotonic();
+  if (src.remote) {
+    // Taken on the host by its agent, with db::backup::CreateSqlite there.
+    json options = {{"label", o.label},     {"keep", o.keep},       {"keep_safety", o.keep_safety},
+                    {"compress", o.compress}, {"protect", o.protect}, {"safety", o.safety},
+                    {"reason", o.reason}};
+    if (o.run_id) options["run_id"] = *o.run_id;
+    json r = CreateOrRaise(
+        L, src.redacted, o.label, [&] { return src.remote->Backup(RemoteDir(*src.remote, real_dir), options); },
+        src.remote->host());
+    RecordWorld(L, "backup", "create " + r.value("path", ""),
+                {{"source", src.redacted}, {"host", src.remote->host()}, {"path", r.value("path", "")},
+                 {"sha256", r.value("sha256", "")}, {"size", r.value("size", 0)},
+                 {"pruned", r.value("pruned", json::array())}},
+                sys::Monotonic() - start);
+    if (o.safety) RecordSafetyBackup(L, CheckConnection(L, 1));
+    r["host"] = src.remote->host();
+    PushResult(L, r);
+    return 1;
+  }
   bk::CreateResult r = CreateOrRaise(L, src.redacted, o.label, [&] {
     return src.sqlite ? bk::CreateSqlite(src.path, o) : bk::CreatePostgres(src.conninfo, src.redacted, o);
   });
@@ -299,16 +333,39 @@ int l_prune(lua_State* L) {
 int l_restore(lua_State* L) {
   std::string file = lua::CheckString(L, 1, "file");
   Source target = SourceOf(L, 2);
+  if (target.remote && (file.empty() || file[0] != '/')) {
+    throw Error("backup", "invalid",
+                fmt::format("restore into {} on host {}: the backup file \"{}\" is read there: give its absolute "
+                            "path on {}",
+                            target.redacted, target.remote->host(), file, target.remote->host()));
+  }
   lua::CheckKeys(L, 3, "backup.restore", {"safety_backup", "safety_dir", "confirm", "pg_bin"});
   bk::RestoreOptions o;
   o.safety_backup = lua::OptBooleanField(L, 3, "safety_backup").value_or(true);
   if (auto v = lua::OptStringField(L, 3, "safety_dir")) o.safety_dir = SandboxPath(L, *v);
   if (auto v = lua::OptStringField(L, 3, "pg_bin")) o.pg_bin = *v;
   bool confirmed = lua::OptBooleanField(L, 3, "confirm").value_or(false);
-  Confirm(L, confirmed, "restore " + file + " into " + target.redacted);
+  Confirm(L, confirmed,
+          "restore " + file + " into " + target.redacted + (target.remote ? " on host " + target.remote->host() : ""));
   o.run_id = RunIdOf(L);
   o.progress = ProgressOf(L);
   double start = sys::Monotonic();
+  if (target.remote) {
+    // The backup file and the database are on the host: its agent verifies,
+    // takes the safety backup and restores there (db::backup::RestoreSqlite).
+    json options = {{"safety_backup", o.safety_backup}};
+    if (!o.safety_dir.empty()) options["safety_dir"] = RemoteDir(*target.remote, o.safety_dir);
+    if (o.run_id) options["run_id"] = *o.run_id;
+    json r = target.remote->Restore(file, options);
+    r["target"] = target.redacted;
+    r["host"] = target.remote->host();
+    RecordWorld(L, "backup", "restore " + file,
+                {{"file", file}, {"target", target.redacted}, {"host", target.remote->host()},
+                 {"safety_backup", r.value("safety_backup", "")}, {"pages", r.value("pages", 0)}},
+                sys::Monotonic() - start);
+    PushResult(L, r);
+    return 1;
+  }
   bk::RestoreResult r = target.sqlite ? bk::RestoreSqlite(file, target.path, o)
                                       : bk::RestorePostgres(file, target.conninfo, target.redacted, o);
   r.target = target.redacted;
@@ -349,7 +406,7 @@ json MigrationVersionOf(db::Connection& conn) {
 }  // namespace
 
 void RecordSafetyBackup(lua_State* L, db::Connection& conn) {
-  if (Context* ctx = GetContext(L); ctx && ctx->runner) ctx->safety_backups[conn.redacted()] = MigrationVersionOf(conn);
+  if (Context* ctx = GetContext(L); ctx && ctx->runner) ctx->safety_backups[SafetyKey(conn)] = MigrationVersionOf(conn);
 }
 
 namespace {
@@ -360,27 +417,12 @@ namespace {
 /// .hoist/backups beside the database file (the project is not there).
 void RemoteSafetyBackup(lua_State* L, engine::RemoteDbConnection& conn, const std::string& backups_dir,
                         const bk::CreateOptions& o, const std::string& what) {
-  std::string path = conn.url().path;
-  std::string dir = backups_dir[0] == '/' ? backups_dir
-                                          : path.substr(0, path.find_last_of('/')) + "/.hoist/backups";
-  json options = {{"label", o.label}, {"safety", true},  {"keep_safety", o.keep_safety},
+  const std::string dir = RemoteDir(conn, backups_dir);
+  json options = {{"label", "pre-destructive"}, {"safety", true},  {"keep_safety", o.keep_safety},
                   {"compress", o.compress}, {"reason", Mask("before " + what)}};
   if (o.run_id) options["run_id"] = *o.run_id;
   double start = sys::Monotonic();
-  json r;
-  try {
-    r = conn.Backup(dir, options);
-  } catch (const std::exception& e) {
-    auto* he = dynamic_cast<const Error*>(&e);
-    try {
-      RaiseEvent(L, "backup.failed",
-                 {{"database", conn.redacted()}, {"host", conn.host()}, {"label", o.label}, {"error", Mask(e.what())},
-                  {"code", he ? he->code() : "error"}});
-    } catch (const std::exception&) {
-      // The backup's own error is what the run reports.
-    }
-    throw;
-  }
+  json r = CreateOrRaise(L, conn.redacted(), "pre-destructive", [&] { return conn.Backup(dir, options); }, conn.host());
   RecordWorld(L, "backup", "create " + r.value("path", ""),
               {{"source", conn.redacted()}, {"host", conn.host()}, {"path", r.value("path", "")},
                {"sha256", r.value("sha256", "")}, {"size", r.value("size", 0)}, {"pruned", r.value("pruned", json::array())},
@@ -398,8 +440,7 @@ void EnsureSafetyBackup(lua_State* L, db::Connection& conn, const std::string& w
   if (!ctx || !ctx->runner) return;
   const json version = MigrationVersionOf(conn);
   auto* remote = dynamic_cast<engine::RemoteDbConnection*>(&conn);
-  // A file on another host is another database than the same path here.
-  const std::string key = remote ? "host " + remote->host() + ": " + conn.redacted() : conn.redacted();
+  const std::string key = SafetyKey(conn);
   auto it = ctx->safety_backups.find(key);
   if (it != ctx->safety_backups.end() && it->second == version) return;
   // Tables() leaves hoist's own out: nothing of the user's to lose.

@@ -132,6 +132,13 @@ std::map<std::string, Handler> Handlers(World& w) {
     return json{{"path", r.path},     {"manifest_path", r.manifest_path}, {"sha256", r.sha256}, {"size", r.size},
                 {"seconds", r.seconds}, {"manifest", r.manifest},           {"pruned", r.pruned}};
   };
+  h["RestoreSqlite"] = [](const json& a, const Message&, Message&) {
+    db::backup::RestoreOptions o;
+    o.safety_backup = a.value("safety_backup", true);
+    o.safety_dir = a.value("safety_dir", "");
+    if (a.contains("run_id") && a["run_id"].is_number_integer()) o.run_id = a["run_id"].get<int64_t>();
+    return db::backup::RestoreSqlite(Path(a, "file", "RestoreSqlite"), Path(a, "target", "RestoreSqlite"), o).ToJson();
+  };
   h["BackupVerify"] = [](const json& a, const Message&, Message&) {
     db::backup::VerifyOptions o;
     o.deep = a.value("deep", false);

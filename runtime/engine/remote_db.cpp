@@ -331,6 +331,15 @@ json RemoteDbConnection::Backup(const std::string& dir, const json& options) {
   return agent_.Call("BackupSqlite", std::move(args));
 }
 
+json RemoteDbConnection::Restore(const std::string& file, const json& options) {
+  CheckOpenHere();
+  json args = options.is_object() ? options : json::object();
+  args["file"] = file;
+  args["target"] = url_.path;
+  TurnGivenUp waiting;
+  return agent_.Call("RestoreSqlite", std::move(args));
+}
+
 // ---- the agent's side --------------------------------------------------------
 
 namespace {

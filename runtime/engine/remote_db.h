@@ -66,6 +66,10 @@ class RemoteDbConnection : public db::Connection {
   /// A backup of the file into dir on the host (the agent's "BackupSqlite";
   /// options as RemoteWorld::BackupSqlite's).
   nlohmann::json Backup(const std::string& dir, const nlohmann::json& options = {});
+  /// Restores the backup file (on the host) into the file there (the agent's
+  /// "RestoreSqlite": db::backup::RestoreSqlite, verify and safety backup
+  /// first). options: safety_backup, safety_dir, run_id. RestoreResult's JSON.
+  nlohmann::json Restore(const std::string& file, const nlohmann::json& options = {});
 
   /// The host the file is on (hoist.lua's name).
   const std::string& host() const { return agent_.host(); }

@@ -139,6 +139,49 @@ TEST_SUITE("net/agent db") {
            show.out.find("\"host\": \"web1\"") != std::string::npos));
   }
 
+  TEST_CASE("hoist.backup of a file on another host: the backup is taken and restored there by its agent") {
+    SshLab lab({"web1"});
+    const auto& h = lab.host("web1");
+    const std::string path = h.dir + "/srv/app.db";
+    sys::MkdirP(h.dir + "/srv", 0755);
+    RemoteDbProject p(lab, R"lua(
+  local backup = require "hoist.backup"
+  run:step("backup and restore", function()
+    local conn <close> = db.open("sqlite://)lua" + path + R"lua(", { host = "web1", create = true, journal_mode = "wal" })
+    conn:exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    conn:exec("INSERT INTO t (v) VALUES ('kept'), ('too')")
+    local b = backup.create(conn, { dir = "backups", label = "nightly" })
+    run:print("backup", b.host, b.path, b.manifest.source)
+    conn:exec("DELETE FROM t")
+    conn:exec("INSERT INTO t (v) VALUES ('lost')")
+    local r = backup.restore(b.path, conn, { confirm = true })
+    run:print("restored", r.host, r.safety_backup, conn:scalar("SELECT group_concat(v, ',') FROM t"))
+    local ok, e = pcall(backup.restore, "backups/x.db", conn, { confirm = true })
+    run:print("relative", ok, tostring(e))
+  end)
+)lua");
+    auto r = p.Run(lab);
+    INFO(Describe(r));
+    REQUIRE(r.exit_code == 0);
+    // Relative dirs are beside the file on the host; nothing here.
+    const std::string dir = h.dir + "/srv/backups/";
+    auto made = sys::Glob(dir + "app-nightly-*.db");
+    REQUIRE(made.size() == 1);
+    CHECK(r.out.find("backup web1 " + made[0] + " " + path + "\n") != std::string::npos);
+    CHECK(Rows(made[0], "SELECT group_concat(v, ',') FROM t") == std::vector<std::string>{"kept,too"});
+    CHECK_FALSE(sys::StatPath(p.dir / "backups").exists);
+    // The restore put the backup's rows back, after a safety backup of the
+    // file as it was (holding 'lost'), there.
+    auto safety = sys::Glob(dir + "app-pre-restore-*.db");
+    REQUIRE(safety.size() == 1);
+    CHECK(r.out.find("restored web1 " + safety[0] + " kept,too\n") != std::string::npos);
+    CHECK(Rows(safety[0], "SELECT v FROM t") == std::vector<std::string>{"lost"});
+    CHECK(Rows(path, "SELECT group_concat(v, ',') FROM t") == std::vector<std::string>{"kept,too"});
+    CHECK(r.out.find("relative false backup: restore into sqlite://" + path +
+                     " on host web1: the backup file \"backups/x.db\" is read there: give its absolute path on web1") !=
+          std::string::npos);
+  }
+
   TEST_CASE("db.open with host= of a missing file without create is one message naming the host and path, nothing created") {
     SshLab lab({"web1"});
     const auto& h = lab.host("web1");
