@@ -284,7 +284,8 @@ Overlay ReadWal(const std::string& wal_path, uint32_t page_size, const std::stri
 Overlay ReadWalFrames(const std::string& wal_path, uint32_t page_size, const std::string& scratch_dir,
                       const ShmInfo& shm) {
   Overlay ov;
-  const int fd = sys::KeptReadFd(wal_path);
+  const sys::KeptFd wal_file = sys::KeptFd::Open(wal_path);
+  const int fd = wal_file.get();
   if (fd < 0) {
     if (errno == ENOENT) {
       ov.note = "no WAL file";
@@ -726,14 +727,16 @@ CreateResult CreateSqlite(const std::string& db_path, const CreateOptions& o) {
     timings[phase] = std::round(std::chrono::duration<double>(now - mark).count() * 1000) / 1000;
     mark = now;
   };
-  // Every raw descriptor of the database, its WAL and -shm is kept open for
-  // the life of the process (sys::KeptReadFd): closing one would drop all of
+  // Every raw descriptor of the database, its WAL and -shm is kept open while
+  // the file is linked (sys::KeptFd): closing one would drop all of
   // this process's POSIX locks on that file, the snapshot's and those of any
   // other connection here (a migration's, after its safety backup). Without
   // them another process takes the -shm for unused and truncates it under us.
-  const int dbfd = sys::KeptReadFd(db_path);
+  const sys::KeptFd db_file = sys::KeptFd::Open(db_path);
+  const int dbfd = db_file.get();
   if (dbfd < 0) FailErrno("cannot open", db_path, errno);
-  const int shmfd = wal ? sys::KeptReadFd(db_path + "-shm") : -1;
+  const sys::KeptFd shm_file = wal ? sys::KeptFd::Open(db_path + "-shm") : sys::KeptFd();
+  const int shmfd = shm_file.get();
   Overlay ov;
   if (wal) ov = ReadWal(db_path + "-wal", page_size, o.dir, shmfd);
   lap("wal");

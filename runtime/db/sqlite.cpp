@@ -82,7 +82,7 @@ Sqlite::Sqlite(const std::string& path, int flags, int busy_timeout_ms) : path_(
   }
   // hoist's own reads of this file (a backup, fs.read) go through one kept
   // descriptor: closing any other would drop this connection's locks.
-  if (const char* file = sqlite3_db_filename(db_, "main"); file && *file) sys::KeptReadFd(file);
+  if (const char* file = sqlite3_db_filename(db_, "main"); file && *file) sys::KeptFd::Open(file);
   sqlite3_busy_timeout(db_, busy_timeout_ms);
   sqlite3_extended_result_codes(db_, 0);
 }

@@ -277,7 +277,7 @@ SqliteConnection::SqliteConnection(DbUrl url, const OpenOptions& options) : Conn
   }
   // hoist's own reads of this file (a backup, fs.read) go through one kept
   // descriptor: closing any other would drop this connection's locks.
-  if (const char* file = sqlite3_db_filename(db_, "main"); file && *file) sys::KeptReadFd(file);
+  if (const char* file = sqlite3_db_filename(db_, "main"); file && *file) sys::KeptFd::Open(file);
   timeouts_.lock_timeout = options.busy_timeout;
   timeouts_.statement_timeout = options.statement_timeout;
   sqlite3_busy_handler(db_, SqliteBusy, this);

@@ -108,7 +108,8 @@ void RemoveTreeAt(int parent_fd, const std::string& name, const std::string& dis
 std::string ReadFile(const std::string& path) {
   // A kept descriptor is shared: read it at explicit offsets (pread), and
   // never close it. Any other file may be a pipe or /proc: read(2) it.
-  const int kept_fd = KeptFdIfAny(path);
+  const KeptFd kept_file = KeptFd::IfAny(path);
+  const int kept_fd = kept_file.get();
   Fd own;
   if (kept_fd < 0) {
     own = Fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -332,42 +333,80 @@ Fd OpenRead(const std::string& path, std::string_view area) {
 
 namespace {
 
+struct Kept {
+  int fd;
+  int holders;  // KeptFd objects alive: never closed while > 0
+};
 std::mutex kept_mu;
-std::map<std::pair<dev_t, ino_t>, int> kept;  // guarded by kept_mu
+std::map<std::pair<dev_t, ino_t>, Kept> kept;  // guarded by kept_mu
 
 }  // namespace
 
-int KeptReadFd(const std::string& path) {
+KeptFd KeptFd::Open(const std::string& path) {
   std::lock_guard lock(kept_mu);
   // stat first: opening a second descriptor only to find the kept one
   // would mean closing it.
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return -1;
-  if (auto it = kept.find({st.st_dev, st.st_ino}); it != kept.end()) return it->second;
+  if (::stat(path.c_str(), &st) != 0) return {};
+  if (auto it = kept.find({st.st_dev, st.st_ino}); it != kept.end()) {
+    ++it->second.holders;
+    return KeptFd(it->second.fd, st.st_dev, st.st_ino);
+  }
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  if (::fstat(fd, &st) != 0) return -1;  // left open: closing it could drop locks
+  if (fd < 0) return {};
+  if (::fstat(fd, &st) != 0) return {};  // left open: closing it could drop locks
+  // An unlinked file's locks coordinate with no one: nobody can open it.
   for (auto it = kept.begin(); it != kept.end();) {
     struct stat k;
-    if (::fstat(it->second, &k) == 0 && k.st_nlink == 0) {
-      ::close(it->second);
+    if (it->second.holders == 0 && ::fstat(it->second.fd, &k) == 0 && k.st_nlink == 0) {
+      ::close(it->second.fd);
       it = kept.erase(it);
     } else {
       ++it;
     }
   }
-  auto [it, fresh] = kept.emplace(std::pair{st.st_dev, st.st_ino}, fd);
-  if (!fresh) return it->second;  // raced a rename: keep both open
-  return fd;
+  auto [it, fresh] = kept.emplace(std::pair{st.st_dev, st.st_ino}, Kept{fd, 0});
+  // !fresh: path was renamed over between stat and open, to a file already
+  // kept; the new descriptor stays open (unused) rather than be closed.
+  ++it->second.holders;
+  return KeptFd(it->second.fd, st.st_dev, st.st_ino);
 }
 
-int KeptFdIfAny(const std::string& path) {
+KeptFd KeptFd::IfAny(const std::string& path) {
   std::lock_guard lock(kept_mu);
-  if (kept.empty()) return -1;
+  if (kept.empty()) return {};
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return -1;
+  if (::stat(path.c_str(), &st) != 0) return {};
   auto it = kept.find({st.st_dev, st.st_ino});
-  return it == kept.end() ? -1 : it->second;
+  if (it == kept.end()) return {};
+  ++it->second.holders;
+  return KeptFd(it->second.fd, st.st_dev, st.st_ino);
+}
+
+KeptFd::KeptFd(KeptFd&& o) noexcept : fd_(o.fd_), dev_(o.dev_), ino_(o.ino_) { o.fd_ = -1; }
+
+KeptFd& KeptFd::operator=(KeptFd&& o) noexcept {
+  if (this != &o) {
+    Release();
+    fd_ = o.fd_;
+    dev_ = o.dev_;
+    ino_ = o.ino_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+KeptFd::~KeptFd() { Release(); }
+
+void KeptFd::Release() {
+  if (fd_ < 0) return;
+  int err = errno;  // callers read errno after a failed Open of another
+  {
+    std::lock_guard lock(kept_mu);
+    if (auto it = kept.find({dev_, ino_}); it != kept.end()) --it->second.holders;
+  }
+  errno = err;
+  fd_ = -1;
 }
 
 uint64_t FileSize(int fd, const std::string& path, std::string_view area) {

@@ -45,19 +45,36 @@ class Fd {
 
 /// open(2) for reading.
 Fd OpenRead(const std::string& path, std::string_view area = "fs");
-/// A read-only descriptor of path that this process keeps open until it
-/// exits, shared by every caller (pread/copy_file_range with explicit
-/// offsets only). Closing ANY descriptor of a file drops every POSIX lock
-/// this process holds on it, SQLite's included: a raw read of a database
-/// another connection here has open (a backup's copy of the file, its WAL
-/// and -shm) must never close one. Descriptors of files since unlinked are
-/// closed as new ones are opened: no one can open those to share a lock.
-/// -1 with errno set when path cannot be opened.
-int KeptReadFd(const std::string& path);
-/// The kept descriptor of path's file if KeptReadFd opened one, else -1
-/// (opens nothing). ReadFile and Sha256FileHex read through it, so reading
-/// a database this process has open (fs.read, crypto.sha256) closes nothing.
-int KeptFdIfAny(const std::string& path);
+/// A read-only descriptor of path's file that this process keeps open,
+/// shared by every holder (pread/copy_file_range with explicit offsets only).
+/// Closing ANY descriptor of a file drops every POSIX lock this process holds
+/// on it, SQLite's included: a raw read of a database another connection
+/// here has open (a backup's copy of the file, its WAL and -shm) must never
+/// close one. The descriptor stays open while its file is linked; once the
+/// file is unlinked and no KeptFd holds it, a later Open closes it.
+class KeptFd {
+ public:
+  KeptFd() = default;
+  /// get() < 0 with errno set when path cannot be opened.
+  static KeptFd Open(const std::string& path);
+  /// The kept descriptor of path's file if one is kept, else none (opens
+  /// nothing). ReadFile and Sha256FileHex read through it, so reading a
+  /// database this process has open (fs.read, crypto.sha256) closes nothing.
+  static KeptFd IfAny(const std::string& path);
+  KeptFd(KeptFd&& o) noexcept;
+  KeptFd& operator=(KeptFd&& o) noexcept;
+  KeptFd(const KeptFd&) = delete;
+  KeptFd& operator=(const KeptFd&) = delete;
+  ~KeptFd();
+  int get() const { return fd_; }
+
+ private:
+  KeptFd(int fd, dev_t dev, ino_t ino) : fd_(fd), dev_(dev), ino_(ino) {}
+  void Release();
+  int fd_ = -1;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
+};
 /// fstat(2)'s size.
 uint64_t FileSize(int fd, const std::string& path, std::string_view area = "fs");
 /// pread until n bytes or EOF; returns bytes read.

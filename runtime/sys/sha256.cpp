@@ -70,8 +70,9 @@ std::string Sha256Hex(std::string_view data) {
 
 std::string Sha256FileHex(const std::string& path) {
   // A database this process has open is read through its kept descriptor
-  // (sys::KeptFdIfAny): closing a descriptor of it would drop SQLite's locks.
-  const int kept_fd = KeptFdIfAny(path);
+  // (sys::KeptFd): closing a descriptor of it would drop SQLite's locks.
+  const KeptFd kept_file = KeptFd::IfAny(path);
+  const int kept_fd = kept_file.get();
   Fd own;
   if (kept_fd < 0) {
     own = Fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));

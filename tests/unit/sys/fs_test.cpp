@@ -3,10 +3,12 @@
 #include "sys/fs.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -277,6 +279,37 @@ TEST_SUITE("sys/fs") {
     Error e = CatchError([&] { FsyncDir(dir / "missing"); });
     CHECK(e.code() == "not_found");
     CHECK(std::string(e.what()) == "fs: cannot sync directory " + (dir / "missing") + ": No such file or directory");
+  }
+
+  TEST_CASE("a kept descriptor is shared, outlives an unlink while held, and is closed once released and unlinked") {
+    TempDir dir;
+    const std::string a = dir / "a";
+    Put(a, "first");
+    KeptFd held = KeptFd::Open(a);
+    REQUIRE(held.get() >= 0);
+    const int fd = held.get();
+    CHECK(KeptFd::Open(a).get() == fd);  // one descriptor per file, however often asked
+    CHECK(KeptFd::IfAny(a).get() == fd);
+    CHECK(KeptFd::IfAny(dir / "b").get() < 0);  // IfAny opens nothing
+    errno = 0;
+    CHECK(KeptFd::Open(dir / "missing").get() < 0);
+    CHECK(errno == ENOENT);
+    CHECK(ReadFile(a) == "first");  // read through the kept one, at offset 0 each time
+    CHECK(ReadFile(a) == "first");
+
+    REQUIRE(::unlink(a.c_str()) == 0);
+    Put(dir / "b", "b");
+    KeptFd b = KeptFd::Open(dir / "b");  // would close unlinked, unheld ones
+    char buf[5];
+    CHECK(::pread(fd, buf, 5, 0) == 5);  // still held: still open
+    CHECK(std::string(buf, 5) == "first");
+
+    held = KeptFd();
+    Put(dir / "c", "c");
+    KeptFd c = KeptFd::Open(dir / "c");
+    CHECK(c.get() != fd);
+    CHECK(::fcntl(fd, F_GETFD) == -1);  // released and unlinked: closed
+    CHECK(::fcntl(b.get(), F_GETFD) != -1);  // linked: kept
   }
 }
 
