@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "sys/file_reader.h"
 
 namespace hoist::sys {
 namespace {
@@ -105,30 +106,30 @@ void RemoveTreeAt(int parent_fd, const std::string& name, const std::string& dis
 
 }  // namespace
 
-std::string ReadFile(const std::string& path) {
-  // A kept descriptor is shared: read it at explicit offsets (pread), and
-  // never close it. Any other file may be a pipe or /proc: read(2) it.
-  const KeptFd kept_file = KeptFd::IfAny(path);
-  const int kept_fd = kept_file.get();
-  Fd own;
-  if (kept_fd < 0) {
-    own = Fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (own.get() < 0) Throw("cannot read", path, errno);
+FileReader::FileReader(const std::string& path) : path_(path), kept_(KeptFd::IfAny(path)) {
+  if (kept_.get() >= 0) return;
+  own_ = Fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (own_.get() < 0) Throw("cannot read", path, errno);
+}
+
+size_t FileReader::Read(char* buf, size_t n) {
+  for (;;) {
+    ssize_t got = kept_.get() >= 0 ? ::pread(kept_.get(), buf, n, off_) : ::read(own_.get(), buf, n);
+    if (got >= 0) {
+      off_ += got;
+      return static_cast<size_t>(got);
+    }
+    if (errno != EINTR) Throw("cannot read", path_, errno);
   }
-  const int fd = kept_fd >= 0 ? kept_fd : own.get();
+}
+
+std::string ReadFile(const std::string& path) {
+  FileReader in(path);
   std::string data;
   struct stat st;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) data.reserve(static_cast<size_t>(st.st_size));
+  if (::fstat(in.fd(), &st) == 0 && S_ISREG(st.st_mode)) data.reserve(static_cast<size_t>(st.st_size));
   char buf[64 * 1024];
-  for (;;) {
-    ssize_t n = kept_fd >= 0 ? ::pread(fd, buf, sizeof buf, static_cast<off_t>(data.size())) : ::read(fd, buf, sizeof buf);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Throw("cannot read", path, errno);
-    }
-    data.append(buf, static_cast<size_t>(n));
-  }
+  while (size_t n = in.Read(buf, sizeof buf)) data.append(buf, n);
   return data;
 }
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "sys/fs.h"
+#include "sys/file_reader.h"
 
 namespace hoist::sys {
 namespace {
@@ -33,10 +33,6 @@ std::string Hex(const unsigned char* bytes, size_t n) {
     out[2 * i + 1] = kDigits[bytes[i] & 0xf];
   }
   return out;
-}
-
-[[noreturn]] void ThrowRead(const std::string& path, int err) {
-  throw Error("fs", err == ENOENT ? "not_found" : "failed", "cannot read " + path + ": " + std::strerror(err));
 }
 
 }  // namespace
@@ -69,28 +65,10 @@ std::string Sha256Hex(std::string_view data) {
 }
 
 std::string Sha256FileHex(const std::string& path) {
-  // A database this process has open is read through its kept descriptor
-  // (sys::KeptFd): closing a descriptor of it would drop SQLite's locks.
-  const KeptFd kept_file = KeptFd::IfAny(path);
-  const int kept_fd = kept_file.get();
-  Fd own;
-  if (kept_fd < 0) {
-    own = Fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (own.get() < 0) ThrowRead(path, errno);
-  }
-  const int fd = kept_fd >= 0 ? kept_fd : own.get();
+  FileReader in(path);  // a database this process has open: through its kept descriptor
   Sha256 h;
   std::vector<char> buf(kFileChunk);
-  for (off_t off = 0;;) {
-    ssize_t n = kept_fd >= 0 ? ::pread(fd, buf.data(), buf.size(), off) : ::read(fd, buf.data(), buf.size());
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ThrowRead(path, errno);
-    }
-    off += n;
-    h.Update(std::string_view(buf.data(), static_cast<size_t>(n)));
-  }
+  while (size_t n = in.Read(buf.data(), buf.size())) h.Update(std::string_view(buf.data(), n));
   return h.FinishHex();
 }
 
